@@ -1,0 +1,304 @@
+//! The configuration file (`/etc/pam_mfa.toml`), read by the module and by
+//! `mfa-ctl` alike. A missing file means the documented defaults; anything
+//! else wrong with it (unknown key, bad value, unsafe permissions) is an error
+//! that names the file, the line and the fix, and the module then refuses
+//! logins rather than run with settings the admin did not write.
+
+use crate::duration;
+use crate::policy::Policy;
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PATH: &str = "/etc/pam_mfa.toml";
+pub const DEFAULT_STORE: &str = "/var/lib/pam_mfa";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory holding domain policies, mailbox records and login state.
+    pub store: PathBuf,
+    /// Shown as the account's issuer in authenticator apps.
+    pub issuer: String,
+    /// Domain given to bare user names (`alice` -> `alice@default_domain`).
+    pub default_domain: Option<String>,
+    /// Policy of domains that have no record of their own.
+    pub default_policy: Policy,
+    /// Besides root, the user allowed to own the store (e.g. when Dovecot's
+    /// auth workers run unprivileged). A name or a numeric uid.
+    pub store_owner: Option<String>,
+    pub totp: TotpConfig,
+    pub lockout: LockoutConfig,
+    pub state: StateConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store: PathBuf::from(DEFAULT_STORE),
+            issuer: "Mail".to_string(),
+            default_domain: None,
+            default_policy: Policy::Optional,
+            store_owner: None,
+            totp: TotpConfig::default(),
+            lockout: LockoutConfig::default(),
+            state: StateConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TotpConfig {
+    /// Steps accepted either side of now (RFC 6238 recommends 1).
+    pub window: u8,
+    /// Digits of codes for new enrolments (6 is what every app supports).
+    pub digits: u8,
+    /// Seconds per step for new enrolments.
+    pub period: u64,
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        TotpConfig {
+            window: 1,
+            digits: 6,
+            period: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockoutConfig {
+    /// Consecutive failed codes before back-off starts.
+    pub after: u32,
+    /// First back-off; doubles with every further failure.
+    #[serde(deserialize_with = "de_duration")]
+    pub backoff: u64,
+    /// Longest back-off.
+    #[serde(deserialize_with = "de_duration")]
+    pub max_backoff: u64,
+    /// Consecutive failures that block the mailbox until `mfa-ctl unlock`
+    /// (NIST SP 800-63B: at most 100).
+    pub block_after: u32,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        LockoutConfig {
+            after: 5,
+            backoff: 30,
+            max_backoff: 900,
+            block_after: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// How many recent logins each mailbox keeps for `mfa-ctl logins`.
+    pub keep_logins: usize,
+    /// fdatasync each per-login state update before it replaces the old one.
+    pub durable: bool,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            keep_logins: 20,
+            durable: true,
+        }
+    }
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) => Ok(s),
+        Raw::Text(t) => duration::parse(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "configuration {} line {}: {}", self.path.display(), l, self.message),
+            None => write!(f, "configuration {}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the file at `path`; a missing file gives the defaults.
+    /// `trusted_uid` is the user besides root that may own the file (the
+    /// caller's effective uid), since whoever can edit it can move the store.
+    pub fn load(path: &Path, trusted_uid: u32) -> Result<Config, ConfigError> {
+        let err = |line, message: String| ConfigError {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(err(None, format!("cannot read it: {e}"))),
+        };
+        if meta.mode() & 0o022 != 0 {
+            return Err(err(
+                None,
+                format!(
+                    "it is writable by group or others (mode {:04o}); run: chmod go-w {}",
+                    meta.mode() & 0o7777,
+                    path.display()
+                ),
+            ));
+        }
+        if meta.uid() != 0 && meta.uid() != trusted_uid {
+            return Err(err(
+                None,
+                format!(
+                    "it is owned by uid {}, not root; run: chown root {}",
+                    meta.uid(),
+                    path.display()
+                ),
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| err(None, format!("cannot read it: {e}")))?;
+        Config::parse(&text).map_err(|(line, message)| err(line, message))
+    }
+
+    /// Parses configuration text; errors carry the 1-based line.
+    pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            (line, e.message().trim().to_string())
+        })?;
+        cfg.check().map_err(|m| (None, m))?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let t = &self.totp;
+        if t.window > 10 {
+            return Err(format!(
+                "totp.window = {} is too wide: use 0 to 10 steps (1 is recommended)",
+                t.window
+            ));
+        }
+        if !(6..=8).contains(&t.digits) {
+            return Err(format!("totp.digits = {}: use 6, 7 or 8", t.digits));
+        }
+        if !(10..=300).contains(&t.period) {
+            return Err(format!(
+                "totp.period = {}: use 10 to 300 seconds (30 is what apps expect)",
+                t.period
+            ));
+        }
+        let l = &self.lockout;
+        if l.after == 0 || l.block_after == 0 {
+            return Err("lockout.after and lockout.block_after must be at least 1".to_string());
+        }
+        if l.block_after > 100 {
+            return Err(format!(
+                "lockout.block_after = {}: NIST SP 800-63B allows at most 100 consecutive failures",
+                l.block_after
+            ));
+        }
+        if l.block_after < l.after {
+            return Err("lockout.block_after must not be smaller than lockout.after".to_string());
+        }
+        if l.backoff == 0 || l.max_backoff < l.backoff {
+            return Err(
+                "lockout.backoff must be at least 1s and lockout.max_backoff at least lockout.backoff".to_string(),
+            );
+        }
+        if !self.store.is_absolute() {
+            return Err(format!("store = {:?} must be an absolute path", self.store));
+        }
+        if self.issuer.is_empty() || self.issuer.contains(':') {
+            return Err(
+                "issuer must be non-empty and may not contain ':' (authenticator apps split on it)".to_string(),
+            );
+        }
+        if let Some(d) = &self.default_domain {
+            crate::mailbox::Mailbox::parse_domain(d).map_err(|e| format!("default_domain: {e}"))?;
+        }
+        if self.state.keep_logins > 1000 {
+            return Err("state.keep_logins: at most 1000".to_string());
+        }
+        Ok(())
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(1, |t| t.matches('\n').count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_is_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn full_file() {
+        let c = Config::parse(
+            r#"
+store = "/srv/mfa"
+issuer = "Example Mail"
+default_domain = "Example.org"
+default_policy = "required"
+[totp]
+window = 2
+[lockout]
+after = 3
+backoff = "1m"
+max_backoff = "1h"
+block_after = 50
+[state]
+keep_logins = 5
+durable = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.store, PathBuf::from("/srv/mfa"));
+        assert_eq!(c.default_policy, Policy::Required);
+        assert_eq!(c.lockout.backoff, 60);
+        assert_eq!(c.lockout.max_backoff, 3600);
+        assert!(!c.state.durable);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let (line, msg) = Config::parse("issuer = \"x\"\n\nsotre = \"/x\"\n").unwrap_err();
+        assert_eq!(line, Some(3));
+        assert!(msg.contains("sotre"), "{msg}");
+        let (line, msg) = Config::parse("[lockout]\nbackoff = \"soon\"\n").unwrap_err();
+        assert_eq!(line, Some(2));
+        assert!(msg.contains("not a duration"), "{msg}");
+        let (_, msg) = Config::parse("[lockout]\nblock_after = 1000\n").unwrap_err();
+        assert!(msg.contains("NIST"), "{msg}");
+        assert!(Config::parse("store = \"relative\"").is_err());
+        assert!(Config::parse("default_policy = \"sometimes\"").is_err());
+    }
+}

@@ -1,0 +1,282 @@
+//! The decision "accept this login?", as pure functions of the request, the
+//! stored records, the policy, the configuration and the time. The PAM entry
+//! points only gather these inputs, call here under the mailbox lock, write
+//! back the new state and log the outcome; everything that can be argued
+//! about is here and tested directly.
+
+use crate::app_password::{self, AppCheck, AppRefusal};
+use crate::config::Config;
+use crate::lockout::{self, Lock};
+use crate::policy::{self, DomainPolicy, NoCodeReason, Requirement};
+use crate::recovery;
+use crate::secret;
+use crate::split::Factor;
+use crate::store::records::{LastUse, Login, MailboxRecord, MailboxState, Method};
+use crate::totp::{CodeCheck, SeedError};
+
+/// One login attempt, as the module saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The normalised mailbox name (`local@domain`).
+    pub mailbox: &'a str,
+    pub service: &'a str,
+    pub rhost: Option<&'a str>,
+    pub now: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted(Accept),
+    Refused(Refusal),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accept {
+    Code { step: u64 },
+    RecoveryCode { index: usize, left: usize },
+    PasswordOnly(NoCodeReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    CodeMissing,
+    WrongCode {
+        failures: u32,
+        counted: bool,
+    },
+    Replayed {
+        step: u64,
+    },
+    EnrolmentRequired,
+    Locked(Lock),
+    /// The stored seed is unusable: an admin must look (fail closed).
+    BadSeed(SeedError),
+}
+
+impl Refusal {
+    /// Short text for logs and `mfa-ctl logins`.
+    pub fn reason(&self) -> String {
+        match self {
+            Refusal::CodeMissing => "code missing".into(),
+            Refusal::WrongCode { .. } => "wrong code".into(),
+            Refusal::Replayed { .. } => "code already used (replay)".into(),
+            Refusal::EnrolmentRequired => "enrolment required (grace period over)".into(),
+            Refusal::Locked(Lock::Backoff { .. }) => "too many failed codes, backing off".into(),
+            Refusal::Locked(Lock::Blocked) => "blocked after too many failed codes".into(),
+            Refusal::BadSeed(_) => "stored secret unusable".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// The state to store, or `None` to leave the store untouched.
+    pub state: Option<MailboxState>,
+}
+
+fn login(req: &Request, method: Method, result: &str) -> Login {
+    Login {
+        at: req.now,
+        service: req.service.to_string(),
+        rhost: req.rhost.unwrap_or_default().to_string(),
+        method,
+        result: result.to_string(),
+    }
+}
+
+/// What a login that got the password right may do, given the factor typed
+/// after it (if any). `record` is `None` for a mailbox the store does not
+/// know; such a mailbox gets no state (nothing is written for it).
+pub fn decide(
+    req: &Request,
+    factor: Option<&Factor>,
+    policy: &DomainPolicy,
+    record: Option<&MailboxRecord>,
+    state: &MailboxState,
+    cfg: &Config,
+) -> Decision {
+    let enrolled = record.is_some_and(MailboxRecord::enrolled);
+    let keep = cfg.state.keep_logins;
+    let mut next = state.clone();
+    let finish = |outcome: Outcome, next: MailboxState| Decision {
+        state: record.is_some().then_some(next),
+        outcome,
+    };
+    match policy::requirement(policy, enrolled, req.now) {
+        Requirement::PasswordOnly(why) => {
+            next.push_login(login(req, Method::PasswordOnly, "ok"), keep);
+            return finish(Outcome::Accepted(Accept::PasswordOnly(why)), next);
+        }
+        Requirement::EnrolmentRequired => {
+            let r = Refusal::EnrolmentRequired;
+            next.push_login(login(req, Method::PasswordOnly, &r.reason()), keep);
+            return finish(Outcome::Refused(r), next);
+        }
+        Requirement::Code => {}
+    }
+    // Enrolled from here on.
+    let Some(seed) = record.and_then(|r| r.totp.as_ref()) else {
+        return finish(Outcome::Refused(Refusal::EnrolmentRequired), next);
+    };
+    if let Some(lock) = lockout::lock(state, &cfg.lockout, req.now) {
+        // Not counted and not written: a locked mailbox under attack costs no writes.
+        return Decision {
+            outcome: Outcome::Refused(Refusal::Locked(lock)),
+            state: None,
+        };
+    }
+    let generator = match seed.generator() {
+        Ok(g) => g,
+        Err(e) => {
+            return Decision {
+                outcome: Outcome::Refused(Refusal::BadSeed(e)),
+                state: None,
+            };
+        }
+    };
+    let method = match factor {
+        Some(Factor::Recovery(_)) => Method::RecoveryCode,
+        _ => Method::Code,
+    };
+    let refuse_counted = |mut next: MailboxState, what: &[u8]| {
+        let fp = secret::fingerprint(generator.key(), what);
+        let counted = lockout::record_failure(&mut next, fp, req.now);
+        let r = Refusal::WrongCode {
+            failures: next.failures,
+            counted,
+        };
+        next.push_login(login(req, method, &r.reason()), keep);
+        finish(Outcome::Refused(r), next)
+    };
+    match factor {
+        None => {
+            let mut next = next;
+            let counted = lockout::record_failure(&mut next, secret::fingerprint(generator.key(), b"missing"), req.now);
+            let _ = counted;
+            let r = Refusal::CodeMissing;
+            next.push_login(login(req, Method::Code, &r.reason()), keep);
+            finish(Outcome::Refused(r), next)
+        }
+        Some(Factor::Totp(code)) => match generator.check(code, req.now, cfg.totp.window, state.last_step) {
+            CodeCheck::Fresh { step } => {
+                next.last_step = Some(step);
+                lockout::reset(&mut next);
+                next.push_login(login(req, Method::Code, "ok"), keep);
+                finish(Outcome::Accepted(Accept::Code { step }), next)
+            }
+            CodeCheck::Replayed { step } => {
+                // Not counted: a replay is no guess, and parallel connections
+                // of one client replay the same string all the time.
+                let r = Refusal::Replayed { step };
+                next.push_login(login(req, Method::Code, &r.reason()), keep);
+                finish(Outcome::Refused(r), next)
+            }
+            CodeCheck::Wrong => {
+                let mut what = b"code:".to_vec();
+                what.extend_from_slice(code.as_bytes());
+                let d = refuse_counted(next, &what);
+                zeroize::Zeroize::zeroize(&mut what);
+                d
+            }
+        },
+        Some(Factor::Recovery(code)) => {
+            let set = record.and_then(|r| r.recovery.as_ref());
+            let found = set.and_then(|set| {
+                let used = state.recovery_used_of(&set.id);
+                recovery::find(set, used, req.mailbox, code).map(|i| (set, used.len(), i))
+            });
+            match found {
+                Some((set, used, index)) => {
+                    if next.recovery_set.as_deref() != Some(set.id.as_str()) {
+                        next.recovery_set = Some(set.id.clone());
+                        next.recovery_used.clear();
+                    }
+                    next.recovery_used.push(u16::try_from(index).unwrap_or(u16::MAX));
+                    lockout::reset(&mut next);
+                    next.push_login(login(req, Method::RecoveryCode, "ok"), keep);
+                    let left = set.hashes.len().saturating_sub(used + 1);
+                    finish(Outcome::Accepted(Accept::RecoveryCode { index, left }), next)
+                }
+                // Used up meanwhile (a parallel login took it): a wrong code now.
+                None => {
+                    let mut what = b"recovery:".to_vec();
+                    what.extend_from_slice(code.as_bytes());
+                    let d = refuse_counted(next, &what);
+                    zeroize::Zeroize::zeroize(&mut what);
+                    d
+                }
+            }
+        }
+    }
+}
+
+/// Outcome of the `app_password` role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppDecision {
+    /// Not an app password of this mailbox: let the rest of the stack decide.
+    NotApplicable,
+    Accepted {
+        label: String,
+        state: MailboxState,
+    },
+    Refused {
+        label: String,
+        why: AppRefusal,
+        state: MailboxState,
+    },
+}
+
+/// Whether `candidate` (normalised) is a usable app password of the mailbox.
+pub fn decide_app_password(
+    req: &Request,
+    candidate: &str,
+    record: &MailboxRecord,
+    state: &MailboxState,
+    cfg: &Config,
+) -> AppDecision {
+    let keep = cfg.state.keep_logins;
+    let mut next = state.clone();
+    match app_password::check(
+        &record.app_passwords,
+        req.mailbox,
+        candidate,
+        req.service,
+        req.rhost,
+        req.now,
+    ) {
+        AppCheck::NoMatch => AppDecision::NotApplicable,
+        AppCheck::Accept(i) => {
+            let (id, label) = record
+                .app_passwords
+                .get(i)
+                .map(|a| (a.id.clone(), a.label.clone()))
+                .unwrap_or_default();
+            next.app_password_use.insert(
+                id,
+                LastUse {
+                    at: req.now,
+                    rhost: req.rhost.unwrap_or_default().to_string(),
+                },
+            );
+            next.push_login(login(req, Method::AppPassword, "ok"), keep);
+            AppDecision::Accepted { label, state: next }
+        }
+        AppCheck::Refuse(i, why) => {
+            let label = record.app_passwords.get(i).map(|a| a.label.clone()).unwrap_or_default();
+            next.push_login(login(req, Method::AppPassword, why.as_str()), keep);
+            AppDecision::Refused {
+                label,
+                why,
+                state: next,
+            }
+        }
+    }
+}
+
+/// The `account` role: only a blocked mailbox is refused here. A back-off
+/// already refused the code in `verify`; `account` must never be the reason
+/// an ordinary login fails.
+pub fn account_blocked(record: Option<&MailboxRecord>, state: &MailboxState, cfg: &Config) -> bool {
+    record.is_some_and(MailboxRecord::enrolled) && state.failures >= cfg.lockout.block_after
+}

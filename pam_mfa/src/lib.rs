@@ -1,0 +1,38 @@
+//! pam_mfa: a TOTP second factor for mail logins through PAM.
+//!
+//! This crate is both the PAM module (`pam_mfa.so`, see [`ffi`] and
+//! [`module`]) and the library `mfa-ctl` is built on, so the store, the
+//! policy and the verification exist once. Where to look:
+//!
+//! | question | module |
+//! |---|---|
+//! | accept this login? | [`decide`] |
+//! | replay check | [`totp`] (`Generator::check`) |
+//! | rate limit / lock-out | [`lockout`] |
+//! | password+code splitting | [`split`] |
+//! | required/optional/disabled | [`policy`] |
+//! | files, locking, atomic writes | [`store`] |
+//! | PAM entry points, all `unsafe` | [`ffi`] |
+//! | what mfa-ctl does | [`admin`] |
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod admin;
+pub mod app_password;
+pub mod args;
+pub mod clock;
+pub mod config;
+pub mod decide;
+pub mod duration;
+pub mod ffi;
+pub mod lockout;
+pub mod log;
+pub mod mailbox;
+pub mod module;
+pub mod net;
+pub mod policy;
+pub mod recovery;
+pub mod secret;
+pub mod split;
+pub mod store;
+pub mod totp;

@@ -1,0 +1,72 @@
+//! Log lines to syslog (facility authpriv, ident `pam_mfa`), sent straight to
+//! the syslog socket instead of through openlog(3), which would change the
+//! ident of the host process (Dovecot, sshd) for everything it logs after us.
+//! If no syslog daemon listens, lines go to stderr (Dovecot logs its auth
+//! workers' stderr). Callers never pass secrets; this module also strips
+//! control characters so a user name or rhost cannot forge a second line.
+
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+
+pub const DEFAULT_SOCKET: &str = "/dev/log";
+const LOG_AUTHPRIV: u8 = 10 << 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Err = 3,
+    Warning = 4,
+    Notice = 5,
+    Info = 6,
+    Debug = 7,
+}
+
+#[derive(Debug, Clone)]
+pub struct Logger {
+    socket: PathBuf,
+    pub debug: bool,
+    ident: &'static str,
+}
+
+impl Logger {
+    pub fn new(socket: Option<PathBuf>, debug: bool) -> Logger {
+        Logger::with_ident("pam_mfa", socket, debug)
+    }
+
+    pub fn with_ident(ident: &'static str, socket: Option<PathBuf>, debug: bool) -> Logger {
+        Logger {
+            socket: socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+            debug,
+            ident,
+        }
+    }
+
+    pub fn log(&self, level: Level, msg: &str) {
+        if level == Level::Debug && !self.debug {
+            return;
+        }
+        let clean: String = msg.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+        let line = format!(
+            "<{}>{} {}[{}]: {}",
+            LOG_AUTHPRIV | level as u8,
+            crate::ffi::syslog_timestamp(),
+            self.ident,
+            std::process::id(),
+            clean
+        );
+        let sent = UnixDatagram::unbound().and_then(|s| s.send_to(line.as_bytes(), &self.socket));
+        if sent.is_err() {
+            let _ = writeln!(std::io::stderr(), "{}: {clean}", self.ident);
+        }
+    }
+
+    pub fn err(&self, msg: &str) {
+        self.log(Level::Err, msg);
+    }
+
+    pub fn debug(&self, msg: impl FnOnce() -> String) {
+        if self.debug {
+            self.log(Level::Debug, &msg());
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The PAM roles (`app_password`, `split`, `verify`, and the account hook),
+//! written against [`PamApi`], a safe view of a PAM handle. They gather the
+//! request, call the pure decision in [`crate::decide`] under the mailbox
+//! lock, write the new state and log the outcome. The unsafe glue that
+//! implements [`PamApi`] for a real handle is in [`crate::ffi`].
+
+use crate::app_password;
+use crate::args::{Args, Role};
+use crate::clock;
+use crate::config::Config;
+use crate::decide::{self, Accept, AppDecision, Outcome, Refusal, Request};
+use crate::lockout::Lock;
+use crate::log::{Level, Logger};
+use crate::mailbox::Mailbox;
+use crate::policy::{self, NoCodeReason, Requirement};
+use crate::recovery;
+use crate::secret::SecretBytes;
+use crate::split::{self, Factor};
+use crate::store::{Store, StoreError};
+use pam::constants::PamResultCode as Code;
+
+/// What the roles need from a PAM handle.
+pub trait PamApi {
+    /// PAM_USER (asking through the conversation if unset), as raw bytes.
+    fn user(&mut self) -> Result<Vec<u8>, Code>;
+    fn service(&self) -> Option<String>;
+    fn rhost(&self) -> Option<String>;
+    /// PAM_AUTHTOK, asking "Password: " through the conversation if unset.
+    fn authtok(&mut self) -> Result<SecretBytes, Code>;
+    fn set_authtok(&mut self, tok: &[u8]) -> Result<(), Code>;
+    /// Keeps `split`'s factor for `verify` (pam_set_data).
+    fn stash_factor(&mut self, factor: Option<Factor>) -> Result<(), Code>;
+    /// `None` if `split` did not run on this handle; `Some(None)` if it ran and found no code.
+    fn stashed_factor(&self) -> Option<Option<Factor>>;
+    /// Asks a hidden question through the conversation.
+    fn ask_hidden(&mut self, prompt: &str) -> Result<SecretBytes, Code>;
+    /// Requests a failure delay from libpam (applied only if the stack fails).
+    fn fail_delay(&mut self, usec: u32);
+}
+
+/// Everything a role needs, gathered once.
+struct Ctx {
+    log: Logger,
+    cfg: Config,
+    store: Store,
+    mailbox: Mailbox,
+    /// `mailbox` as text, as the decision and the logs use it.
+    name: String,
+    service: String,
+    rhost: Option<String>,
+    now: u64,
+}
+
+impl Ctx {
+    fn request(&self) -> Request<'_> {
+        Request {
+            mailbox: &self.name,
+            service: &self.service,
+            rhost: self.rhost.as_deref(),
+            now: self.now,
+        }
+    }
+
+    fn who(&self) -> String {
+        format!(
+            "mailbox={} service={} rhost={}",
+            self.name,
+            self.service,
+            self.rhost.as_deref().unwrap_or("-")
+        )
+    }
+
+    fn store_failed(&self, role: &str, e: &StoreError) -> Code {
+        self.log.err(&format!(
+            "{role}: {} result=refused reason=\"store error\": {e}",
+            self.who()
+        ));
+        Code::PAM_AUTHINFO_UNAVAIL
+    }
+}
+
+/// Reads arguments, configuration, clock, user and items; on any problem logs
+/// why and returns the PAM code to give back (always a refusal).
+fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx), Code> {
+    let parsed = Args::parse(args.iter().copied());
+    let args = match parsed {
+        Ok(a) => a,
+        Err(e) => {
+            Logger::new(None, false).err(&format!("bad module arguments in the PAM service file: {e}"));
+            return Err(Code::PAM_SERVICE_ERR);
+        }
+    };
+    let log = Logger::new(args.log_socket.clone(), args.debug);
+    if args.fail_delay_ms > 0 {
+        // Asked for up front by every role: libpam applies the longest delay
+        // requested only when the whole stack fails, so a wrong password and
+        // a wrong code take the same time.
+        pam.fail_delay(args.fail_delay_ms.saturating_mul(1000));
+    }
+    let cfg = match Config::load(&args.config, crate::ffi::effective_uid()) {
+        Ok(c) => c,
+        Err(e) => {
+            log.err(&format!("{e}; logins are refused until it is fixed"));
+            return Err(Code::PAM_SERVICE_ERR);
+        }
+    };
+    let now = match clock::now() {
+        Ok(t) if t <= clock::MAX_SANE_TIME => t,
+        Ok(t) => {
+            log.err(&format!(
+                "the system clock says {t} s after 1970, beyond year 9999; fix the time (NTP)"
+            ));
+            return Err(Code::PAM_AUTH_ERR);
+        }
+        Err(e) => {
+            log.err(&e.to_string());
+            return Err(Code::PAM_AUTH_ERR);
+        }
+    };
+    let service = pam.service().unwrap_or_else(|| "-".to_string());
+    let rhost = pam.rhost().filter(|r| !r.is_empty());
+    let raw_user = pam.user()?;
+    let mailbox = match Mailbox::parse(&raw_user, cfg.default_domain.as_deref()) {
+        Ok(m) => m,
+        Err(e) => {
+            log.log(
+                Level::Notice,
+                &format!(
+                    "{}: service={service} rhost={} result=refused reason=\"bad user name\": {e}",
+                    args.role.map_or("account", Role::as_str),
+                    rhost.as_deref().unwrap_or("-")
+                ),
+            );
+            return Err(Code::PAM_USER_UNKNOWN);
+        }
+    };
+    let owner = match cfg.store_owner.as_deref().map(crate::ffi::uid_of) {
+        None => None,
+        Some(Some(uid)) => Some(uid),
+        Some(None) => {
+            log.err(&format!(
+                "configuration {}: store_owner = {:?} is not a known user; logins are refused until it is fixed",
+                args.config.display(),
+                cfg.store_owner.as_deref().unwrap_or_default()
+            ));
+            return Err(Code::PAM_SERVICE_ERR);
+        }
+    };
+    let store = Store::new(&cfg, owner);
+    Ok((
+        args,
+        Ctx {
+            log,
+            cfg,
+            store,
+            name: mailbox.to_string(),
+            mailbox,
+            service,
+            rhost,
+            now,
+        },
+    ))
+}
+
+/// pam_sm_authenticate.
+pub fn authenticate(pam: &mut dyn PamApi, raw_args: &[&[u8]]) -> Code {
+    let (args, ctx) = match gather(pam, raw_args) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    match args.role {
+        Some(Role::Split) => split_role(pam, &ctx),
+        Some(Role::Verify) => verify_role(pam, &args, &ctx),
+        Some(Role::AppPassword) => app_password_role(pam, &ctx),
+        None => {
+            ctx.log
+                .err("an auth line names pam_mfa.so without a role: add split, verify or app_password");
+            Code::PAM_SERVICE_ERR
+        }
+    }
+}
+
+/// `split`: cuts the code off the typed string for mailboxes that need one.
+fn split_role(pam: &mut dyn PamApi, ctx: &Ctx) -> Code {
+    let policy = match ctx.store.policy_for(ctx.mailbox.domain(), &ctx.cfg) {
+        Ok(p) => p,
+        Err(e) => return ctx.store_failed("split", &e),
+    };
+    let record = match ctx.store.read_record(&ctx.mailbox) {
+        Ok(r) => r,
+        Err(e) => return ctx.store_failed("split", &e),
+    };
+    let enrolled = record.as_ref().is_some_and(|r| r.enrolled());
+    let typed = match pam.authtok() {
+        Ok(t) => t,
+        Err(code) => {
+            ctx.log.log(
+                Level::Notice,
+                &format!(
+                    "split: {} result=refused reason=\"no password from the application\"",
+                    ctx.who()
+                ),
+            );
+            return code;
+        }
+    };
+    let needs_code = policy::requirement(&policy, enrolled, ctx.now) == Requirement::Code;
+    let factor = match (&record, needs_code) {
+        (Some(rec), true) => {
+            let digits = rec.totp.as_ref().map_or(ctx.cfg.totp.digits, |s| s.digits);
+            let name = &ctx.name;
+            let state = ctx
+                .store
+                .lock(&ctx.mailbox, false)
+                .ok()
+                .flatten()
+                .and_then(|l| l.read_state().ok());
+            let is_recovery = |candidate: &str| {
+                rec.recovery.as_ref().is_some_and(|set| {
+                    let used = state.as_ref().map_or(&[][..], |s| s.recovery_used_of(&set.id));
+                    recovery::find(set, used, name, candidate).is_some()
+                })
+            };
+            let parts = split::split(&typed, digits, is_recovery);
+            if let Err(code) = pam.set_authtok(&parts.password) {
+                ctx.log.err(&format!(
+                    "split: {} cannot set PAM_AUTHTOK (PAM error {})",
+                    ctx.who(),
+                    code as i32
+                ));
+                return Code::PAM_SYSTEM_ERR;
+            }
+            parts.factor
+        }
+        _ => {
+            // No code needed: the typed string goes on untouched.
+            if let Err(code) = pam.set_authtok(&typed) {
+                ctx.log.err(&format!(
+                    "split: {} cannot set PAM_AUTHTOK (PAM error {})",
+                    ctx.who(),
+                    code as i32
+                ));
+                return Code::PAM_SYSTEM_ERR;
+            }
+            None
+        }
+    };
+    ctx.log.debug(|| {
+        let kind = match &factor {
+            None => "none",
+            Some(Factor::Totp(_)) => "totp",
+            Some(Factor::Recovery(_)) => "recovery",
+        };
+        format!("split: {} needs_code={needs_code} factor={kind}", ctx.who())
+    });
+    if let Err(code) = pam.stash_factor(factor) {
+        ctx.log.err(&format!(
+            "split: {} cannot keep the code for verify (PAM error {})",
+            ctx.who(),
+            code as i32
+        ));
+        return Code::PAM_SYSTEM_ERR;
+    }
+    Code::PAM_SUCCESS
+}
+
+/// The factor for `verify`: from `split`, or asked for with `prompt`.
+fn factor_for_verify(pam: &mut dyn PamApi, args: &Args, needs_code: bool) -> Option<Factor> {
+    if let Some(stashed) = pam.stashed_factor() {
+        return stashed;
+    }
+    if !(args.prompt && needs_code) {
+        return None;
+    }
+    let answer = pam.ask_hidden("Verification code: ").ok()?;
+    let text = std::str::from_utf8(&answer).ok()?;
+    if let Some(code) = recovery::normalize(text) {
+        return Some(Factor::Recovery(code));
+    }
+    let digits: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(text.chars().filter(|c| *c != ' ').collect());
+    Some(Factor::Totp(digits))
+}
+
+/// `verify`: checks the code (window, replay, lock-out) after the password
+/// module accepted the password.
+fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx) -> Code {
+    let policy = match ctx.store.policy_for(ctx.mailbox.domain(), &ctx.cfg) {
+        Ok(p) => p,
+        Err(e) => return ctx.store_failed("verify", &e),
+    };
+    // Unlocked first look: a mailbox the store does not know gets no lock
+    // file and no state; one it knows is read again under the lock.
+    let first = match ctx.store.read_record(&ctx.mailbox) {
+        Ok(r) => r,
+        Err(e) => return ctx.store_failed("verify", &e),
+    };
+    let needs_code =
+        policy::requirement(&policy, first.as_ref().is_some_and(|r| r.enrolled()), ctx.now) == Requirement::Code;
+    let factor = factor_for_verify(pam, args, needs_code);
+    let req = ctx.request();
+    let decision = if first.is_none() {
+        decide::decide(&req, factor.as_ref(), &policy, None, &Default::default(), &ctx.cfg)
+    } else {
+        let locked = match ctx.store.lock(&ctx.mailbox, false) {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                return ctx.store_failed(
+                    "verify",
+                    &StoreError::Damaged {
+                        path: ctx.store.root().to_path_buf(),
+                        why: "the mailbox's folder vanished during the login".into(),
+                    },
+                );
+            }
+            Err(e) => return ctx.store_failed("verify", &e),
+        };
+        let record = match locked.read_record() {
+            Ok(r) => r,
+            Err(e) => return ctx.store_failed("verify", &e),
+        };
+        let state = match locked.read_state() {
+            Ok(s) => s,
+            Err(e) => return ctx.store_failed("verify", &e),
+        };
+        let d = decide::decide(&req, factor.as_ref(), &policy, record.as_ref(), &state, &ctx.cfg);
+        if let Some(new_state) = &d.state
+            && let Err(e) = locked.write_state(new_state)
+        {
+            // Without the new state the replay protection cannot be kept:
+            // a success becomes a refusal (fail closed).
+            return ctx.store_failed("verify", &e);
+        }
+        d
+    };
+    log_verify(ctx, &decision.outcome);
+    match decision.outcome {
+        Outcome::Accepted(_) => Code::PAM_SUCCESS,
+        Outcome::Refused(Refusal::Locked(_)) => Code::PAM_MAXTRIES,
+        Outcome::Refused(_) => Code::PAM_AUTH_ERR,
+    }
+}
+
+fn log_verify(ctx: &Ctx, outcome: &Outcome) {
+    let who = ctx.who();
+    match outcome {
+        Outcome::Accepted(a) => {
+            let method = match a {
+                Accept::Code { .. } => "code".to_string(),
+                Accept::RecoveryCode { left, .. } => format!("recovery_code recovery_codes_left={left}"),
+                Accept::PasswordOnly(NoCodeReason::DomainDisabled) => "password_only policy=disabled".to_string(),
+                Accept::PasswordOnly(NoCodeReason::NotEnrolled) => {
+                    "password_only policy=optional enrolled=no".to_string()
+                }
+                Accept::PasswordOnly(NoCodeReason::Grace { ends }) => {
+                    format!("password_only policy=required enrolled=no grace_ends={ends}")
+                }
+            };
+            ctx.log
+                .log(Level::Info, &format!("verify: {who} result=accepted method={method}"));
+            if let Accept::Code { step } = a {
+                ctx.log.debug(|| format!("verify: {who} accepted step={step}"));
+            }
+        }
+        Outcome::Refused(r) => {
+            let extra = match r {
+                Refusal::WrongCode { failures, counted } => format!(" failures={failures} counted={counted}"),
+                Refusal::Locked(Lock::Backoff { until }) => format!(" until={until}"),
+                Refusal::Locked(Lock::Blocked) => format!(" fix=\"mfa-ctl unlock {}\"", ctx.mailbox),
+                Refusal::EnrolmentRequired => format!(" fix=\"mfa-ctl enroll {}\"", ctx.mailbox),
+                Refusal::BadSeed(e) => format!(": {e}"),
+                _ => String::new(),
+            };
+            let level = if matches!(r, Refusal::BadSeed(_)) {
+                Level::Err
+            } else {
+                Level::Notice
+            };
+            ctx.log.log(
+                level,
+                &format!("verify: {who} result=refused reason=\"{}\"{extra}", r.reason()),
+            );
+        }
+    }
+}
+
+/// `app_password`: a valid app password logs in by itself (`sufficient`);
+/// anything else is left to the rest of the stack (PAM_IGNORE).
+fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx) -> Code {
+    let typed = match pam.authtok() {
+        Ok(t) => t,
+        Err(_) => return Code::PAM_IGNORE,
+    };
+    let Some(candidate) = app_password::normalize(&typed) else {
+        return Code::PAM_IGNORE;
+    };
+    let has_any = match ctx.store.read_record(&ctx.mailbox) {
+        Ok(r) => r.is_some_and(|r| !r.app_passwords.is_empty()),
+        Err(e) => {
+            ctx.store_failed("app_password", &e);
+            return Code::PAM_IGNORE;
+        }
+    };
+    if !has_any {
+        return Code::PAM_IGNORE;
+    }
+    let locked = match ctx.store.lock(&ctx.mailbox, false) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Code::PAM_IGNORE,
+        Err(e) => {
+            ctx.store_failed("app_password", &e);
+            return Code::PAM_IGNORE;
+        }
+    };
+    let (record, state) = match (locked.read_record(), locked.read_state()) {
+        (Ok(Some(r)), Ok(s)) => (r, s),
+        (Ok(None), _) => return Code::PAM_IGNORE,
+        (Err(e), _) | (_, Err(e)) => {
+            ctx.store_failed("app_password", &e);
+            return Code::PAM_IGNORE;
+        }
+    };
+    let req = ctx.request();
+    let who = ctx.who();
+    match decide::decide_app_password(&req, &candidate, &record, &state, &ctx.cfg) {
+        AppDecision::NotApplicable => Code::PAM_IGNORE,
+        AppDecision::Accepted { label, state } => {
+            if let Err(e) = locked.write_state(&state) {
+                ctx.store_failed("app_password", &e);
+                return Code::PAM_IGNORE;
+            }
+            ctx.log.log(
+                Level::Info,
+                &format!("app_password: {who} result=accepted method=app_password label={label:?}"),
+            );
+            Code::PAM_SUCCESS
+        }
+        AppDecision::Refused { label, why, state } => {
+            let _ = locked.write_state(&state);
+            ctx.log.log(
+                Level::Notice,
+                &format!(
+                    "app_password: {who} result=refused reason=\"{}\" label={label:?}",
+                    why.as_str()
+                ),
+            );
+            Code::PAM_AUTH_ERR
+        }
+    }
+}
+
+/// pam_sm_acct_mgmt: refuses only a blocked mailbox.
+pub fn account(pam: &mut dyn PamApi, raw_args: &[&[u8]]) -> Code {
+    let (_, ctx) = match gather(pam, raw_args) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let record = match ctx.store.read_record(&ctx.mailbox) {
+        Ok(Some(r)) => r,
+        Ok(None) => return Code::PAM_SUCCESS,
+        Err(e) => return ctx.store_failed("account", &e),
+    };
+    let state = match ctx.store.lock(&ctx.mailbox, false) {
+        Ok(Some(l)) => match l.read_state() {
+            Ok(s) => s,
+            Err(e) => return ctx.store_failed("account", &e),
+        },
+        Ok(None) => Default::default(),
+        Err(e) => return ctx.store_failed("account", &e),
+    };
+    if decide::account_blocked(Some(&record), &state, &ctx.cfg) {
+        ctx.log.log(
+            Level::Notice,
+            &format!(
+                "account: {} result=refused reason=\"blocked after too many failed codes\" fix=\"mfa-ctl unlock {}\"",
+                ctx.who(),
+                ctx.mailbox
+            ),
+        );
+        return Code::PAM_PERM_DENIED;
+    }
+    Code::PAM_SUCCESS
+}

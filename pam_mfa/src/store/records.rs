@@ -1,0 +1,168 @@
+//! What the store holds, as TOML: a mailbox's record (its secrets, written
+//! only by `mfa-ctl`) and its state (what logins change: last accepted step,
+//! failure counter, recent logins). Keeping them apart means login traffic
+//! never rewrites a secret. Unknown keys or wrong types make a file "damaged",
+//! and a damaged file refuses logins rather than guess.
+
+use crate::app_password::AppPassword;
+use crate::recovery::RecoverySet;
+use crate::totp::TotpSeed;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxRecord {
+    /// The confirmed seed: MFA is on for the mailbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<TotpSeed>,
+    /// A seed shown to the user but not yet confirmed with a code; it has no
+    /// effect on logins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<TotpSeed>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoverySet>,
+    #[serde(default, rename = "app_password", skip_serializing_if = "Vec::is_empty")]
+    pub app_passwords: Vec<AppPassword>,
+}
+
+impl MailboxRecord {
+    pub fn enrolled(&self) -> bool {
+        self.totp.is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == MailboxRecord::default()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxState {
+    /// The last TOTP time step accepted: only later steps are accepted again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_step: Option<u64>,
+    /// Consecutive failed codes (reset by a success or `mfa-ctl unlock`).
+    #[serde(default)]
+    pub failures: u32,
+    /// When the last counted failure happened (Unix seconds).
+    #[serde(default)]
+    pub last_failure: u64,
+    /// Keyed fingerprint of the last failed attempt, so the same wrong
+    /// string repeated (a phone retrying) counts once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed: Option<String>,
+    /// Which recovery set `recovery_used` refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_set: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery_used: Vec<u16>,
+    /// Last use of each app password, by id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub app_password_use: BTreeMap<String, LastUse>,
+    /// Recent logins, oldest first.
+    #[serde(default, rename = "login", skip_serializing_if = "Vec::is_empty")]
+    pub logins: Vec<Login>,
+}
+
+impl MailboxState {
+    /// Used indices of `set`, or none when they belong to a replaced set.
+    pub fn recovery_used_of(&self, set_id: &str) -> &[u16] {
+        if self.recovery_set.as_deref() == Some(set_id) {
+            &self.recovery_used
+        } else {
+            &[]
+        }
+    }
+
+    /// Appends a login and keeps only the `keep` most recent.
+    pub fn push_login(&mut self, login: Login, keep: usize) {
+        self.logins.push(login);
+        let excess = self.logins.len().saturating_sub(keep);
+        self.logins.drain(..excess);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastUse {
+    pub at: u64,
+    #[serde(default)]
+    pub rhost: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Code,
+    RecoveryCode,
+    AppPassword,
+    PasswordOnly,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Code => "code",
+            Method::RecoveryCode => "recovery_code",
+            Method::AppPassword => "app_password",
+            Method::PasswordOnly => "password_only",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub at: u64,
+    pub service: String,
+    #[serde(default)]
+    pub rhost: String,
+    pub method: Method,
+    /// `ok`, or why it was refused.
+    pub result: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_through_toml() {
+        let mut s = MailboxState {
+            last_step: Some(5),
+            failures: 2,
+            last_failure: 9,
+            last_failed: Some("ab".into()),
+            recovery_set: Some("id".into()),
+            recovery_used: vec![1, 3],
+            ..Default::default()
+        };
+        s.app_password_use.insert(
+            "x".into(),
+            LastUse {
+                at: 3,
+                rhost: "192.0.2.1".into(),
+            },
+        );
+        for i in 0..30 {
+            s.push_login(
+                Login {
+                    at: i,
+                    service: "imap".into(),
+                    rhost: String::new(),
+                    method: Method::Code,
+                    result: "ok".into(),
+                },
+                20,
+            );
+        }
+        assert_eq!(s.logins.len(), 20);
+        assert_eq!(s.logins[0].at, 10);
+        let text = toml::to_string(&s).unwrap();
+        assert_eq!(toml::from_str::<MailboxState>(&text).unwrap(), s);
+        assert_eq!(toml::from_str::<MailboxState>("").unwrap(), MailboxState::default());
+        assert!(toml::from_str::<MailboxState>("last_step = \"x\"").is_err());
+        assert!(toml::from_str::<MailboxState>("surprise = 1").is_err());
+    }
+}
