@@ -1,1 +1,237 @@
-//! Test harness.
+//! Test harness: drives the REAL libpam (`pam_start_confdir` with a service
+//! file in a temp folder) against the freshly built `pam_mfa.so`, with codes
+//! computed by `oathtool` (an implementation we did not write). Test code:
+//! panics are the way a test fails here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+pub mod pam;
+
+use pam_mfa::admin::Admin;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub use pam::{LoginResult, PAM_AUTH_ERR, PAM_MAXTRIES, PAM_PERM_DENIED, PAM_SUCCESS, PAM_USER_UNKNOWN};
+
+/// Root of the workspace.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Builds `pam_mfa.so` and `mfa-ctl` once per test process, in a target
+/// folder of their own (`target/harness`), so the build does not wait on the
+/// lock `cargo test` holds on the main one. Returns that folder's debug dir.
+pub fn artifacts() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = workspace().join("target").join("harness");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace())
+            .args(["build", "--quiet", "-p", "pam_mfa", "-p", "mfa-ctl", "--target-dir"])
+            .arg(&target)
+            .status()
+            .expect("run cargo build for pam_mfa.so");
+        assert!(status.success(), "building pam_mfa.so and mfa-ctl failed");
+        target.join("debug")
+    })
+}
+
+pub fn module_path() -> PathBuf {
+    artifacts().join("libpam_mfa.so")
+}
+
+pub fn mfa_ctl_path() -> PathBuf {
+    artifacts().join("mfa-ctl")
+}
+
+/// The TOTP code for `secret` at Unix time `t`, computed by oathtool.
+pub fn oathtool(secret: &str, t: u64) -> String {
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", secret, "-N", &format!("@{t}")])
+        .output()
+        .expect("oathtool must be installed (Debian package oathtool); .ci/run installs it");
+    assert!(out.status.success(), "oathtool failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+pub fn now() -> u64 {
+    pam_mfa::clock::now().unwrap()
+}
+
+/// Waits until at least `margin` seconds are left in the current 30 s step,
+/// so a code computed now is still the current one when the login runs.
+pub fn fresh_step(margin: u64) -> u64 {
+    loop {
+        let t = now();
+        if 30 - t % 30 >= margin {
+            return t;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A throw-away world: store, config, PAM service folder, password file and
+/// a syslog socket that collects what the module logs.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+    pub config: PathBuf,
+    pub confdir: PathBuf,
+    pub pwdfile: PathBuf,
+    pub log_socket: PathBuf,
+    log: UnixDatagram,
+}
+
+pub const DOMAIN: &str = "example.org";
+
+impl Env {
+    pub fn new() -> Env {
+        Env::with_config("")
+    }
+
+    /// `extra` is appended to the config file (TOML); a `[lockout]` table
+    /// with quick test values is there unless `extra` brings its own.
+    pub fn with_config(extra: &str) -> Env {
+        let dir = tempfile::Builder::new().prefix("pam_mfa-test").tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let store = dir.path().join("store");
+        let config = dir.path().join("pam_mfa.toml");
+        let confdir = dir.path().join("pam.d");
+        std::fs::create_dir(&confdir).unwrap();
+        let pwdfile = dir.path().join("passwd");
+        std::fs::write(&pwdfile, "").unwrap();
+        let mut text = format!("store = \"{}\"\nissuer = \"Test Mail\"\ndefault_domain = \"{DOMAIN}\"\n", store.display());
+        text.push_str(extra);
+        if !extra.contains("[lockout]") {
+            text.push_str("\n[lockout]\nafter = 5\nbackoff = \"30s\"\nmax_backoff = \"15m\"\nblock_after = 100\n");
+        }
+        std::fs::write(&config, text).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let log_socket = dir.path().join("log.sock");
+        let log = UnixDatagram::bind(&log_socket).unwrap();
+        log.set_nonblocking(true).unwrap();
+        let env = Env {
+            dir,
+            store,
+            config,
+            confdir,
+            pwdfile,
+            log_socket,
+            log,
+        };
+        env.write_service("mail", &env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass", ""));
+        env
+    }
+
+    /// Common module arguments: this env's config and log socket, no failure delay.
+    pub fn args(&self) -> String {
+        format!("config={} log_socket={} nodelay", self.config.display(), self.log_socket.display())
+    }
+
+    /// The recommended stack, with `password_line` as the password module
+    /// (PWDFILE is replaced by this env's password file) and `verify_extra`
+    /// added to the verify line.
+    pub fn stack(&self, password_line: &str, verify_extra: &str) -> String {
+        let m = module_path();
+        let m = m.display();
+        let a = self.args();
+        let pw = password_line.replace("PWDFILE", &self.pwdfile.display().to_string());
+        format!(
+            "auth sufficient {m} app_password {a}\n\
+             auth requisite {m} split {a}\n\
+             auth requisite {pw}\n\
+             auth required {m} verify {a} {verify_extra}\n\
+             account required {m} {a}\n"
+        )
+    }
+
+    pub fn write_service(&self, name: &str, text: &str) {
+        std::fs::write(self.confdir.join(name), text).unwrap();
+    }
+
+    /// Sets a mailbox's password in the pam_pwdfile file (SHA-512 crypt).
+    pub fn set_password(&self, user: &str, password: &str) {
+        let out = Command::new("openssl").args(["passwd", "-6", "-stdin"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(password.as_bytes())?;
+            c.wait_with_output()
+        }).unwrap();
+        assert!(out.status.success());
+        let hash = String::from_utf8(out.stdout).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&self.pwdfile).unwrap();
+        writeln!(f, "{user}:{}", hash.trim()).unwrap();
+    }
+
+    pub fn admin(&self) -> Admin {
+        Admin::open(&self.config).unwrap()
+    }
+
+    /// Enrols `mailbox` through the library (begin + confirm with oathtool's
+    /// code of the PREVIOUS step, so the current code is still fresh for the
+    /// first login). Returns the base32 secret.
+    pub fn enroll(&self, mailbox: &str) -> String {
+        let admin = self.admin();
+        let mb = admin.mailbox(mailbox).unwrap();
+        let t = now();
+        let e = admin.enroll_begin(&mb, t).unwrap();
+        let secret = e.secret.to_string();
+        admin.enroll_confirm(&mb, &oathtool(&secret, t - 30), t).unwrap();
+        secret
+    }
+
+    /// One login as a mail server does it: pam_start_confdir, PAM_RHOST,
+    /// pam_authenticate, then (if that passed) pam_acct_mgmt, pam_end. The
+    /// conversation answers every hidden prompt with `typed`.
+    pub fn login(&self, service: &str, user: &str, typed: &str) -> LoginResult {
+        self.login_raw(service, user.as_bytes(), typed.as_bytes(), Some("192.0.2.10"))
+    }
+
+    pub fn login_raw(&self, service: &str, user: &[u8], typed: &[u8], rhost: Option<&str>) -> LoginResult {
+        pam::login(&self.confdir, service, user, typed, rhost)
+    }
+
+    /// Everything the module logged since the last call.
+    pub fn logs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = self.log.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+
+    /// Paths of every file under the store, with content, for "nothing changed" checks.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        fn walk(p: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            let Ok(rd) = std::fs::read_dir(p) else { return };
+            let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
+            entries.sort_by_key(|e| e.path());
+            for e in entries {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|x| x != "lock") {
+                    out.push((path.clone(), std::fs::read(&path).unwrap_or_default()));
+                }
+            }
+        }
+        walk(&self.store, &mut out);
+        out
+    }
+
+    pub fn mailbox_file(&self, mailbox: &str, ext: &str) -> PathBuf {
+        let (local, domain) = mailbox.split_once('@').unwrap();
+        self.store.join("mailboxes").join(domain).join(format!("{local}.{ext}"))
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env::new()
+    }
+}

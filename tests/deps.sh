@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build and the tests need (Debian 12, as root).
+# One list, used by tests/run.sh, .ci/run and the demo. Idempotent.
+set -euo pipefail
+PACKAGES=(
+  # build
+  build-essential pkg-config libpam0g-dev
+  # libpam tests: real password module, independent TOTP implementation
+  libpam-modules libpam-pwdfile oathtool openssl
+  # mfa-ctl tests: QR decoding, driving the interactive enrolment in a terminal
+  zbar-tools tmux python3
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
