@@ -9,6 +9,8 @@ PACKAGES=(
   libpam-modules libpam-pwdfile oathtool openssl
   # mfa-ctl tests: QR decoding, driving the interactive enrolment in a terminal
   zbar-tools tmux python3
+  # package test (tests/suites/package.sh): build, lint, install, drive by bare name
+  debhelper dpkg-dev fakeroot lintian pamtester man-db
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
