@@ -11,6 +11,8 @@ PACKAGES=(
   zbar-tools tmux python3
   # package test (tests/suites/package.sh): build, lint, install, drive by bare name
   debhelper dpkg-dev fakeroot lintian pamtester man-db
+  # end-to-end suite and demo (tests/e2e, packaging/demo.sh): real Dovecot and Postfix
+  dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -19,6 +21,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # postfix asks what kind of mail server this is; the tests bring their own config.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
