@@ -1,0 +1,59 @@
+//! The commented default config the packages install as /etc/pam_mfa.toml
+//! (packaging/pam_mfa.toml) must parse, must change nothing (every value in
+//! it is the built-in default), and must mention every key, so that an admin
+//! reading it sees all there is to set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use pam_mfa::config::Config;
+
+fn shipped() -> String {
+    let path = pam_mfa_tests::workspace().join("packaging").join("pam_mfa.toml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+#[test]
+fn shipped_config_parses_to_the_defaults() {
+    let parsed = Config::parse(&shipped()).unwrap_or_else(|(line, msg)| panic!("line {line:?}: {msg}"));
+    assert_eq!(parsed, Config::default());
+}
+
+#[test]
+fn shipped_config_mentions_every_key() {
+    let text = shipped();
+    // The optional keys are shown commented out (TOML has no "unset").
+    for key in [
+        "store = ",
+        "issuer = ",
+        "#default_domain = ",
+        "default_policy = ",
+        "#store_owner = ",
+        "[totp]",
+        "window = ",
+        "digits = ",
+        "period = ",
+        "[lockout]",
+        "after = ",
+        "backoff = ",
+        "max_backoff = ",
+        "block_after = ",
+        "[state]",
+        "keep_logins = ",
+        "durable = ",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(key)),
+            "packaging/pam_mfa.toml has no line starting with {key:?}"
+        );
+    }
+}
+
+#[test]
+fn commented_examples_parse_when_uncommented() {
+    // An admin who removes the '#' must get a valid file, not an error.
+    let text = shipped()
+        .replace("#default_domain = ", "default_domain = ")
+        .replace("#store_owner = ", "store_owner = ");
+    let c = Config::parse(&text).unwrap_or_else(|(line, msg)| panic!("line {line:?}: {msg}"));
+    assert_eq!(c.default_domain.as_deref(), Some("example.org"));
+    assert_eq!(c.store_owner.as_deref(), Some("dovecot"));
+}
