@@ -1,1 +1,71 @@
-fn main() {}
+//! `mfa-ctl`: the admin and user command line of pam_mfa, a thin shell over
+//! `pam_mfa::admin` (the same store, policy and code checks as the PAM
+//! module). This file holds the exit-code contract other tools script
+//! against: 0 done, 1 refused, 2 usage, configuration or I/O error.
+
+mod cli;
+mod commands;
+mod enroll;
+mod qr;
+mod show;
+
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command};
+use pam_mfa::admin::{Admin, AdminError};
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // clap exits 2 on a usage error and 0 for --help/--version, as documented.
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mfa-ctl: {e}");
+            if json {
+                let kind = match e {
+                    AdminError::Refused(_) => "refused",
+                    AdminError::Usage(_) => "usage",
+                    _ => "error",
+                };
+                println!(
+                    "{}",
+                    serde_json::json!({"error": kind, "message": e.to_string(), "exit_code": e.exit_code()})
+                );
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), AdminError> {
+    let io = |e: std::io::Error| AdminError::Other(format!("writing the output: {e}"));
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "mfa-ctl", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man { dir: None } => {
+            return clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(io);
+        }
+        Command::Man { dir: Some(dir) } => {
+            return clap_mangen::generate_to(Cli::command(), &dir)
+                .map_err(|e| AdminError::Other(format!("writing man pages to {}: {e}", dir.display())));
+        }
+        _ => {}
+    }
+    let now = pam_mfa::clock::now().map_err(|e| AdminError::Other(e.to_string()))?;
+    let admin = Admin::open(&cli.config)?;
+    let ui = commands::Ui { json: cli.json };
+    let reply = commands::run(&admin, cli.command, &ui, now)?;
+    let mut out = std::io::stdout().lock();
+    if cli.json {
+        writeln!(out, "{}", reply.json.as_str()).map_err(io)?;
+    } else {
+        write!(out, "{}", reply.human.as_str()).map_err(io)?;
+    }
+    out.flush().map_err(io)
+}

@@ -1,0 +1,261 @@
+//! The command line, as clap definitions. Other tools (hosting panels,
+//! scripts) depend on these names, so they are the documented interface of
+//! issue #3; the man page and shell completions are generated from these
+//! same definitions so they can never drift from it.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mfa-ctl",
+    version,
+    about = "Manage pam_mfa: TOTP second factor for mail logins",
+    long_about = "Manage pam_mfa, the TOTP second factor for mail logins (\"password+code\" typed as one string): \
+                  domain policy, enrolment with a terminal QR code, disabling, recovery codes, app passwords \
+                  for mail clients, recent logins and lock-outs. It works on the same store as the PAM module.",
+    after_help = "Exit status: 0 done; 1 refused (wrong code, no such entry, policy forbids it); \
+                  2 usage, configuration or I/O error.\nWith --json every command prints one JSON object on stdout."
+)]
+pub struct Cli {
+    /// pam_mfa configuration file (the one the PAM module uses)
+    #[arg(long, global = true, value_name = "FILE", default_value = pam_mfa::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+
+    /// Print one JSON object on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Per-domain policy: required, optional or disabled
+    #[command(subcommand)]
+    Domain(DomainCmd),
+
+    /// Turn MFA on for a mailbox: QR code, then a code from the app ("Challenge")
+    ///
+    /// Without --begin/--confirm it is interactive: it shows the QR code, the
+    /// secret and the otpauth URI, then asks for the code the app shows and
+    /// activates MFA only when that code is valid. Until then the secret is
+    /// pending and logins work as before.
+    Enroll(EnrollArgs),
+
+    /// Turn MFA off for a mailbox (needs a current code, or --force by an admin)
+    Disable(DisableArgs),
+
+    /// MFA state of a mailbox and what its logins need
+    Status(MailboxArg),
+
+    /// MFA state of every mailbox in the store
+    List {
+        /// Only mailboxes of this domain
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
+    },
+
+    /// New set of single-use recovery codes (replaces the old set; shown once)
+    RecoveryCodes(MailboxArg),
+
+    /// Passwords for mail clients that cannot type a code
+    #[command(subcommand)]
+    AppPassword(AppPasswordCmd),
+
+    /// Recent logins of a mailbox, newest first
+    Logins {
+        #[arg(value_name = "MAILBOX")]
+        mailbox: String,
+        /// How many to show
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+    },
+
+    /// Clear a mailbox's lock-out after failed codes
+    Unlock(MailboxArg),
+
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff), or write one page per command into a folder
+    Man {
+        /// Write mfa-ctl.1, mfa-ctl-enroll.1, ... here instead of printing mfa-ctl.1
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MailboxArg {
+    /// Mailbox (user@domain; a bare name gets the configured default_domain)
+    #[arg(value_name = "MAILBOX")]
+    pub mailbox: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCmd {
+    /// Set a domain's policy
+    Set {
+        #[arg(value_name = "DOMAIN")]
+        domain: String,
+        #[arg(value_enum, value_name = "POLICY")]
+        policy: PolicyArg,
+        /// For required: how long unenrolled mailboxes may still log in with
+        /// the password alone (e.g. 7d, 12h)
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        grace: Option<u64>,
+    },
+    /// Show the policy in force for a domain
+    Show {
+        #[arg(value_name = "DOMAIN")]
+        domain: String,
+    },
+    /// List the domains that have a policy of their own
+    List,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PolicyArg {
+    /// Every mailbox must give a code (after the grace period)
+    Required,
+    /// Mailboxes that enrolled must give a code
+    Optional,
+    /// Never ask for a code in this domain
+    Disabled,
+}
+
+impl From<PolicyArg> for pam_mfa::policy::Policy {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::Required => pam_mfa::policy::Policy::Required,
+            PolicyArg::Optional => pam_mfa::policy::Policy::Optional,
+            PolicyArg::Disabled => pam_mfa::policy::Policy::Disabled,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    #[arg(value_name = "MAILBOX")]
+    pub mailbox: String,
+    /// Step 1 without a prompt: create the pending secret and print it
+    #[arg(long, conflicts_with = "confirm")]
+    pub begin: bool,
+    /// Step 2 without a prompt: activate the pending secret if CODE is valid
+    #[arg(long, value_name = "CODE")]
+    pub confirm: Option<String>,
+    /// Draw the QR code for a light-background terminal (default: dark background)
+    #[arg(long, conflicts_with = "confirm")]
+    pub invert: bool,
+    /// Do not draw the QR code (secret and URI only)
+    #[arg(long, conflicts_with = "confirm")]
+    pub no_qr: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("proof").required(true).args(["code", "force"]))]
+pub struct DisableArgs {
+    #[arg(value_name = "MAILBOX")]
+    pub mailbox: String,
+    /// The code the user's app shows now (proof the user has the phone)
+    #[arg(long, value_name = "CODE")]
+    pub code: Option<String>,
+    /// Admin override, e.g. for a lost phone (logged)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppPasswordCmd {
+    /// Create an app password (shown once)
+    Add {
+        #[arg(value_name = "MAILBOX")]
+        mailbox: String,
+        /// Name to recognise it by, e.g. "Phone mail app"
+        #[arg(long, value_name = "LABEL")]
+        label: String,
+        /// PAM service it may log in to (imap, pop3, smtp, sieve, ...); repeat or
+        /// separate with commas; none given: every service
+        #[arg(long = "service", value_name = "SVC", value_delimiter = ',')]
+        services: Vec<String>,
+        /// Source network it may log in from (CIDR or address); repeat for more;
+        /// none given: anywhere
+        #[arg(long = "from", value_name = "CIDR", value_delimiter = ',')]
+        from: Vec<String>,
+        /// Stops working after this long (e.g. 90d)
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<u64>,
+    },
+    /// List a mailbox's app passwords with their last use
+    List {
+        #[arg(value_name = "MAILBOX")]
+        mailbox: String,
+    },
+    /// Revoke an app password by its label
+    Revoke {
+        #[arg(value_name = "MAILBOX")]
+        mailbox: String,
+        #[arg(value_name = "LABEL")]
+        label: String,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<u64, String> {
+    pam_mfa::duration::parse(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn disable_needs_code_or_force() {
+        assert!(Cli::try_parse_from(["mfa-ctl", "disable", "a@b.c"]).is_err());
+        assert!(Cli::try_parse_from(["mfa-ctl", "disable", "a@b.c", "--code", "1", "--force"]).is_err());
+        assert!(Cli::try_parse_from(["mfa-ctl", "disable", "a@b.c", "--force"]).is_ok());
+    }
+
+    #[test]
+    fn begin_and_confirm_exclude_each_other() {
+        assert!(Cli::try_parse_from(["mfa-ctl", "enroll", "a@b.c", "--begin", "--confirm", "123456"]).is_err());
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let c = Cli::try_parse_from(["mfa-ctl", "status", "a@b.c", "--json", "--config", "/x"]).unwrap();
+        assert!(c.json);
+        assert_eq!(c.config, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn services_repeat_or_comma() {
+        let c = Cli::try_parse_from([
+            "mfa-ctl",
+            "app-password",
+            "add",
+            "a@b.c",
+            "--label",
+            "x",
+            "--service",
+            "imap,smtp",
+            "--service",
+            "sieve",
+        ])
+        .unwrap();
+        let Command::AppPassword(AppPasswordCmd::Add { services, .. }) = c.command else {
+            panic!("parsed as {:?}", c.command)
+        };
+        assert_eq!(services, ["imap", "smtp", "sieve"]);
+    }
+}

@@ -1,0 +1,136 @@
+//! How results look: dates for people, aligned tables, and the pair of
+//! outputs every command produces (text for people, one JSON object for
+//! scripts and hosting panels). Both are held in zeroizing strings because
+//! some carry a secret that is shown once (seed, app password, recovery codes).
+
+use zeroize::Zeroizing;
+
+/// What a command prints on success: `human` unless `--json`, then `json`.
+pub struct Reply {
+    pub human: Zeroizing<String>,
+    pub json: Zeroizing<String>,
+}
+
+impl Reply {
+    /// Takes the JSON value by value so the copies of secrets it holds are
+    /// wiped once it is serialised.
+    pub fn new(human: impl Into<String>, mut json: serde_json::Value) -> Reply {
+        let text = Zeroizing::new(json.to_string());
+        scrub(&mut json);
+        Reply {
+            human: Zeroizing::new(human.into()),
+            json: text,
+        }
+    }
+}
+
+fn scrub(v: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match v {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(scrub),
+        serde_json::Value::Object(o) => o.values_mut().for_each(scrub),
+        _ => {}
+    }
+}
+
+/// `2026-11-23 14:03 UTC`: UTC so the same login reads the same for an
+/// admin and a panel in another zone, and so golden tests need no TZ.
+pub fn when(ts: u64) -> String {
+    let days = i64::try_from(ts / 86_400).unwrap_or(i64::MAX / 2);
+    let secs = ts % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", secs / 3600, secs / 60 % 60)
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `when`, or `never` / `-` for a missing instant.
+pub fn when_or(ts: Option<u64>, none: &str) -> String {
+    ts.map_or_else(|| none.to_string(), when)
+}
+
+/// Left-aligned columns separated by two spaces, with a header row.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = headers.iter().map(|h| (*h).to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', w.saturating_sub(cell.chars().count())));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A list for a table cell: `imap, smtp`, or `empty` when there is none.
+pub fn list_or(items: &[String], empty: &str) -> String {
+    if items.is_empty() {
+        empty.to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The base32 secret in groups of four, as apps let people type it.
+pub fn grouped(secret: &str) -> Zeroizing<String> {
+    Zeroizing::new(
+        secret
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(when(0), "1970-01-01 00:00 UTC");
+        assert_eq!(when(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(when(1_795_443_780), "2026-11-23 14:23 UTC");
+        assert_eq!(when(pam_mfa::clock::MAX_SANE_TIME), "9999-12-31 23:59 UTC");
+    }
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            &["A", "LONGER"],
+            &[vec!["xyz".into(), "1".into()], vec!["".into(), "".into()]],
+        );
+        assert_eq!(t, "A    LONGER\nxyz  1\n\n");
+    }
+
+    #[test]
+    fn groups_of_four() {
+        assert_eq!(grouped("ABCDEFGHIJ").as_str(), "ABCD EFGH IJ");
+    }
+}
