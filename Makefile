@@ -45,6 +45,8 @@ RELEASE := $(CARGO_TARGET_DIR)/release
 GEN     := $(CARGO_TARGET_DIR)/generated
 
 INSTALL ?= install
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
 
 .PHONY: all build generated install uninstall deb clean
 
@@ -57,7 +59,9 @@ build:
 # they cannot drift from the program.
 generated: build
 	mkdir -p $(GEN)
-	$(RELEASE)/mfa-ctl manpage > $(GEN)/mfa-ctl.8.tmp && mv $(GEN)/mfa-ctl.8.tmp $(GEN)/mfa-ctl.8
+	@# mfa-ctl lives in sbin, so its page belongs in section 8 (clap_mangen's default is 1).
+	$(RELEASE)/mfa-ctl man | sed '1,/^\.TH /s/^\(\.TH [^ ]*\) 1 /\1 8 /' > $(GEN)/mfa-ctl.8.tmp
+	mv $(GEN)/mfa-ctl.8.tmp $(GEN)/mfa-ctl.8
 	$(RELEASE)/mfa-ctl completions bash > $(GEN)/mfa-ctl.bash.tmp && mv $(GEN)/mfa-ctl.bash.tmp $(GEN)/mfa-ctl.bash
 	$(RELEASE)/mfa-ctl completions zsh > $(GEN)/_mfa-ctl.tmp && mv $(GEN)/_mfa-ctl.tmp $(GEN)/_mfa-ctl
 	$(RELEASE)/mfa-ctl completions fish > $(GEN)/mfa-ctl.fish.tmp && mv $(GEN)/mfa-ctl.fish.tmp $(GEN)/mfa-ctl.fish
