@@ -59,9 +59,17 @@ build:
 # they cannot drift from the program.
 generated: build
 	mkdir -p $(GEN)
-	@# mfa-ctl lives in sbin, so its page belongs in section 8 (clap_mangen's default is 1).
-	$(RELEASE)/mfa-ctl man | sed '1,/^\.TH /s/^\(\.TH [^ ]*\) 1 /\1 8 /' > $(GEN)/mfa-ctl.8.tmp
-	mv $(GEN)/mfa-ctl.8.tmp $(GEN)/mfa-ctl.8
+	@# One page per command (mfa-ctl.8, mfa-ctl-enroll.8, ...). mfa-ctl lives in
+	@# sbin, so its pages belong in section 8; clap_mangen writes section 1:
+	@# the section in .TH and in the cross-references is rewritten.
+	rm -rf $(GEN)/man1 $(GEN)/man8
+	mkdir -p $(GEN)/man1 $(GEN)/man8
+	$(RELEASE)/mfa-ctl man --dir $(GEN)/man1
+	for f in $(GEN)/man1/*.1; do \
+		sed -e '1,/^\.TH /s/^\(\.TH [^ ]*\) 1 /\1 8 /' -e 's/\(mfa\\-ctl[a-z\\-]*\)(1)/\1(8)/g' "$$f" \
+			> "$(GEN)/man8/$$(basename "$$f" .1).8"; \
+	done
+	test -s $(GEN)/man8/mfa-ctl.8
 	$(RELEASE)/mfa-ctl completions bash > $(GEN)/mfa-ctl.bash.tmp && mv $(GEN)/mfa-ctl.bash.tmp $(GEN)/mfa-ctl.bash
 	$(RELEASE)/mfa-ctl completions zsh > $(GEN)/_mfa-ctl.tmp && mv $(GEN)/_mfa-ctl.tmp $(GEN)/_mfa-ctl
 	$(RELEASE)/mfa-ctl completions fish > $(GEN)/mfa-ctl.fish.tmp && mv $(GEN)/mfa-ctl.fish.tmp $(GEN)/mfa-ctl.fish
@@ -73,7 +81,7 @@ install: all
 		$(DESTDIR)$(DOCDIR)/examples
 	$(INSTALL) -m 0644 $(RELEASE)/libpam_mfa.so $(DESTDIR)$(SECUREDIR)/pam_mfa.so
 	$(INSTALL) -m 0755 $(RELEASE)/mfa-ctl $(DESTDIR)$(SBINDIR)/mfa-ctl
-	$(INSTALL) -m 0644 packaging/man/pam_mfa.8 $(GEN)/mfa-ctl.8 $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -m 0644 packaging/man/pam_mfa.8 $(GEN)/man8/*.8 $(DESTDIR)$(MANDIR)/man8/
 	$(INSTALL) -m 0644 packaging/man/pam_mfa.toml.5 $(DESTDIR)$(MANDIR)/man5/
 	$(INSTALL) -m 0644 $(GEN)/mfa-ctl.bash $(DESTDIR)$(BASHCOMPDIR)/mfa-ctl
 	$(INSTALL) -m 0644 $(GEN)/_mfa-ctl $(DESTDIR)$(ZSHCOMPDIR)/_mfa-ctl
@@ -96,6 +104,7 @@ endif
 uninstall:
 	rm -f $(DESTDIR)$(SECUREDIR)/pam_mfa.so $(DESTDIR)$(SBINDIR)/mfa-ctl \
 		$(DESTDIR)$(MANDIR)/man8/pam_mfa.8 $(DESTDIR)$(MANDIR)/man8/mfa-ctl.8 \
+		$(DESTDIR)$(MANDIR)/man8/mfa-ctl-*.8 \
 		$(DESTDIR)$(MANDIR)/man5/pam_mfa.toml.5 \
 		$(DESTDIR)$(BASHCOMPDIR)/mfa-ctl $(DESTDIR)$(ZSHCOMPDIR)/_mfa-ctl \
 		$(DESTDIR)$(FISHCOMPDIR)/mfa-ctl.fish
