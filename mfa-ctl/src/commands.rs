@@ -229,10 +229,10 @@ fn enroll_cmd(admin: &Admin, args: EnrollArgs, ui: &Ui, now: u64) -> Result<Repl
 
 /// The screen a user scans: QR code, the secret for typing by hand, the URI.
 pub fn enrolment_text(e: &Enrolment, with_qr: bool, invert: bool) -> Result<String> {
-    let mut out = format!("Enrolling {} for MFA (issuer \"{}\").\n\n", e.mailbox, e.issuer);
+    let mut out = format!("Enrolling {} for MFA (issuer \"{}\").\n", e.mailbox, e.issuer);
     if with_qr {
         out.push_str(
-            "Scan this QR code with an authenticator app (Google Authenticator, Authy, Aegis, FreeOTP, \
+            "\nScan this QR code with an authenticator app (Google Authenticator, Authy, Aegis, FreeOTP, \
              Microsoft Authenticator, ...):\n\n",
         );
         out.push_str(&qr::render(e.otpauth_uri.as_str(), invert).map_err(AdminError::Other)?);
@@ -412,7 +412,11 @@ fn status_human(s: &Status) -> String {
             "blocked after {} failed codes; clear with: mfa-ctl unlock {mb}",
             s.failures
         ),
-        _ => format!("none ({} failed codes in a row)", s.failures),
+        _ => format!(
+            "none ({} failed code{} in a row)",
+            s.failures,
+            if s.failures == 1 { "" } else { "s" }
+        ),
     };
     let policy = if s.policy.policy == Policy::Disabled {
         "disabled (no code is ever asked in this domain)".to_string()

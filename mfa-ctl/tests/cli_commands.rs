@@ -15,7 +15,9 @@ fn two_step_enrolment_then_pam_accepts_password_plus_code() {
     // Before enrolment the password alone is enough (optional domain).
     assert!(env.login("mail", "alice@example.org", PW).ok());
 
-    let begin = ctl(&env, &["--json", "enroll", "alice@example.org", "--begin"]).expect(0).json();
+    let begin = ctl(&env, &["--json", "enroll", "alice@example.org", "--begin"])
+        .expect(0)
+        .json();
     let secret = begin["secret"].as_str().unwrap().to_string();
     assert_eq!(begin["mailbox"], "alice@example.org");
     assert_eq!(begin["state"], "pending");
@@ -27,21 +29,40 @@ fn two_step_enrolment_then_pam_accepts_password_plus_code() {
     );
 
     // Pending: logins behave as before.
-    assert_eq!(ctl(&env, &["--json", "status", "alice@example.org"]).expect(0).json()["state"], "pending");
+    assert_eq!(
+        ctl(&env, &["--json", "status", "alice@example.org"]).expect(0).json()["state"],
+        "pending"
+    );
     assert!(env.login("mail", "alice@example.org", PW).ok());
 
     // A wrong challenge code is refused (exit 1) with what to do next.
     let t = now();
-    let wrong = ctl(&env, &["enroll", "alice@example.org", "--confirm", &wrong_code(&secret, t)]).expect(1);
-    assert!(wrong.stderr.contains("wait for the app to show a fresh code"), "{}", wrong.stderr);
+    let wrong = ctl(
+        &env,
+        &["enroll", "alice@example.org", "--confirm", &wrong_code(&secret, t)],
+    )
+    .expect(1);
+    assert!(
+        wrong.stderr.contains("wait for the app to show a fresh code"),
+        "{}",
+        wrong.stderr
+    );
     assert!(wrong.stderr.contains(" s left"), "{}", wrong.stderr);
-    assert_eq!(ctl(&env, &["--json", "status", "alice@example.org"]).expect(0).json()["state"], "pending");
+    assert_eq!(
+        ctl(&env, &["--json", "status", "alice@example.org"]).expect(0).json()["state"],
+        "pending"
+    );
 
     // The right one (as typed from a phone, with a space) activates MFA.
     let prev = oathtool(&secret, t - 30);
     let typed = format!("{} {}", &prev[..3], &prev[3..]);
-    let ok = ctl(&env, &["--json", "enroll", "alice@example.org", "--confirm", &typed]).expect(0).json();
-    assert_eq!(ok, serde_json::json!({"mailbox": "alice@example.org", "state": "enabled"}));
+    let ok = ctl(&env, &["--json", "enroll", "alice@example.org", "--confirm", &typed])
+        .expect(0)
+        .json();
+    assert_eq!(
+        ok,
+        serde_json::json!({"mailbox": "alice@example.org", "state": "enabled"})
+    );
     let status = ctl(&env, &["--json", "status", "alice@example.org"]).expect(0).json();
     assert_eq!(status["state"], "enabled");
     assert_eq!(status["login_needs"], "code");
@@ -49,7 +70,10 @@ fn two_step_enrolment_then_pam_accepts_password_plus_code() {
     // The module now wants password+code, and takes oathtool's code.
     assert!(!env.login("mail", "alice@example.org", PW).ok());
     let t = fresh_step(5);
-    assert!(env.login("mail", "alice@example.org", &format!("{PW}{}", oathtool(&secret, t))).ok());
+    assert!(
+        env.login("mail", "alice@example.org", &format!("{PW}{}", oathtool(&secret, t)))
+            .ok()
+    );
 
     // A second --begin is refused while enrolled.
     let again = ctl(&env, &["enroll", "alice@example.org", "--begin"]).expect(1);
@@ -60,7 +84,11 @@ fn two_step_enrolment_then_pam_accepts_password_plus_code() {
 fn confirm_without_begin_is_refused() {
     let env = Env::new();
     let out = ctl(&env, &["enroll", "nobody@example.org", "--confirm", "123456"]).expect(1);
-    assert!(out.stderr.contains("mfa-ctl enroll nobody@example.org --begin"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("mfa-ctl enroll nobody@example.org --begin"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -72,29 +100,54 @@ fn app_password_only_for_its_services_then_revoked() {
 
     let add = ctl(
         &env,
-        &["--json", "app-password", "add", "bob@example.org", "--label", "Phone", "--service", "imap", "--expires", "90d"],
+        &[
+            "--json",
+            "app-password",
+            "add",
+            "bob@example.org",
+            "--label",
+            "Phone",
+            "--service",
+            "imap",
+            "--expires",
+            "90d",
+        ],
     )
     .expect(0)
     .json();
     let pw = add["password"].as_str().unwrap().to_string();
     assert_eq!(add["label"], "Phone");
     assert_eq!(add["services"], serde_json::json!(["imap"]));
-    assert_eq!(add["expires"].as_u64().unwrap() - add["created"].as_u64().unwrap(), 90 * 86_400);
+    assert_eq!(
+        add["expires"].as_u64().unwrap() - add["created"].as_u64().unwrap(),
+        90 * 86_400
+    );
     // Lowercase letters in groups: >= 100 bits, easy to type on a phone.
     let letters: String = pw.chars().filter(|c| *c != '-').collect();
-    assert!(letters.len() >= 22 && letters.chars().all(|c| c.is_ascii_lowercase()), "{pw}");
+    assert!(
+        letters.len() >= 22 && letters.chars().all(|c| c.is_ascii_lowercase()),
+        "{pw}"
+    );
 
     assert!(env.login("imap", "bob@example.org", &pw).ok(), "app password on imap");
     // Typed without dashes, with spaces, upper case: still the same password.
     assert!(env.login("imap", "bob@example.org", &letters.to_uppercase()).ok());
-    assert!(!env.login("smtp", "bob@example.org", &pw).ok(), "app password must not work for smtp");
+    assert!(
+        !env.login("smtp", "bob@example.org", &pw).ok(),
+        "app password must not work for smtp"
+    );
 
-    let list = ctl(&env, &["--json", "app-password", "list", "bob@example.org"]).expect(0).json();
+    let list = ctl(&env, &["--json", "app-password", "list", "bob@example.org"])
+        .expect(0)
+        .json();
     let entry = &list["app_passwords"][0];
     assert_eq!(entry["label"], "Phone");
     assert!(entry["last_used"].as_u64().is_some(), "{list}");
     assert_eq!(entry["last_ip"], "192.0.2.10");
-    assert!(list.to_string().find(&letters).is_none(), "the list must not show the password");
+    assert!(
+        list.to_string().find(&letters).is_none(),
+        "the list must not show the password"
+    );
 
     // Same label twice: refused.
     ctl(&env, &["app-password", "add", "bob@example.org", "--label", "Phone"]).expect(1);
@@ -113,14 +166,41 @@ fn app_password_limited_to_a_network() {
     enroll(&env, "net@example.org");
     let add = ctl(
         &env,
-        &["--json", "app-password", "add", "net@example.org", "--label", "office", "--from", "198.51.100.0/24"],
+        &[
+            "--json",
+            "app-password",
+            "add",
+            "net@example.org",
+            "--label",
+            "office",
+            "--from",
+            "198.51.100.0/24",
+        ],
     )
     .expect(0)
     .json();
     let pw = add["password"].as_str().unwrap();
-    assert!(!env.login("imap", "net@example.org", pw).ok(), "harness logs in from 192.0.2.10");
-    assert!(env.login_raw("imap", b"net@example.org", pw.as_bytes(), Some("198.51.100.7")).ok());
-    ctl(&env, &["app-password", "add", "net@example.org", "--label", "x", "--from", "not-a-net"]).expect(2);
+    assert!(
+        !env.login("imap", "net@example.org", pw).ok(),
+        "harness logs in from 192.0.2.10"
+    );
+    assert!(
+        env.login_raw("imap", b"net@example.org", pw.as_bytes(), Some("198.51.100.7"))
+            .ok()
+    );
+    ctl(
+        &env,
+        &[
+            "app-password",
+            "add",
+            "net@example.org",
+            "--label",
+            "x",
+            "--from",
+            "not-a-net",
+        ],
+    )
+    .expect(2);
 }
 
 #[test]
@@ -129,19 +209,46 @@ fn recovery_code_works_exactly_once() {
     env.set_password("carol@example.org", "secret123");
     // A password ending in digits: split must not take its tail for a code.
     let secret = enroll(&env, "carol@example.org");
-    let out = ctl(&env, &["--json", "recovery-codes", "carol@example.org"]).expect(0).json();
-    let codes: Vec<String> = out["codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    let out = ctl(&env, &["--json", "recovery-codes", "carol@example.org"])
+        .expect(0)
+        .json();
+    let codes: Vec<String> = out["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
     assert_eq!(codes.len(), 10);
 
-    assert!(env.login("mail", "carol@example.org", &format!("secret123{}", codes[0])).ok());
-    assert!(!env.login("mail", "carol@example.org", &format!("secret123{}", codes[0])).ok(), "used twice");
-    assert!(env.login("mail", "carol@example.org", &format!("secret123{}", codes[1].replace('-', ""))).ok());
+    assert!(
+        env.login("mail", "carol@example.org", &format!("secret123{}", codes[0]))
+            .ok()
+    );
+    assert!(
+        !env.login("mail", "carol@example.org", &format!("secret123{}", codes[0]))
+            .ok(),
+        "used twice"
+    );
+    assert!(
+        env.login(
+            "mail",
+            "carol@example.org",
+            &format!("secret123{}", codes[1].replace('-', ""))
+        )
+        .ok()
+    );
     let status = ctl(&env, &["--json", "status", "carol@example.org"]).expect(0).json();
     assert_eq!(status["recovery_codes_left"], 8);
 
     // A new set replaces the old one.
-    let fresh = ctl(&env, &["--json", "recovery-codes", "carol@example.org"]).expect(0).json();
-    assert!(!env.login("mail", "carol@example.org", &format!("secret123{}", codes[2])).ok(), "old set");
+    let fresh = ctl(&env, &["--json", "recovery-codes", "carol@example.org"])
+        .expect(0)
+        .json();
+    assert!(
+        !env.login("mail", "carol@example.org", &format!("secret123{}", codes[2]))
+            .ok(),
+        "old set"
+    );
     let new0 = fresh["codes"][0].as_str().unwrap();
     assert!(env.login("mail", "carol@example.org", &format!("secret123{new0}")).ok());
     let logins = ctl(&env, &["--json", "logins", "carol@example.org"]).expect(0).json();
@@ -159,16 +266,25 @@ fn disable_with_code_then_password_plus_code_is_refused() {
     env.set_password("erin@example.org", PW);
     let secret = enroll(&env, "erin@example.org");
     let t = fresh_step(5);
-    ctl(&env, &["disable", "erin@example.org", "--code", &wrong_code(&secret, t)]).expect(1);
+    ctl(
+        &env,
+        &["disable", "erin@example.org", "--code", &wrong_code(&secret, t)],
+    )
+    .expect(1);
     let code = oathtool(&secret, t);
-    let out = ctl(&env, &["--json", "disable", "erin@example.org", "--code", &code]).expect(0).json();
+    let out = ctl(&env, &["--json", "disable", "erin@example.org", "--code", &code])
+        .expect(0)
+        .json();
     assert_eq!(out["state"], "disabled");
     assert_eq!(out["forced"], false);
     let human_hint = ctl(&env, &["status", "erin@example.org"]).expect(0).stdout;
     assert!(human_hint.contains("MFA:             disabled"), "{human_hint}");
 
     assert!(!env.login("mail", "erin@example.org", &format!("{PW}{code}")).ok());
-    assert!(env.login("mail", "erin@example.org", PW).ok(), "optional domain: password alone again");
+    assert!(
+        env.login("mail", "erin@example.org", PW).ok(),
+        "optional domain: password alone again"
+    );
 }
 
 #[test]
@@ -176,7 +292,12 @@ fn disable_tells_the_user_to_delete_the_app_entry() {
     let env = Env::new();
     enroll(&env, "fay@example.org");
     let out = ctl(&env, &["disable", "fay@example.org", "--force"]).expect(0);
-    assert!(out.stdout.contains("may delete the entry \"Test Mail (fay@example.org)\""), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("may delete the entry \"Test Mail (fay@example.org)\""),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("forced by an admin"), "{}", out.stdout);
 }
 
@@ -188,14 +309,23 @@ fn domain_policy_rules() {
     // disabled: enrolment refused.
     ctl(&env, &["domain", "set", "example.org", "disabled"]).expect(0);
     let out = ctl(&env, &["enroll", "gus@example.org", "--begin"]).expect(1);
-    assert!(out.stderr.contains("mfa-ctl domain set example.org optional"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("mfa-ctl domain set example.org optional"),
+        "{}",
+        out.stderr
+    );
     // --grace only with required.
     ctl(&env, &["domain", "set", "example.org", "optional", "--grace", "7d"]).expect(2);
     ctl(&env, &["domain", "set", "example.org", "required", "--grace", "soon"]).expect(2);
     ctl(&env, &["domain", "set", "example.org", "mandatory"]).expect(2);
 
     // required with grace: unenrolled may still log in with the password.
-    let set = ctl(&env, &["--json", "domain", "set", "example.org", "required", "--grace", "12h"]).expect(0).json();
+    let set = ctl(
+        &env,
+        &["--json", "domain", "set", "example.org", "required", "--grace", "12h"],
+    )
+    .expect(0)
+    .json();
     assert_eq!(set["policy"], "required");
     assert_eq!(set["grace_seconds"], 43_200);
     assert_eq!(
@@ -218,9 +348,16 @@ fn domain_policy_rules() {
     let refused = ctl(&env, &["disable", "gus@example.org", "--code", &oathtool(&secret, t)]).expect(1);
     assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
     let forced = ctl(&env, &["disable", "gus@example.org", "--force"]).expect(0);
-    assert!(forced.stdout.contains("refused until it enrols again"), "{}", forced.stdout);
+    assert!(
+        forced.stdout.contains("refused until it enrols again"),
+        "{}",
+        forced.stdout
+    );
     assert!(!env.login("mail", "gus@example.org", PW).ok());
-    assert!(!env.login("mail", "gus@example.org", &format!("{PW}{}", oathtool(&secret, t))).ok());
+    assert!(
+        !env.login("mail", "gus@example.org", &format!("{PW}{}", oathtool(&secret, t)))
+            .ok()
+    );
 
     // A domain without a record follows default_policy.
     let other = ctl(&env, &["--json", "domain", "show", "example.net"]).expect(0).json();
@@ -244,13 +381,26 @@ fn lockout_shows_in_status_and_unlock_clears_it() {
     let human = ctl(&env, &["status", "hal@example.org"]).expect(0).stdout;
     assert!(human.contains("mfa-ctl unlock hal@example.org"), "{human}");
     let t = fresh_step(5);
-    assert!(!env.login("mail", "hal@example.org", &format!("{PW}{}", oathtool(&secret, t))).ok(), "locked");
+    assert!(
+        !env.login("mail", "hal@example.org", &format!("{PW}{}", oathtool(&secret, t)))
+            .ok(),
+        "locked"
+    );
 
     let un = ctl(&env, &["--json", "unlock", "hal@example.org"]).expect(0).json();
     assert_eq!(un["was_locked"], true);
-    assert_eq!(ctl(&env, &["--json", "status", "hal@example.org"]).expect(0).json()["lock"], "none");
-    assert!(env.login("mail", "hal@example.org", &format!("{PW}{}", oathtool(&secret, t))).ok());
-    assert_eq!(ctl(&env, &["--json", "unlock", "hal@example.org"]).expect(0).json()["was_locked"], false);
+    assert_eq!(
+        ctl(&env, &["--json", "status", "hal@example.org"]).expect(0).json()["lock"],
+        "none"
+    );
+    assert!(
+        env.login("mail", "hal@example.org", &format!("{PW}{}", oathtool(&secret, t)))
+            .ok()
+    );
+    assert_eq!(
+        ctl(&env, &["--json", "unlock", "hal@example.org"]).expect(0).json()["was_locked"],
+        false
+    );
 }
 
 #[test]
@@ -260,9 +410,25 @@ fn logins_list_newest_first_with_method_and_ip() {
     env.set_password("ida@example.org", PW);
     let secret = enroll(&env, "ida@example.org");
     let t = fresh_step(5);
-    assert!(env.login("mail", "ida@example.org", &format!("{PW}{}", oathtool(&secret, t))).ok());
-    let add = ctl(&env, &["--json", "app-password", "add", "ida@example.org", "--label", "tb"]).expect(0).json();
-    assert!(env.login_raw("imap", b"ida@example.org", add["password"].as_str().unwrap().as_bytes(), Some("203.0.113.5")).ok());
+    assert!(
+        env.login("mail", "ida@example.org", &format!("{PW}{}", oathtool(&secret, t)))
+            .ok()
+    );
+    let add = ctl(
+        &env,
+        &["--json", "app-password", "add", "ida@example.org", "--label", "tb"],
+    )
+    .expect(0)
+    .json();
+    assert!(
+        env.login_raw(
+            "imap",
+            b"ida@example.org",
+            add["password"].as_str().unwrap().as_bytes(),
+            Some("203.0.113.5")
+        )
+        .ok()
+    );
 
     let all = ctl(&env, &["--json", "logins", "ida@example.org"]).expect(0).json();
     let logins = all["logins"].as_array().unwrap();
@@ -272,12 +438,21 @@ fn logins_list_newest_first_with_method_and_ip() {
     assert_eq!(logins[0]["ip"], "203.0.113.5");
     assert_eq!(logins[1]["method"], "code");
     assert_eq!(logins[1]["ip"], "192.0.2.10");
-    let one = ctl(&env, &["--json", "logins", "ida@example.org", "--limit", "1"]).expect(0).json();
+    let one = ctl(&env, &["--json", "logins", "ida@example.org", "--limit", "1"])
+        .expect(0)
+        .json();
     assert_eq!(one["logins"].as_array().unwrap().len(), 1);
-    let list = ctl(&env, &["--json", "list", "--domain", "example.org"]).expect(0).json();
+    let list = ctl(&env, &["--json", "list", "--domain", "example.org"])
+        .expect(0)
+        .json();
     assert_eq!(list["mailboxes"][0]["mailbox"], "ida@example.org");
     assert_eq!(list["mailboxes"][0]["last_login"]["method"], "app_password");
-    assert_eq!(ctl(&env, &["--json", "list", "--domain", "example.net"]).expect(0).json()["mailboxes"], serde_json::json!([]));
+    assert_eq!(
+        ctl(&env, &["--json", "list", "--domain", "example.net"])
+            .expect(0)
+            .json()["mailboxes"],
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -318,11 +493,21 @@ fn man_page_and_completions_come_from_the_definitions() {
     for shell in ["bash", "zsh", "fish"] {
         let c = ctl(&env, &["completions", shell]).expect(0).stdout;
         // fish spells options `-l service`, the others `--service`.
-        assert!(c.contains("recovery-codes") && c.contains("service"), "{shell} completion");
+        assert!(
+            c.contains("recovery-codes") && c.contains("service"),
+            "{shell} completion"
+        );
     }
     // The bash completion is valid bash.
     let c = ctl(&env, &["completions", "bash"]).expect(0).stdout;
     let f = dir.path().join("c.bash");
     std::fs::write(&f, c).unwrap();
-    assert!(std::process::Command::new("bash").arg("-n").arg(&f).status().unwrap().success());
+    assert!(
+        std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&f)
+            .status()
+            .unwrap()
+            .success()
+    );
 }

@@ -21,7 +21,21 @@ impl Tmux {
         let socket = format!("mfa-ctl-test-{}-{n}", std::process::id());
         let t = Tmux { socket };
         let ok = Command::new("tmux")
-            .args(["-u", "-f", "/dev/null", "-L", &t.socket, "new-session", "-d", "-s", "t", "-x", "160", "-y", "90"])
+            .args([
+                "-u",
+                "-f",
+                "/dev/null",
+                "-L",
+                &t.socket,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "160",
+                "-y",
+                "90",
+            ])
             .arg(command)
             .env("LANG", "C.UTF-8")
             .status()
@@ -32,7 +46,18 @@ impl Tmux {
 
     fn screen(&self) -> String {
         let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t", "-S", "-", "-E", "-"])
+            .args([
+                "-L",
+                &self.socket,
+                "capture-pane",
+                "-p",
+                "-t",
+                "t",
+                "-S",
+                "-",
+                "-E",
+                "-",
+            ])
             .output()
             .unwrap();
         String::from_utf8(out.stdout).unwrap()
@@ -60,7 +85,10 @@ impl Tmux {
             if done(&s) {
                 return s;
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "waited for {what}; the screen shows:\n{s}");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "waited for {what}; the screen shows:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -89,13 +117,25 @@ fn interactive_enrolment_in_a_terminal() {
     let screen = tmux.wait_for("the Challenge prompt", |s| s.contains("Challenge:"));
 
     // What the person sees: the key in groups, the URI, and the QR code.
-    let key_line = screen.lines().find(|l| l.trim_start().starts_with("key:")).expect("a key: line");
-    let secret: String = key_line.trim_start().trim_start_matches("key:").split_whitespace().collect();
-    let uri_line = screen.lines().find(|l| l.starts_with("otpauth URI: ")).expect("the URI line");
+    let key_line = screen
+        .lines()
+        .find(|l| l.trim_start().starts_with("key:"))
+        .expect("a key: line");
+    let secret: String = key_line
+        .trim_start()
+        .trim_start_matches("key:")
+        .split_whitespace()
+        .collect();
+    let uri_line = screen
+        .lines()
+        .find(|l| l.starts_with("otpauth URI: "))
+        .expect("the URI line");
     let uri = uri_line.trim_start_matches("otpauth URI: ").trim_end();
     assert_eq!(
         uri,
-        format!("otpauth://totp/Test%20Mail:alice%40example.org?secret={secret}&issuer=Test%20Mail&algorithm=SHA1&digits=6&period=30")
+        format!(
+            "otpauth://totp/Test%20Mail:alice%40example.org?secret={secret}&issuer=Test%20Mail&algorithm=SHA1&digits=6&period=30"
+        )
     );
     // The default drawing is for a dark background.
     assert_eq!(decode_qr(&qr_lines(&screen), false), uri, "the QR code on screen");
@@ -109,7 +149,10 @@ fn interactive_enrolment_in_a_terminal() {
     let screen = tmux.wait_for("a second prompt", |s| s.matches("Challenge:").count() == 2);
     assert!(screen.contains("that code is not valid"), "{screen}");
     assert!(screen.contains("s left on the current one"), "{screen}");
-    assert_eq!(ctl(&env, &["--json", "status", "alice@example.org"]).expect(0).json()["state"], "pending");
+    assert_eq!(
+        ctl(&env, &["--json", "status", "alice@example.org"]).expect(0).json()["state"],
+        "pending"
+    );
 
     // The code the app shows now, computed independently.
     let t = fresh_step(3);
@@ -118,11 +161,17 @@ fn interactive_enrolment_in_a_terminal() {
     let screen = tmux.wait_for("the program to end", |s| s.contains("EXIT="));
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert!(screen.contains("MFA is now on for alice@example.org"), "{screen}");
-    assert_eq!(ctl(&env, &["--json", "status", "alice@example.org"]).expect(0).json()["state"], "enabled");
+    assert_eq!(
+        ctl(&env, &["--json", "status", "alice@example.org"]).expect(0).json()["state"],
+        "enabled"
+    );
 
     // The challenge code's step counts as used: it cannot also log in.
     assert!(!env.login("mail", "alice@example.org", &format!("T9D3K!px{code}")).ok());
-    assert!(!env.login("mail", "alice@example.org", "T9D3K!px").ok(), "MFA is on: password alone refused");
+    assert!(
+        !env.login("mail", "alice@example.org", "T9D3K!px").ok(),
+        "MFA is on: password alone refused"
+    );
 }
 
 #[test]
@@ -140,13 +189,18 @@ fn interactive_enrolment_can_be_abandoned() {
     let screen = tmux.wait_for("the program to end", |s| s.contains("EXIT="));
     assert!(screen.contains("EXIT=1"), "{screen}");
     assert!(screen.contains("MFA is still off for zed@example.org"), "{screen}");
-    assert_eq!(ctl(&env, &["--json", "status", "zed@example.org"]).expect(0).json()["state"], "pending");
+    assert_eq!(
+        ctl(&env, &["--json", "status", "zed@example.org"]).expect(0).json()["state"],
+        "pending"
+    );
 }
 
 #[test]
 fn inverted_qr_code_decodes_on_a_light_background() {
     let env = Env::new();
-    let out = ctl(&env, &["enroll", "bob@example.org", "--begin", "--invert"]).expect(0).stdout;
+    let out = ctl(&env, &["enroll", "bob@example.org", "--begin", "--invert"])
+        .expect(0)
+        .stdout;
     let uri = out.lines().find_map(|l| l.strip_prefix("otpauth URI: ")).unwrap();
     assert_eq!(decode_qr(&qr_lines(&out), true), uri);
     let out = ctl(&env, &["enroll", "bob@example.org", "--begin"]).expect(0).stdout;
@@ -157,16 +211,22 @@ fn inverted_qr_code_decodes_on_a_light_background() {
 #[test]
 fn qr_code_of_an_issuer_that_needs_percent_encoding() {
     let env = Env::with_config("");
-    let text = std::fs::read_to_string(&env.config).unwrap().replace("issuer = \"Test Mail\"", "issuer = \"Ünï Mail & Co #1\"");
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace("issuer = \"Test Mail\"", "issuer = \"Ünï Mail & Co #1\"");
     std::fs::write(&env.config, text).unwrap();
-    let j = ctl(&env, &["--json", "enroll", "o'brien+tag@example.org", "--begin"]).expect(0).json();
+    let j = ctl(&env, &["--json", "enroll", "o'brien+tag@example.org", "--begin"])
+        .expect(0)
+        .json();
     let uri = j["otpauth_uri"].as_str().unwrap();
     assert!(
         uri.starts_with("otpauth://totp/%C3%9Cn%C3%AF%20Mail%20%26%20Co%20%231:o%27brien%2Btag%40example.org?secret="),
         "{uri}"
     );
     assert!(uri.contains("&issuer=%C3%9Cn%C3%AF%20Mail%20%26%20Co%20%231&"), "{uri}");
-    let out = ctl(&env, &["enroll", "o'brien+tag@example.org", "--begin"]).expect(0).stdout;
+    let out = ctl(&env, &["enroll", "o'brien+tag@example.org", "--begin"])
+        .expect(0)
+        .stdout;
     let uri = out.lines().find_map(|l| l.strip_prefix("otpauth URI: ")).unwrap();
     assert_eq!(decode_qr(&qr_lines(&out), false), uri);
 }

@@ -2,7 +2,13 @@
 //! `Env` (temp store and config, real libpam harness), golden comparison with
 //! placeholders for the random parts, and reading a QR code off the screen
 //! the way a phone does (`zbarimg`, an implementation we did not write).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub use pam_mfa_tests::*;
 use std::path::Path;
@@ -16,8 +22,12 @@ pub struct Out {
 
 impl Out {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     #[track_caller]
@@ -75,10 +85,27 @@ pub fn services(env: &Env, names: &[&str]) {
 }
 
 /// `actual` matches `golden` line by line; `[..]` in a golden line matches
-/// any text (the random or time-dependent parts).
+/// any text (the random or time-dependent parts). `MFA_CTL_BLESS=1` writes
+/// the actual output instead: then put the `[..]` back by hand.
 #[track_caller]
 pub fn assert_golden(golden_file: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("golden").join(golden_file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("golden")
+        .join(golden_file);
+    // Audit lines go to syslog, or to stderr where there is none (as in CI):
+    // they are not part of the output a golden file pins down.
+    let filtered: String = actual
+        .lines()
+        .filter(|l| !is_audit(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let actual = filtered.as_str();
+    if std::env::var_os("MFA_CTL_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
     let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (g, a): (Vec<&str>, Vec<&str>) = (golden.lines().collect(), actual.lines().collect());
     let mismatch = g.len() != a.len() || g.iter().zip(&a).any(|(g, a)| !line_matches(g, a));
@@ -87,6 +114,13 @@ pub fn assert_golden(golden_file: &str, actual: &str) {
         "output does not match {}\n--- golden\n{golden}\n--- actual\n{actual}",
         path.display()
     );
+}
+
+fn is_audit(line: &str) -> bool {
+    line.starts_with("mfa-ctl: ")
+        && line
+            .rsplit_once(" by_uid=")
+            .is_some_and(|(_, uid)| uid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn line_matches(pattern: &str, line: &str) -> bool {
@@ -113,7 +147,9 @@ pub fn qr_lines(screen: &str) -> Vec<String> {
     screen
         .lines()
         .filter(|l| {
-            l.chars().count() > 20 && l.chars().all(|c| matches!(c, ' ' | '\u{2580}' | '\u{2584}' | '\u{2588}'))
+            l.chars().count() > 20
+                && l.chars()
+                    .all(|c| matches!(c, ' ' | '\u{2580}' | '\u{2584}' | '\u{2588}'))
         })
         .map(str::to_string)
         .collect()
@@ -169,5 +205,8 @@ pub fn decode_qr(lines: &[String], light_background: bool) -> String {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap().trim_end_matches('\n').to_string()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end_matches('\n')
+        .to_string()
 }
