@@ -84,9 +84,13 @@ pub enum Command {
 
     /// Print the man page (roff), or write one page per command into a folder
     Man {
-        /// Write mfa-ctl.1, mfa-ctl-enroll.1, ... here instead of printing mfa-ctl.1
+        /// Write mfa-ctl.N, mfa-ctl-enroll.N, ... here instead of printing mfa-ctl.N
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Manual section, in the page headers, file names and cross-references
+        /// (8 where mfa-ctl is installed in sbin)
+        #[arg(long, value_name = "N", default_value = "1")]
+        section: String,
     },
 }
 

@@ -260,7 +260,7 @@ fn enrolment_json(e: &Enrolment) -> Value {
         "secret": e.secret.as_str(),
         "otpauth_uri": e.otpauth_uri.as_str(),
         "issuer": e.issuer,
-        "algorithm": "SHA1",
+        "algorithm": e.algorithm.as_str(),
         "digits": e.digits,
         "period": e.period,
         "seconds_left": e.seconds_left,

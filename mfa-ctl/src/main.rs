@@ -39,6 +39,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// One page per command, like `clap_mangen::generate_to`, but in `section`
+/// (which that function cannot set).
+fn man_pages(cmd: clap::Command, dir: &std::path::Path, section: &str) -> std::io::Result<()> {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        man_pages(sub.clone(), dir, section)?;
+    }
+    clap_mangen::Man::new(cmd).section(section).generate_to(dir).map(|_| ())
+}
+
 fn run(cli: Cli) -> Result<(), AdminError> {
     let io = |e: std::io::Error| AdminError::Other(format!("writing the output: {e}"));
     match cli.command {
@@ -46,13 +55,19 @@ fn run(cli: Cli) -> Result<(), AdminError> {
             clap_complete::generate(shell, &mut Cli::command(), "mfa-ctl", &mut std::io::stdout());
             return Ok(());
         }
-        Command::Man { dir: None } => {
+        Command::Man { dir: None, section } => {
             return clap_mangen::Man::new(Cli::command())
+                .section(section)
                 .render(&mut std::io::stdout())
                 .map_err(io);
         }
-        Command::Man { dir: Some(dir) } => {
-            return clap_mangen::generate_to(Cli::command(), &dir)
+        Command::Man {
+            dir: Some(dir),
+            section,
+        } => {
+            let mut cmd = Cli::command().disable_help_subcommand(true);
+            cmd.build();
+            return man_pages(cmd, &dir, &section)
                 .map_err(|e| AdminError::Other(format!("writing man pages to {}: {e}", dir.display())));
         }
         _ => {}

@@ -490,6 +490,15 @@ fn man_page_and_completions_come_from_the_definitions() {
     for page in ["mfa-ctl.1", "mfa-ctl-enroll.1", "mfa-ctl-app-password-add.1"] {
         assert!(dir.path().join(page).exists(), "{page} not written");
     }
+    let dir8 = tempfile::tempdir().unwrap();
+    ctl(&env, &["man", "--section", "8", "--dir", dir8.path().to_str().unwrap()]).expect(0);
+    let enroll8 = std::fs::read_to_string(dir8.path().join("mfa-ctl-enroll.8")).unwrap();
+    assert!(enroll8.contains(".TH mfa-ctl-enroll 8"), "{enroll8}");
+    let top8 = std::fs::read_to_string(dir8.path().join("mfa-ctl.8")).unwrap();
+    assert!(
+        top8.contains("mfa\\-ctl\\-enroll(8)") && !top8.contains("(1)"),
+        "{top8}"
+    );
     for shell in ["bash", "zsh", "fish"] {
         let c = ctl(&env, &["completions", shell]).expect(0).stdout;
         // fish spells options `-l service`, the others `--service`.

@@ -100,6 +100,7 @@ pub struct Enrolment {
     pub secret: SecretString,
     pub otpauth_uri: SecretString,
     pub issuer: String,
+    pub algorithm: crate::totp::Algorithm,
     pub digits: u8,
     pub period: u64,
     /// Seconds the code now shown by the app has left.
@@ -252,6 +253,7 @@ impl Admin {
             secret: seed.secret.clone(),
             otpauth_uri: seed.otpauth_uri(&self.cfg.issuer, &mb.to_string()),
             issuer: self.cfg.issuer.clone(),
+            algorithm: seed.algorithm,
             digits: seed.digits,
             period: seed.period,
             seconds_left: seed.period - now % seed.period,
