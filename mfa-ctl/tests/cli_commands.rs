@@ -36,7 +36,9 @@ fn two_step_enrolment_then_pam_accepts_password_plus_code() {
     assert!(env.login("mail", "alice@example.org", PW).ok());
 
     // A wrong challenge code is refused (exit 1) with what to do next.
-    let t = now();
+    // Enough of the step left that mfa-ctl's clock, read a moment later,
+    // is still in it (the previous step's code below must stay in the window).
+    let t = fresh_step(3);
     let wrong = ctl(
         &env,
         &["enroll", "alice@example.org", "--confirm", &wrong_code(&secret, t)],

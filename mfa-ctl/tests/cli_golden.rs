@@ -49,7 +49,7 @@ fn golden_outputs_through_a_mailbox_life() {
     assert_golden("status-pending.txt", &ctl(&env, &["status", mb]).expect(0).stdout);
     let wrong = ctl(&env, &["enroll", mb, "--confirm", &wrong_code(&secret, now())]).expect(1);
     assert_golden("enroll-confirm-wrong.stderr", &wrong.stderr);
-    let t = now();
+    let t = fresh_step(2);
     assert_golden(
         "enroll-confirm.txt",
         &ctl(&env, &["enroll", mb, "--confirm", &oathtool(&secret, t - 30)])
