@@ -9,23 +9,24 @@ use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A tmux server of our own (its own socket), killed when the test ends.
+/// A tmux server of our own (its socket in a temp folder), killed when the
+/// test ends.
 struct Tmux {
     socket: String,
+    _dir: tempfile::TempDir,
 }
 
 impl Tmux {
     fn start(command: &str) -> Tmux {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let socket = format!("mfa-ctl-test-{}-{n}", std::process::id());
-        let t = Tmux { socket };
+        let dir = tempfile::Builder::new().prefix("mfa-ctl-tmux").tempdir().unwrap();
+        let socket = dir.path().join("socket").to_str().unwrap().to_string();
+        let t = Tmux { socket, _dir: dir };
         let ok = Command::new("tmux")
             .args([
                 "-u",
                 "-f",
                 "/dev/null",
-                "-L",
+                "-S",
                 &t.socket,
                 "new-session",
                 "-d",
@@ -47,7 +48,7 @@ impl Tmux {
     fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args([
-                "-L",
+                "-S",
                 &self.socket,
                 "capture-pane",
                 "-p",
@@ -65,12 +66,12 @@ impl Tmux {
 
     fn type_line(&self, text: &str) {
         let ok = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "t", "-l", text])
+            .args(["-S", &self.socket, "send-keys", "-t", "t", "-l", text])
             .status()
             .unwrap();
         assert!(ok.success());
         let ok = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "t", "Enter"])
+            .args(["-S", &self.socket, "send-keys", "-t", "t", "Enter"])
             .status()
             .unwrap();
         assert!(ok.success());
@@ -96,7 +97,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+        let _ = Command::new("tmux").args(["-S", &self.socket, "kill-server"]).status();
     }
 }
 
