@@ -228,6 +228,8 @@ struct Opts {
     dir: PathBuf,
     keep: bool,
     quick: bool,
+    /// Let syslog(3) fall back to the real /dev/console (see `reexec_without_console`).
+    console: bool,
 }
 
 fn parse_opts(args: &[String]) -> Opts {
@@ -238,6 +240,7 @@ fn parse_opts(args: &[String]) -> Opts {
         dir: std::env::temp_dir(),
         keep: false,
         quick: false,
+        console: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -259,9 +262,10 @@ fn parse_opts(args: &[String]) -> Opts {
             "--workers" => o.workers = val().parse().unwrap(),
             "--dir" => o.dir = PathBuf::from(val()),
             "--keep" => o.keep = true,
+            "--console" => o.console = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: bench [--quick] [--sizes 1000,100000,1000000] [--logins 3000] [--workers 8] [--dir TMPDIR] [--keep]\n\
+                    "usage: bench [--quick] [--sizes 1000,100000,1000000] [--logins 3000] [--workers 8] [--dir TMPDIR] [--keep] [--console]\n\
                      Builds stores of N mailboxes for pam_mfa, pam_google_authenticator and pam_oath in a temp folder,\n\
                      then times logins through the real libpam. See docs/BENCHMARKS.md."
                 );
@@ -514,6 +518,10 @@ fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str) -> (World, Vec<
             "permit",
             "auth required pam_permit.so\naccount required pam_permit.so\n".to_string(),
         ),
+        (
+            "mfa-loaded",
+            format!("auth required pam_permit.so\naccount required pam_permit.so\nsession optional {m}\n"),
+        ),
         ("mfa-durable", mfa(&cfg_path, "pam_permit.so")),
         ("mfa-relaxed", mfa(&w.root.join("mfa-relaxed.toml"), "pam_permit.so")),
         ("mfa-pwdfile", mfa(&cfg_path, &pwd)),
@@ -749,6 +757,7 @@ fn orchestrate(opts: &Opts) -> bool {
     let mut all_ok = true;
     let mut rows = Vec::new();
     let mut setups = Vec::new();
+    let mut breakdowns = Vec::new();
     let smallest = opts.sizes.iter().copied().min().unwrap_or(0);
     for &n in &opts.sizes {
         eprintln!("bench: N = {n}: creating the stores");
@@ -796,6 +805,15 @@ fn orchestrate(opts: &Opts) -> bool {
                 kind: Kind::Permit,
                 case: "libpam + pam_permit only",
                 service: Some("permit"),
+                durable: false,
+                count: l,
+                procs: 1,
+                threads: 1,
+            },
+            RunSpec {
+                kind: Kind::Permit,
+                case: "libpam + pam_permit, pam_mfa.so loaded not called",
+                service: Some("mfa-loaded"),
                 durable: false,
                 count: l,
                 procs: 1,
@@ -919,6 +937,7 @@ fn orchestrate(opts: &Opts) -> bool {
             }
             rows.push(r);
         }
+        breakdowns.push((n, breakdown(&w)));
         if opts.keep {
             eprintln!("bench: kept {}", w.root.display());
         } else {
@@ -949,7 +968,109 @@ fn orchestrate(opts: &Opts) -> bool {
     }
     println!();
     print_targets(&rows, opts);
+    println!();
+    println!("Where a pam_mfa login's time goes: library steps timed in-process (p50 of 300 mailboxes),");
+    println!("times the number of times one login with a 6-digit code runs each (from module.rs):");
+    println!();
+    println!("| N | step | us p50 | per login | us per login |");
+    println!("|---|---|---|---|---|");
+    for (n, steps) in &breakdowns {
+        let mut sum = 0.0;
+        for (what, us, times) in steps {
+            if !what.contains("durable") {
+                sum += us * f64::from(*times);
+            }
+            println!("| {n} | {what} | {us:.1} | {times} | {:.1} |", us * f64::from(*times));
+        }
+        println!("| {n} | sum (relaxed) | | | {sum:.1} |");
+    }
     all_ok
+}
+
+/// Times, in-process and without libpam, the library steps one pam_mfa
+/// login performs, and how often a login with a 6-digit code performs each
+/// (read from module.rs: app_password, split, verify and account each call
+/// `gather`; split, verify and account each lock and parse the state). It
+/// explains the module's time above the floor.
+fn breakdown(w: &World) -> Vec<(&'static str, f64, u32)> {
+    let cfg_d = w.root.join("mfa-durable.toml");
+    let cfg_r = w.root.join("mfa-relaxed.toml");
+    let cfg = Config::load(&cfg_d, 0).unwrap();
+    let store = Store::new(&cfg, None);
+    let relaxed = Store::new(&Config::load(&cfg_r, 0).unwrap(), None);
+    let k = 300.min(w.n);
+    let mbs: Vec<(u64, Mailbox)> = (0..k)
+        .map(|j| {
+            let i = mailbox_at(w.n, w.n / 2, j);
+            (i, Mailbox::parse(user(i).as_bytes(), None).unwrap())
+        })
+        .collect();
+    let state = primed_state(now());
+    let time = |f: &mut dyn FnMut(u64, &Mailbox)| -> f64 {
+        let mut v: Vec<u64> = mbs
+            .iter()
+            .map(|(i, mb)| {
+                let t = Instant::now();
+                f(*i, mb);
+                t.elapsed().as_nanos() as u64
+            })
+            .collect();
+        v.sort_unstable();
+        pct(&v, 0.5) as f64 / 1000.0
+    };
+    let t = now();
+    vec![
+        (
+            "Config::load (read + parse /etc/pam_mfa.toml)",
+            time(&mut |_, _| {
+                Config::load(&cfg_d, 0).unwrap();
+            }),
+            4,
+        ),
+        (
+            "Store::policy_for (no domain file)",
+            time(&mut |_, mb| {
+                store.policy_for(mb.domain(), &cfg).unwrap();
+            }),
+            2,
+        ),
+        (
+            "Store::read_record (open, checks, parse TOML)",
+            time(&mut |_, mb| {
+                store.read_record(mb).unwrap().unwrap();
+            }),
+            4,
+        ),
+        (
+            "Store::lock + Locked::read_state + unlock (flock, parse TOML)",
+            time(&mut |_, mb| {
+                std::hint::black_box(store.lock(mb, false).unwrap().unwrap().read_state().unwrap());
+            }),
+            3,
+        ),
+        (
+            "Store::lock + Locked::write_state, relaxed (serialise + atomic write)",
+            time(&mut |_, mb| {
+                relaxed.lock(mb, false).unwrap().unwrap().write_state(&state).unwrap();
+            }),
+            1,
+        ),
+        (
+            "Store::lock + Locked::write_state, durable (+ fdatasync)",
+            time(&mut |_, mb| {
+                store.lock(mb, false).unwrap().unwrap().write_state(&state).unwrap();
+            }),
+            1,
+        ),
+        (
+            "TotpSeed::generator + Generator::check, window 1 (3 HMAC-SHA1)",
+            time(&mut |i, _| {
+                let g = seed(i).generator().unwrap();
+                std::hint::black_box(g.check(&g.code_at(t), t, 1, Some(t / 30 - 5)));
+            }),
+            1,
+        ),
+    ]
 }
 
 fn find<'a>(rows: &'a [Row], n: u64, case: &str, par: &str) -> Option<&'a Row> {
@@ -1004,6 +1125,32 @@ fn print_targets(rows: &[Row], opts: &Opts) {
     }
 }
 
+/// Without a syslog daemon, syslog(3) (used by libpam, pam_google_authenticator
+/// and pam_oath) writes each line to /dev/console, which costs 0.5 to 3 ms here,
+/// while pam_mfa sends to a socket. So the bench re-runs itself in a private
+/// mount namespace where /dev/console is /dev/null: every module's log line
+/// then costs about what a syslog daemon's socket would (nothing outside the
+/// namespace changes). `--console` measures without this.
+fn reexec_without_console(args: &[String]) {
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind /dev/null /dev/console || exit 99; exec \"$0\" \"$@\"")
+        .arg(&exe)
+        .args(args)
+        .env("PAM_MFA_BENCH_NS", "1")
+        .status();
+    match status.map(|s| s.code()) {
+        Ok(Some(99)) | Err(_) => {
+            eprintln!(
+                "bench: WARNING: cannot hide /dev/console (unshare/mount need root); syslog lines of libpam and the \
+                 C modules go to the console and their figures include that cost"
+            );
+        }
+        Ok(code) => std::process::exit(code.unwrap_or(1)),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("worker") {
@@ -1011,6 +1158,9 @@ fn main() {
         return;
     }
     let opts = parse_opts(&args);
+    if std::env::var_os("PAM_MFA_BENCH_NS").is_none() && !opts.console {
+        reexec_without_console(&args);
+    }
     if !orchestrate(&opts) {
         eprintln!("bench: FAILED: a login with a correct fresh code was refused (see the 'failed' column)");
         std::process::exit(1);
