@@ -112,7 +112,7 @@ def run_daemon(cmd, out, **kw):
 
 
 class MailWorld:
-    def __init__(self, module, mfa_ctl, config_extra="", tag="e2e", keep=False, passdb_args=None):
+    def __init__(self, module, mfa_ctl, config_extra="", tag="e2e", keep=False, passdb_args=None, dovecot_extra=""):
         check_dependencies()
         self.module = Path(module)
         self.mfa_ctl_path = Path(mfa_ctl)
@@ -128,6 +128,7 @@ class MailWorld:
         self.prefix = f"mfa{tag}{self.id}-"
         self.ports = {"imap": free_port(), "pop3": free_port(), "submission": free_port()}
         self.passdb_args = passdb_args
+        self.dovecot_extra = dovecot_extra
         self.config_extra = config_extra
         self.config = self.dir / "pam_mfa.toml"
         self.store = self.dir / "store"
@@ -227,7 +228,8 @@ userdb {{
   args = uid=nobody gid=nogroup home={d}/mail/%d/%n allow_all_users=yes
 }}
 !include {d}/90-pam-mfa.conf
-""",
+"""
+            + self.dovecot_extra,
         )
 
     def write_postfix(self):

@@ -50,9 +50,9 @@ class Pop3(poplib.POP3):
         return socket.create_connection((self.host, self.port), timeout, source_address=(self._src, 0))
 
 
-def imap_login(user, password, src, plain=False):
+def imap_login(user, password, src, plain=False, world=None):
     """True if Dovecot accepts the login (LOGIN, or AUTHENTICATE PLAIN)."""
-    c = Imap(WORLD.ports["imap"], src)
+    c = Imap((world or WORLD).ports["imap"], src)
     try:
         if plain:
             c.authenticate("PLAIN", lambda _: b"\0" + user.encode() + b"\0" + password.encode())
@@ -117,18 +117,24 @@ def wrong_code(secret, t):
             return c
 
 
-def new_mailbox(local, domain=DOMAIN, password=None):
+def new_mailbox(local, domain=DOMAIN, password=None, world=None):
     mailbox = f"{local}@{domain}"
     password = password or f"Pw-{local}-{random.randrange(10**6)}!"
-    WORLD.add_user(mailbox, password)
+    (world or WORLD).add_user(mailbox, password)
     return mailbox, password
+
+
+def make_world(**kw):
+    target = os.environ.get("E2E_TARGET", str(mailworld.WORKSPACE / "target" / "debug"))
+    return mailworld.MailWorld(
+        f"{target}/libpam_mfa.so", f"{target}/mfa-ctl", keep=bool(os.environ.get("E2E_KEEP")), **kw
+    )
 
 
 def setUpModule():
     global WORLD
-    ws = mailworld.WORKSPACE
-    target = os.environ.get("E2E_TARGET", str(ws / "target" / "debug"))
-    WORLD = mailworld.MailWorld(f"{target}/libpam_mfa.so", f"{target}/mfa-ctl", keep=bool(os.environ.get("E2E_KEEP")))
+    # Exactly the shipped configuration: no auth cache for the PAM passdb.
+    WORLD = make_world()
     WORLD.start()
     WORLD.mfa_ctl("domain", "set", DOMAIN, "required")
 
@@ -170,10 +176,9 @@ class ImapCodes(Case):
         mb, pw = new_mailbox("wrong")
         secret = WORLD.enroll(mb)
         ip = source_ip()
-        t = fresh_step(20)
-        code = oathtool(secret, t)
-        self.check(not imap_login(mb, pw + wrong_code(secret, t), ip), "a wrong code accepted")
+        self.check(not imap_login(mb, pw + wrong_code(secret, now()), ip), "a wrong code accepted")
         self.check(not imap_login(mb, pw, ip), "the password without a code accepted")
+        code = oathtool(secret, fresh_step(5))
         self.check(not imap_login(mb, "Not-" + pw + code, ip), "a wrong password with the right code accepted")
         t = fresh_step(5)
         self.check(imap_login(mb, pw + oathtool(secret, t), ip), "the right password+code refused afterwards")
@@ -271,10 +276,9 @@ class Lockout(Case):
         mb, pw = new_mailbox("locked")
         secret = WORLD.enroll(mb)
         ip = source_ip()
-        t = fresh_step(25)
         wrong = set()
         while len(wrong) < 3:  # lockout.after = block_after = 3 in the test config
-            wrong.add(wrong_code(secret, t))
+            wrong.add(wrong_code(secret, now()))
         for w in wrong:
             self.check(not imap_login(mb, pw + w, ip), "a wrong code accepted")
         t = fresh_step(5)
@@ -293,11 +297,11 @@ class Parallel(Case):
         secret = WORLD.enroll(mb)
         n = 50
         ips = [source_ip() for _ in range(n)]
-        t = fresh_step(15)
-        typed = pw + oathtool(secret, t)
         clients, results, errors = [], [None] * n, []
         for ip in ips:  # connect all first, then LOGIN at once
             clients.append(Imap(WORLD.ports["imap"], ip))
+        t = fresh_step(10)
+        typed = pw + oathtool(secret, t)
         barrier = threading.Barrier(n)
 
         def go(i):
@@ -348,6 +352,43 @@ class Logins(Case):
         for service, ip in (("imap", ip_imap), ("pop3", ip_pop), ("smtp", ip_smtp)):
             self.assertIn(WORLD.service(service), text, f"mfa-ctl logins does not show {service}: {out}")
             self.assertIn(ip, text, f"mfa-ctl logins does not show the {service} client address {ip}: {out}")
+
+
+class AuthCache(Case):
+    """Dovecot's auth cache against one-time codes. The shipped snippet keeps
+    it off, and every replay case above runs with it (replays refused). This
+    shows why: with `cache_key` set and the cache on, Dovecot answers an
+    identical password+code string from the cache without asking PAM, so the
+    code works again until auth_cache_ttl expires."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.world = make_world(
+            tag="cache",
+            passdb_args="cache_key=%u %s",
+            dovecot_extra="auth_cache_size = 1M\nauth_cache_ttl = 1 hour\n",
+        )
+        cls.world.start()
+        cls.world.mfa_ctl("domain", "set", DOMAIN, "required")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.world.cleanup()
+
+    def test_cache_key_makes_a_used_code_reusable(self):
+        w = self.world
+        mb, pw = new_mailbox("cached", world=w)
+        secret = w.enroll(mb)
+        ip = source_ip()
+        t = fresh_step(8)
+        typed = pw + oathtool(secret, t)
+        self.assertTrue(imap_login(mb, typed, ip, world=w), "password+code refused\n" + w.log("dovecot"))
+        self.assertTrue(
+            imap_login(mb, typed, ip, world=w),
+            "with cache_key the identical string should come from the cache\n" + w.log("dovecot"),
+        )
+        _, logins = w.mfa_ctl("logins", mb)
+        self.assertEqual(str(logins).count(w.service("imap")), 1, f"PAM saw the second login: {logins}")
 
 
 if __name__ == "__main__":
