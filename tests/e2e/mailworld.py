@@ -112,20 +112,36 @@ def run_daemon(cmd, out, **kw):
 
 
 class MailWorld:
-    def __init__(self, module, mfa_ctl, config_extra="", tag="e2e", keep=False, passdb_args=None, dovecot_extra=""):
+    def __init__(
+        self,
+        module,
+        mfa_ctl,
+        config_extra="",
+        tag="e2e",
+        keep=False,
+        passdb_args=None,
+        dovecot_extra="",
+        root=None,
+        prefix=None,
+    ):
         check_dependencies()
         self.module = Path(module)
         self.mfa_ctl_path = Path(mfa_ctl)
         for p in (self.module, self.mfa_ctl_path):
             if not p.exists():
                 raise MissingDependency(f"{p} is not built (cargo build -p pam_mfa -p mfa-ctl)")
-        self.dir = Path(tempfile.mkdtemp(prefix=f"pam_mfa-{tag}-"))
+        if root is None:
+            self.dir = Path(tempfile.mkdtemp(prefix=f"pam_mfa-{tag}-"))
+        else:
+            self.dir = Path(root)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir.mkdir(parents=True)
         # Postfix and Dovecot's unprivileged processes must traverse it; the
         # secrets inside are 0600 root.
         os.chmod(self.dir, 0o755)
         self.keep = keep
         self.id = f"{os.getpid()}"
-        self.prefix = f"mfa{tag}{self.id}-"
+        self.prefix = prefix or f"mfa{tag}{self.id}-"
         self.ports = {"imap": free_port(), "pop3": free_port(), "submission": free_port()}
         self.passdb_args = passdb_args
         self.dovecot_extra = dovecot_extra
@@ -331,6 +347,21 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         except BaseException:
             self.stop()
             raise
+
+    def write_stop_script(self):
+        """A script that stops this world from another process (the demo)."""
+        pam = " ".join(str(p) for p in self.pam_files)
+        self._write(
+            self.dir / "stop.sh",
+            f"""#!/bin/sh
+# Stops the pam_mfa demo mail servers and removes their PAM service files.
+MAIL_CONFIG={self.pfconf} postfix -c {self.pfconf} stop >/dev/null 2>&1
+doveadm -c {self.dovecot_conf} stop >/dev/null 2>&1
+rm -f {pam}
+echo "stopped Dovecot and Postfix of {self.dir}"
+""",
+            0o755,
+        )
 
     def wait_port(self, name, port):
         for _ in range(100):
