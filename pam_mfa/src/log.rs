@@ -54,7 +54,12 @@ impl Logger {
             std::process::id(),
             clean
         );
-        let sent = UnixDatagram::unbound().and_then(|s| s.send_to(line.as_bytes(), &self.socket));
+        // Non-blocking: a stalled syslog daemon (full socket queue) must not
+        // stall logins; the line then goes to stderr instead.
+        let sent = UnixDatagram::unbound().and_then(|s| {
+            s.set_nonblocking(true)?;
+            s.send_to(line.as_bytes(), &self.socket)
+        });
         if sent.is_err() {
             let _ = writeln!(std::io::stderr(), "{}: {clean}", self.ident);
         }

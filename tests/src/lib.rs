@@ -55,7 +55,11 @@ pub fn oathtool(secret: &str, t: u64) -> String {
         .args(["--totp", "-b", secret, "-N", &format!("@{t}")])
         .output()
         .expect("oathtool must be installed (Debian package oathtool); .ci/run installs it");
-    assert!(out.status.success(), "oathtool failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "oathtool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -84,7 +88,8 @@ pub struct Env {
     pub confdir: PathBuf,
     pub pwdfile: PathBuf,
     pub log_socket: PathBuf,
-    log: UnixDatagram,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub const DOMAIN: &str = "example.org";
@@ -105,7 +110,10 @@ impl Env {
         std::fs::create_dir(&confdir).unwrap();
         let pwdfile = dir.path().join("passwd");
         std::fs::write(&pwdfile, "").unwrap();
-        let mut text = format!("store = \"{}\"\nissuer = \"Test Mail\"\ndefault_domain = \"{DOMAIN}\"\n", store.display());
+        let mut text = format!(
+            "store = \"{}\"\nissuer = \"Test Mail\"\ndefault_domain = \"{DOMAIN}\"\n",
+            store.display()
+        );
         text.push_str(extra);
         if !extra.contains("[lockout]") {
             text.push_str("\n[lockout]\nafter = 5\nbackoff = \"30s\"\nmax_backoff = \"15m\"\nblock_after = 100\n");
@@ -113,8 +121,25 @@ impl Env {
         std::fs::write(&config, text).unwrap();
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
         let log_socket = dir.path().join("log.sock");
-        let log = UnixDatagram::bind(&log_socket).unwrap();
-        log.set_nonblocking(true).unwrap();
+        // Drained by a thread of its own: the module sends without blocking,
+        // so a full socket queue would lose lines the tests look for.
+        let sock = UnixDatagram::bind(&log_socket).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let (log, stop) = (log.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(n) = sock.recv(&mut buf) {
+                        log.lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    }
+                }
+            });
+        }
         let env = Env {
             dir,
             store,
@@ -123,6 +148,7 @@ impl Env {
             pwdfile,
             log_socket,
             log,
+            stop,
         };
         env.write_service("mail", &env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass", ""));
         env
@@ -130,7 +156,11 @@ impl Env {
 
     /// Common module arguments: this env's config and log socket, no failure delay.
     pub fn args(&self) -> String {
-        format!("config={} log_socket={} nodelay", self.config.display(), self.log_socket.display())
+        format!(
+            "config={} log_socket={} nodelay",
+            self.config.display(),
+            self.log_socket.display()
+        )
     }
 
     /// The recommended stack, with `password_line` as the password module
@@ -156,10 +186,16 @@ impl Env {
 
     /// Sets a mailbox's password in the pam_pwdfile file (SHA-512 crypt).
     pub fn set_password(&self, user: &str, password: &str) {
-        let out = Command::new("openssl").args(["passwd", "-6", "-stdin"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(password.as_bytes())?;
-            c.wait_with_output()
-        }).unwrap();
+        let out = Command::new("openssl")
+            .args(["passwd", "-6", "-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(password.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
         assert!(out.status.success());
         let hash = String::from_utf8(out.stdout).unwrap();
         let mut f = std::fs::OpenOptions::new().append(true).open(&self.pwdfile).unwrap();
@@ -196,12 +232,9 @@ impl Env {
 
     /// Everything the module logged since the last call.
     pub fn logs(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 65536];
-        while let Ok(n) = self.log.recv(&mut buf) {
-            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        out
+        // Lines sent just before this call may still be in the socket queue.
+        std::thread::sleep(Duration::from_millis(120));
+        std::mem::take(&mut *self.log.lock().unwrap())
     }
 
     /// Paths of every file under the store, with content, for "nothing changed" checks.
@@ -227,6 +260,12 @@ impl Env {
     pub fn mailbox_file(&self, mailbox: &str, ext: &str) -> PathBuf {
         let (local, domain) = mailbox.split_once('@').unwrap();
         self.store.join("mailboxes").join(domain).join(format!("{local}.{ext}"))
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
