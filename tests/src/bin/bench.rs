@@ -151,7 +151,7 @@ fn worker(args: &[String]) {
         while j < count {
             let i = mailbox_at(n, offset, j);
             if let Some(dir) = &floor {
-                let bytes = std::fs::read(dir.join("template")).unwrap();
+                let bytes = std::fs::read(kv.get("template").unwrap()).unwrap();
                 let started = Instant::now();
                 floor_op(i, dir, &bytes, durable);
                 lat.push(started.elapsed().as_nanos() as u64);
@@ -199,11 +199,14 @@ fn worker(args: &[String]) {
 /// The unavoidable work of one login: one HMAC-SHA1 (one TOTP code) and one
 /// atomic replacement of a state file of the real size (temp file, write,
 /// fdatasync if durable, rename), the minimum any replay-safe module does.
+/// It replaces the mailbox's real `.state` file in the pam_mfa store (same
+/// folder, same bytes as its steady state): on ext4 a rename over an existing
+/// file costs more than onto a new name (auto_da_alloc starts writeback).
 fn floor_op(i: u64, dir: &Path, bytes: &[u8], durable: bool) {
     let g = seed(i).generator().unwrap();
     std::hint::black_box(g.code_at(1_700_000_000));
-    let path = dir.join(format!("{i}.state"));
-    let tmp = dir.join(format!("{i}.state.tmp"));
+    let path = dir.join(format!("{}.state", local(i)));
+    let tmp = dir.join(format!("{}.state.tmp", local(i)));
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
@@ -297,6 +300,7 @@ struct World {
     mfa_state_size: usize,
     ga_dir: PathBuf,
     oath_file: PathBuf,
+    /// Where the floor replaces state files: the pam_mfa store's domain folder.
     floor_dir: PathBuf,
     /// Next unused position in each store's login order, and the mailboxes
     /// used since the last reset.
@@ -387,7 +391,7 @@ fn mfa_config(w: &World, durable: bool) -> PathBuf {
 }
 
 /// Creates every store of size `n`; returns the world and the setup times.
-fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str) -> (World, Vec<(String, f64)>) {
+fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str, with_pwdfile: bool) -> (World, Vec<(String, f64)>) {
     let root = tempfile::Builder::new()
         .prefix("pam_mfa-bench.")
         .tempdir_in(&opts.dir)
@@ -405,7 +409,7 @@ fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str) -> (World, Vec<
         mfa_state_size: 0,
         ga_dir: root.join("ga"),
         oath_file: root.join("users.oath"),
-        floor_dir: root.join("floor"),
+        floor_dir: root.join("mfa").join("mailboxes").join(DOMAIN),
         root,
         cursor: BTreeMap::new(),
     };
@@ -473,15 +477,14 @@ fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str) -> (World, Vec<
     sync();
     times.push(("pam_oath (1 users file)".to_string(), started.elapsed().as_secs_f64()));
 
-    // Floor: one state file per mailbox, same size as pam_mfa's.
-    mkdir(&w.floor_dir);
-    write_file(&w.floor_dir.join("template"), &w.mfa_state_text, 0o600);
+    // Floor: replaces pam_mfa's own state files with their steady-state bytes.
+    write_file(&w.root.join("floor-template"), &w.mfa_state_text, 0o600);
 
     // Password file for the full-stack rows (same hash for every user: the
     // crypt cost per login is what matters, not the hashes' variety).
     let pwdfile = w.root.join("passwd");
-    let mut pw = String::with_capacity(n as usize * 140);
-    for i in 0..n {
+    let mut pw = String::with_capacity(if with_pwdfile { n as usize * 140 } else { 0 });
+    for i in (0..n).filter(|_| with_pwdfile) {
         let _ = writeln!(pw, "{}:{pwdfile_hash}", user(i));
     }
     write_file(&pwdfile, pw.as_bytes(), 0o600);
@@ -608,7 +611,8 @@ fn run(w: &mut World, spec: &RunSpec) -> Row {
         if let Some(s) = spec.service {
             cmd.arg(format!("service={s}"));
         } else {
-            cmd.arg(format!("floor={}", w.floor_dir.display()));
+            cmd.arg(format!("floor={}", w.floor_dir.display()))
+                .arg(format!("template={}", w.root.join("floor-template").display()));
         }
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -761,7 +765,7 @@ fn orchestrate(opts: &Opts) -> bool {
     let smallest = opts.sizes.iter().copied().min().unwrap_or(0);
     for &n in &opts.sizes {
         eprintln!("bench: N = {n}: creating the stores");
-        let (mut w, times) = setup(opts, n, &module, &hash);
+        let (mut w, times) = setup(opts, n, &module, &hash, n == smallest);
         setups.push((n, times, w.mfa_state_size));
         // Socket for pam_mfa's log lines, drained like a syslog daemon would.
         let sock = UnixDatagram::bind(w.root.join("log.sock")).unwrap();
