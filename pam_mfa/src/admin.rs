@@ -267,6 +267,14 @@ impl Admin {
     /// Step 2: activates the pending secret if `code` is valid. The code's
     /// step counts as used, so the same code cannot also log in.
     pub fn enroll_confirm(&self, mb: &Mailbox, code: &str, now: u64) -> Result<()> {
+        // Checked again here: the policy may have changed since --begin.
+        if self.store.policy_for(mb.domain(), &self.cfg)?.policy == Policy::Disabled {
+            return Err(refused(format!(
+                "MFA is disabled for the domain {}; an admin can change that with: mfa-ctl domain set {} optional",
+                mb.domain(),
+                mb.domain()
+            )));
+        }
         let lock = self.locked(mb)?;
         let mut record = lock.read_record()?.unwrap_or_default();
         if record.enrolled() {

@@ -151,9 +151,10 @@ pub fn decide(
     };
     match factor {
         None => {
+            // Counted once however often it repeats: a client with a stored
+            // password and no code must not lock its owner out.
             let mut next = next;
-            let counted = lockout::record_failure(&mut next, secret::fingerprint(generator.key(), b"missing"), req.now);
-            let _ = counted;
+            lockout::record_failure(&mut next, secret::fingerprint(generator.key(), b"missing"), req.now);
             let r = Refusal::CodeMissing;
             next.push_login(login(req, Method::Code, &r.reason()), keep);
             finish(Outcome::Refused(r), next)
@@ -279,4 +280,286 @@ pub fn decide_app_password(
 /// an ordinary login fails.
 pub fn account_blocked(record: Option<&MailboxRecord>, state: &MailboxState, cfg: &Config) -> bool {
     record.is_some_and(MailboxRecord::enrolled) && state.failures >= cfg.lockout.block_after
+}
+
+#[cfg(test)]
+mod tests {
+    //! The decision at fixed instants: no clock, no files, no PAM.
+    use super::*;
+    use crate::policy::Policy;
+    use crate::recovery;
+    use crate::totp::{Algorithm, TotpSeed};
+    use zeroize::Zeroizing;
+
+    const T: u64 = 1_700_000_015; // inside step 56_666_667
+    const MB: &str = "alice@example.org";
+
+    fn seed() -> TotpSeed {
+        TotpSeed {
+            secret: Zeroizing::new("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ".into()),
+            digits: 6,
+            period: 30,
+            algorithm: Algorithm::SHA1,
+            created: 0,
+        }
+    }
+
+    fn code(t: u64) -> Factor {
+        Factor::Totp(seed().generator().unwrap().code_at(t))
+    }
+
+    fn enrolled() -> MailboxRecord {
+        MailboxRecord {
+            totp: Some(seed()),
+            ..Default::default()
+        }
+    }
+
+    fn req(now: u64) -> Request<'static> {
+        Request {
+            mailbox: MB,
+            service: "imap",
+            rhost: Some("192.0.2.7"),
+            now,
+        }
+    }
+
+    fn optional() -> DomainPolicy {
+        DomainPolicy::default_for(Policy::Optional)
+    }
+
+    fn cfg() -> Config {
+        Config::default()
+    }
+
+    #[test]
+    fn fresh_code_is_accepted_and_remembered() {
+        let d = decide(
+            &req(T),
+            Some(&code(T)),
+            &optional(),
+            Some(&enrolled()),
+            &MailboxState::default(),
+            &cfg(),
+        );
+        assert_eq!(d.outcome, Outcome::Accepted(Accept::Code { step: T / 30 }));
+        let s = d.state.unwrap();
+        assert_eq!(s.last_step, Some(T / 30));
+        assert_eq!(s.logins.last().unwrap().method, Method::Code);
+        assert_eq!(s.logins.last().unwrap().rhost, "192.0.2.7");
+        // The same code against the new state: a replay, not counted.
+        let d2 = decide(&req(T + 1), Some(&code(T)), &optional(), Some(&enrolled()), &s, &cfg());
+        assert_eq!(d2.outcome, Outcome::Refused(Refusal::Replayed { step: T / 30 }));
+        assert_eq!(d2.state.unwrap().failures, 0);
+    }
+
+    #[test]
+    fn wrong_and_missing_codes_count() {
+        let rec = enrolled();
+        let mut s = MailboxState::default();
+        let wrong = Factor::Totp(Zeroizing::new("000000".into()));
+        let d = decide(&req(T), Some(&wrong), &optional(), Some(&rec), &s, &cfg());
+        assert!(matches!(
+            d.outcome,
+            Outcome::Refused(Refusal::WrongCode {
+                failures: 1,
+                counted: true
+            })
+        ));
+        s = d.state.unwrap();
+        // Repeated identically: refused, not counted.
+        let d = decide(&req(T + 5), Some(&wrong), &optional(), Some(&rec), &s, &cfg());
+        assert!(matches!(
+            d.outcome,
+            Outcome::Refused(Refusal::WrongCode {
+                failures: 1,
+                counted: false
+            })
+        ));
+        let d = decide(&req(T + 6), None, &optional(), Some(&rec), &s, &cfg());
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::CodeMissing));
+        assert_eq!(d.state.unwrap().failures, 2);
+    }
+
+    #[test]
+    fn lockout_refuses_even_the_right_code_without_writing() {
+        let s = MailboxState {
+            failures: 5,
+            last_failure: T - 10,
+            ..Default::default()
+        };
+        let d = decide(&req(T), Some(&code(T)), &optional(), Some(&enrolled()), &s, &cfg());
+        assert_eq!(
+            d.outcome,
+            Outcome::Refused(Refusal::Locked(Lock::Backoff { until: T + 20 }))
+        );
+        assert_eq!(d.state, None);
+        // After the back-off the right code works and clears the counter.
+        let d = decide(
+            &req(T + 20),
+            Some(&code(T + 20)),
+            &optional(),
+            Some(&enrolled()),
+            &s,
+            &cfg(),
+        );
+        assert!(matches!(d.outcome, Outcome::Accepted(Accept::Code { .. })));
+        assert_eq!(d.state.unwrap().failures, 0);
+        let blocked = MailboxState {
+            failures: 100,
+            ..Default::default()
+        };
+        let d = decide(
+            &req(T),
+            Some(&code(T)),
+            &optional(),
+            Some(&enrolled()),
+            &blocked,
+            &cfg(),
+        );
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::Locked(Lock::Blocked)));
+        assert!(account_blocked(Some(&enrolled()), &blocked, &cfg()));
+        assert!(!account_blocked(None, &blocked, &cfg()));
+    }
+
+    #[test]
+    fn policy_decides_when_no_code_is_needed() {
+        let unknown = decide(&req(T), None, &optional(), None, &MailboxState::default(), &cfg());
+        assert_eq!(
+            unknown.outcome,
+            Outcome::Accepted(Accept::PasswordOnly(NoCodeReason::NotEnrolled))
+        );
+        assert_eq!(
+            unknown.state, None,
+            "nothing is written for a mailbox the store does not know"
+        );
+        let disabled = DomainPolicy::default_for(Policy::Disabled);
+        let d = decide(
+            &req(T),
+            None,
+            &disabled,
+            Some(&enrolled()),
+            &MailboxState::default(),
+            &cfg(),
+        );
+        assert_eq!(
+            d.outcome,
+            Outcome::Accepted(Accept::PasswordOnly(NoCodeReason::DomainDisabled))
+        );
+        let required = DomainPolicy {
+            policy: Policy::Required,
+            grace: Some(100),
+            since: T - 50,
+        };
+        let d = decide(&req(T), None, &required, None, &MailboxState::default(), &cfg());
+        assert_eq!(
+            d.outcome,
+            Outcome::Accepted(Accept::PasswordOnly(NoCodeReason::Grace { ends: T + 50 }))
+        );
+        let d = decide(&req(T + 50), None, &required, None, &MailboxState::default(), &cfg());
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::EnrolmentRequired));
+        // A pending (unconfirmed) seed does not count as enrolled.
+        let pending = MailboxRecord {
+            pending: Some(seed()),
+            ..Default::default()
+        };
+        let d = decide(
+            &req(T),
+            None,
+            &optional(),
+            Some(&pending),
+            &MailboxState::default(),
+            &cfg(),
+        );
+        assert!(matches!(d.outcome, Outcome::Accepted(Accept::PasswordOnly(_))));
+    }
+
+    #[test]
+    fn recovery_code_once() {
+        let (set, codes) = recovery::generate(MB, 3, T).unwrap();
+        let rec = MailboxRecord {
+            recovery: Some(set),
+            ..enrolled()
+        };
+        let f = Factor::Recovery(recovery::normalize(&codes[1]).unwrap());
+        let d = decide(
+            &req(T),
+            Some(&f),
+            &optional(),
+            Some(&rec),
+            &MailboxState::default(),
+            &cfg(),
+        );
+        assert_eq!(d.outcome, Outcome::Accepted(Accept::RecoveryCode { index: 1, left: 2 }));
+        let s = d.state.unwrap();
+        let d = decide(&req(T + 1), Some(&f), &optional(), Some(&rec), &s, &cfg());
+        assert!(matches!(d.outcome, Outcome::Refused(Refusal::WrongCode { .. })));
+    }
+
+    #[test]
+    fn clock_extremes_do_not_panic() {
+        for now in [0, 1, 29, u64::MAX / 30, crate::clock::MAX_SANE_TIME, u64::MAX] {
+            let d = decide(
+                &req(now),
+                Some(&code(now)),
+                &optional(),
+                Some(&enrolled()),
+                &MailboxState::default(),
+                &cfg(),
+            );
+            assert!(matches!(d.outcome, Outcome::Accepted(_) | Outcome::Refused(_)));
+        }
+    }
+
+    #[test]
+    fn bad_seed_fails_closed() {
+        let mut rec = enrolled();
+        if let Some(s) = rec.totp.as_mut() {
+            s.secret = Zeroizing::new("GEZDGNBV".into());
+        }
+        let d = decide(
+            &req(T),
+            Some(&code(T)),
+            &optional(),
+            Some(&rec),
+            &MailboxState::default(),
+            &cfg(),
+        );
+        assert!(matches!(d.outcome, Outcome::Refused(Refusal::BadSeed(_))));
+        assert_eq!(d.state, None);
+    }
+
+    #[test]
+    fn app_passwords() {
+        let (ap, shown) = crate::app_password::generate(MB, "phone", vec!["imap".into()], vec![], None, T).unwrap();
+        let rec = MailboxRecord {
+            app_passwords: vec![ap],
+            ..Default::default()
+        };
+        let cand = crate::app_password::normalize(shown.as_bytes()).unwrap();
+        match decide_app_password(&req(T), &cand, &rec, &MailboxState::default(), &cfg()) {
+            AppDecision::Accepted { label, state } => {
+                assert_eq!(label, "phone");
+                assert_eq!(state.logins.last().unwrap().method, Method::AppPassword);
+                assert_eq!(state.app_password_use.values().next().unwrap().rhost, "192.0.2.7");
+            }
+            other => panic!("{other:?}"),
+        }
+        let smtp = Request {
+            service: "smtp",
+            ..req(T)
+        };
+        assert!(matches!(
+            decide_app_password(&smtp, &cand, &rec, &MailboxState::default(), &cfg()),
+            AppDecision::Refused {
+                why: AppRefusal::Service,
+                ..
+            }
+        ));
+        let other = crate::app_password::normalize(b"abcdabcdabcdabcdabcdabcd").unwrap();
+        assert_eq!(
+            decide_app_password(&req(T), &other, &rec, &MailboxState::default(), &cfg()),
+            AppDecision::NotApplicable
+        );
+    }
 }
