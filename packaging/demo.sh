@@ -55,7 +55,8 @@ echo "built target/debug/libpam_mfa.so and target/debug/mfa-ctl"
 
 [ -x "$DEMO_DIR/stop.sh" ] && "$DEMO_DIR/stop.sh" >/dev/null 2>&1 || true
 
-exec python3 - "$DEMO_DIR" "$INTERACTIVE" <<'PY'
+# The steps, in Python (stdin stays the terminal for --interactive).
+read -r -d '' DEMO_PY <<'PY' || true
 import imaplib, re, subprocess, sys
 from pathlib import Path
 sys.path.insert(0, "tests/e2e")
@@ -85,7 +86,7 @@ def imap_login(typed):
 
 
 w = mailworld.MailWorld("target/debug/libpam_mfa.so", "target/debug/mfa-ctl", root=demo_dir, prefix="mfademo-",
-                        keep=True)
+                        issuer="pam_mfa demo", keep=True)
 say("3. Starting Dovecot and Postfix on 127.0.0.1 (files in %s)" % demo_dir)
 try:
     w.start()
@@ -111,7 +112,11 @@ if out.returncode != 0 or not m:
 secret = m.group(1)
 if interactive:
     for _ in range(5):
-        code = input("Type the 6-digit code your app shows: ").strip()
+        try:
+            code = input("Type the 6-digit code your app shows: ").strip()
+        except EOFError:
+            print("\nFAILED: no code typed (no terminal?); run without --interactive for the unattended demo.")
+            sys.exit(1)
         r = subprocess.run(ctl + ["enroll", mailbox, "--confirm", code], capture_output=True, text=True)
         if r.returncode == 0:
             break
@@ -168,3 +173,4 @@ Stop it:     bash packaging/demo.sh --stop
 """)
 sys.exit(0 if ok else 1)
 PY
+exec python3 -c "$DEMO_PY" "$DEMO_DIR" "$INTERACTIVE"

@@ -123,10 +123,12 @@ class MailWorld:
         dovecot_extra="",
         root=None,
         prefix=None,
+        issuer="pam_mfa test",
     ):
         check_dependencies()
-        self.module = Path(module)
-        self.mfa_ctl_path = Path(mfa_ctl)
+        # PAM loads a module given by a relative path from its own folder.
+        self.module = Path(module).resolve()
+        self.mfa_ctl_path = Path(mfa_ctl).resolve()
         for p in (self.module, self.mfa_ctl_path):
             if not p.exists():
                 raise MissingDependency(f"{p} is not built (cargo build -p pam_mfa -p mfa-ctl)")
@@ -145,6 +147,7 @@ class MailWorld:
         self.ports = {"imap": free_port(), "pop3": free_port(), "submission": free_port()}
         self.passdb_args = passdb_args
         self.dovecot_extra = dovecot_extra
+        self.issuer = issuer
         self.config_extra = config_extra
         self.config = self.dir / "pam_mfa.toml"
         self.store = self.dir / "store"
@@ -170,7 +173,7 @@ class MailWorld:
     def write_config(self):
         self._write(
             self.config,
-            f'store = "{self.store}"\nissuer = "pam_mfa test"\n'
+            f'store = "{self.store}"\nissuer = "{self.issuer}"\n'
             '[lockout]\nafter = 3\nbackoff = "1h"\nmax_backoff = "1h"\nblock_after = 3\n' + self.config_extra,
             0o600,
         )
