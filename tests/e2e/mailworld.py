@@ -43,6 +43,10 @@ REQUIRED_FILES = {
 }
 
 
+# Worlds started and not yet stopped, for a last-moment stop on SIGTERM.
+LIVE = set()
+
+
 class MissingDependency(Exception):
     pass
 
@@ -341,6 +345,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             if rc != 0:
                 raise RuntimeError(f"postfix start failed: {out}\n{self.log('postfix')}")
             self.started.append("postfix")
+            LIVE.add(self)
             rc, out = run_daemon(["dovecot", "-c", str(self.dovecot_conf)], self.dir / "dovecot.out")
             if rc != 0:
                 raise RuntimeError(f"dovecot failed to start: {out}\n{self.log('dovecot')}")
@@ -395,6 +400,7 @@ echo "stopped Dovecot and Postfix of {self.dir}"
                 except (OSError, ValueError):
                     pass
             self.started.remove("dovecot")
+        LIVE.discard(self)
         for p in self.pam_files:
             try:
                 p.unlink()
