@@ -38,7 +38,7 @@ def on_term(signum, _frame):
     import mailworld
 
     for w in list(mailworld.LIVE):
-        w.stop()
+        w.cleanup()
     passed = RESULT.passed if RESULT else 0
     failed = (len(RESULT.failures) + len(RESULT.errors)) if RESULT else 0
     print(f"\nterminated by signal {signum} (time limit?); servers stopped")

@@ -376,6 +376,19 @@ class AuthCache(Case):
     def tearDownClass(cls):
         cls.world.cleanup()
 
+    def test_recommended_config_has_no_cache_and_refuses_the_replay(self):
+        conf = str(WORLD.dovecot_conf)
+        size = mailworld.run(["doveconf", "-c", conf, "-h", "auth_cache_size"]).stdout.strip()
+        self.assertEqual(size, "0", "the shipped snippet should leave the auth cache off")
+        passdb = mailworld.run(["doveconf", "-c", conf, "-h", "passdb"]).stdout
+        self.assertIn("driver = pam", passdb)
+        self.assertNotIn("cache_key", passdb)
+        mb, pw = new_mailbox("uncached")
+        secret = WORLD.enroll(mb)
+        typed = pw + oathtool(secret, fresh_step(8))
+        self.check(imap_login(mb, typed, None), "password+code refused")
+        self.check(not imap_login(mb, typed, None), "the identical string accepted again without the cache")
+
     def test_cache_key_makes_a_used_code_reusable(self):
         w = self.world
         mb, pw = new_mailbox("cached", world=w)
