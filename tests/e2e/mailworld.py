@@ -148,7 +148,10 @@ class MailWorld:
         self.keep = keep
         self.id = f"{os.getpid()}"
         self.prefix = prefix or f"mfa{tag}{self.id}-"
-        self.ports = {"imap": free_port(), "pop3": free_port(), "submission": free_port()}
+        ports = set()
+        while len(ports) < 3:
+            ports.add(free_port())
+        self.ports = dict(zip(("imap", "pop3", "submission"), sorted(ports)))
         self.passdb_args = passdb_args
         self.dovecot_extra = dovecot_extra
         self.issuer = issuer
