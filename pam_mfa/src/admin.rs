@@ -148,8 +148,10 @@ impl Admin {
             })?),
         };
         let store = Store::new(&cfg, owner);
+        let mut log = Logger::with_ident("mfa-ctl", None, false);
+        log.stderr_fallback = false;
         Ok(Admin {
-            log: Logger::with_ident("mfa-ctl", None, false),
+            log,
             cfg,
             store,
         })

@@ -26,6 +26,10 @@ pub struct Logger {
     socket: PathBuf,
     pub debug: bool,
     ident: &'static str,
+    /// Write to stderr when syslog is unreachable. On for the module (Dovecot
+    /// logs its auth workers' stderr); off for mfa-ctl, whose stderr is for
+    /// its user and whose audit lines belong in syslog only.
+    pub stderr_fallback: bool,
 }
 
 impl Logger {
@@ -38,6 +42,7 @@ impl Logger {
             socket: socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
             debug,
             ident,
+            stderr_fallback: true,
         }
     }
 
@@ -60,7 +65,7 @@ impl Logger {
             s.set_nonblocking(true)?;
             s.send_to(line.as_bytes(), &self.socket)
         });
-        if sent.is_err() {
+        if sent.is_err() && self.stderr_fallback {
             let _ = writeln!(std::io::stderr(), "{}: {clean}", self.ident);
         }
     }
