@@ -122,6 +122,15 @@ impl Store {
             return Ok(None);
         };
         let text = zeroize::Zeroizing::new(text);
+        if text.trim().is_empty() {
+            // Nothing pam_mfa writes is empty (an empty record is removed, not
+            // written), so an empty file was truncated: read as "no MFA" it
+            // would let an enrolled mailbox in with the password alone.
+            return Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                why: "it is empty".into(),
+            });
+        }
         toml::from_str(&text).map(Some).map_err(|e| StoreError::Damaged {
             path: path.to_path_buf(),
             // The message names the key; the excerpt could show a secret, so it is left out.

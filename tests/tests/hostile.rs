@@ -1,0 +1,430 @@
+//! Hostile input (issue #6, part 3): user names, typed strings, store files,
+//! configuration, clock and PAM items an attacker or an accident could
+//! produce. Each case asserts the exact PAM result and that nothing in the
+//! store changed. Clock extremes are tested on the pure decision (the module
+//! reads the real clock), see `clock_extremes_*`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use pam_mfa::config::Config;
+use pam_mfa::decide::{self, Accept, Outcome, Refusal, Request};
+use pam_mfa::mailbox::{Mailbox, MailboxError};
+use pam_mfa::policy::{self, DomainPolicy, NoCodeReason, Policy, Requirement};
+use pam_mfa::split::Factor;
+use pam_mfa::store::records::{MailboxRecord, MailboxState};
+use pam_mfa::totp::{CodeCheck, TotpSeed};
+use pam_mfa_tests::*;
+use std::os::unix::fs::PermissionsExt;
+
+const ALICE: &str = "alice@example.org";
+const PW: &str = "T9D3K!px";
+const PAM_SERVICE_ERR: i32 = 3;
+const PAM_AUTHINFO_UNAVAIL: i32 = 9;
+
+fn enrolled() -> (Env, String) {
+    let env = Env::new();
+    env.write_service(
+        "mail",
+        &env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", ""),
+    );
+    env.set_password(ALICE, PW);
+    let secret = env.enroll(ALICE);
+    (env, secret)
+}
+
+#[test]
+fn hostile_user_names() {
+    let (env, secret) = enrolled();
+    let before = env.snapshot();
+    let typed = format!("{PW}{}", oathtool(&secret, fresh_step(10)));
+    let long = vec![b'a'; 1 << 20];
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("../", b"../alice@example.org".to_vec()),
+        ("../ in domain", b"alice@../example.org".to_vec()),
+        ("/", b"al/ice@example.org".to_vec()),
+        ("absolute", b"/etc/shadow".to_vec()),
+        ("newline", b"alice\n@example.org".to_vec()),
+        ("1 MB", long),
+        ("invalid UTF-8", b"\xff\xfe@example.org".to_vec()),
+        ("only @", b"@".to_vec()),
+        ("empty", Vec::new()),
+    ];
+    for (what, user) in &cases {
+        let r = env.login_raw("mail", user, typed.as_bytes(), Some("192.0.2.10"));
+        assert_eq!((r.auth, r.acct), (PAM_USER_UNKNOWN, None), "{what}");
+    }
+    assert_eq!(env.snapshot(), before);
+    let logs = env.logs().join("\n");
+    // Logged once by app_password and once by split (requisite: the stack stops there).
+    assert_eq!(
+        logs.matches("reason=\"bad user name\"").count(),
+        2 * cases.len(),
+        "{logs}"
+    );
+    // A NUL cannot cross PAM's C interface: the application's string ends
+    // there, so the module sees "alice@example.org" and the login is alice's.
+    let r = env.login_raw("mail", b"alice@example.org\0/../../etc", typed.as_bytes(), None);
+    assert!(r.ok());
+    // The parser itself refuses a NUL, should one ever arrive.
+    assert_eq!(
+        Mailbox::parse(b"alice\0@example.org", None),
+        Err(MailboxError::BadChar('\0'))
+    );
+    eprintln!(
+        "FIGURE hostile user names: {}/{} refused with PAM_USER_UNKNOWN (../, /, newline, 1 MB, invalid UTF-8, only @, empty, ...), store unchanged",
+        cases.len(),
+        cases.len()
+    );
+}
+
+#[test]
+fn hostile_typed_strings() {
+    let (env, secret) = enrolled();
+    let t = fresh_step(15);
+    let code = oathtool(&secret, t);
+    let arabic: String = code
+        .chars()
+        .map(|c| char::from_u32(0x0660 + c.to_digit(10).unwrap()).unwrap())
+        .collect();
+    let mut huge = PW.as_bytes().to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 1 << 20));
+    huge.extend(code.as_bytes());
+    let mut bad_utf8 = PW.as_bytes().to_vec();
+    bad_utf8.extend(b"\xff\xfe");
+    bad_utf8.extend(code.as_bytes());
+    let before = env.snapshot();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("1 MB", huge),
+        ("invalid UTF-8", bad_utf8),
+        (
+            "invalid UTF-8 as the code",
+            [PW.as_bytes(), b"\xff\xfe\xfd\xfc\xfb\xfa"].concat(),
+        ),
+        ("only digits", b"12345678901234".to_vec()),
+        ("code only", code.as_bytes().to_vec()),
+        ("5 trailing digits", format!("{PW}{}", &code[..5]).into_bytes()),
+        ("7 trailing digits", format!("{PW}9{code}").into_bytes()),
+        ("Arabic-Indic digits", format!("{PW}{arabic}").into_bytes()),
+        ("password alone", PW.as_bytes().to_vec()),
+    ];
+    for (what, typed) in &cases {
+        let r = env.login_raw("mail", ALICE.as_bytes(), typed, Some("192.0.2.10"));
+        assert_eq!((r.auth, r.acct), (PAM_AUTH_ERR, None), "{what}");
+    }
+    // Only "password alone" got past the password module, and "code missing"
+    // is a counted failure; everything else changed nothing.
+    let st = env.admin().status(&env.admin().mailbox(ALICE).unwrap(), now()).unwrap();
+    assert_eq!(st.failures, 1);
+    let logs = env.logs().join("\n");
+    assert_eq!(logs.matches("verify:").count(), 1, "{logs}");
+    assert!(logs.contains("reason=\"code missing\""), "{logs}");
+    let after = env.snapshot();
+    assert_eq!(
+        after
+            .iter()
+            .filter(|(p, _)| p.extension().unwrap() == "toml")
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .filter(|(p, _)| p.extension().unwrap() == "toml")
+            .collect::<Vec<_>>()
+    );
+    // The code was never consumed by any of them.
+    assert!(env.login("mail", ALICE, &format!("{PW}{code}")).ok());
+    eprintln!(
+        "FIGURE hostile typed strings: {}/{} refused with PAM_AUTH_ERR (empty, 1 MB, invalid UTF-8, only digits, code only, 5 and 7 digits, Arabic-Indic digits, password alone); the valid code still logged in afterwards",
+        cases.len(),
+        cases.len()
+    );
+}
+
+/// Each damaged or unsafe store file, with the exact PAM result and the log
+/// text it must produce; the file is restored between cases.
+#[test]
+fn hostile_store_files() {
+    let (env, secret) = enrolled();
+    let record = env.mailbox_file(ALICE, "toml");
+    let state = env.mailbox_file(ALICE, "state");
+    let good_record = std::fs::read_to_string(&record).unwrap();
+    let good_state = std::fs::read(&state).unwrap();
+    let cut = good_record.find("secret = \"").unwrap() + 16;
+    type Damage = Box<dyn Fn(&std::path::Path)>;
+    let write = |text: &'static str| -> Damage { Box::new(move |p| std::fs::write(p, text).unwrap()) };
+    let truncated = good_record[..cut].to_string();
+    let cases: Vec<(&str, &std::path::Path, Damage, i32, &str)> = vec![
+        (
+            "record truncated",
+            &record,
+            Box::new(move |p| std::fs::write(p, &truncated).unwrap()),
+            PAM_AUTHINFO_UNAVAIL,
+            "is damaged",
+        ),
+        ("record empty", &record, write(""), PAM_AUTHINFO_UNAVAIL, "it is empty"),
+        (
+            "record not TOML",
+            &record,
+            write("<xml>secret</xml>\n"),
+            PAM_AUTHINFO_UNAVAIL,
+            "is damaged",
+        ),
+        (
+            "record wrong type",
+            &record,
+            write("[totp]\nsecret = 5\n"),
+            PAM_AUTHINFO_UNAVAIL,
+            "is damaged",
+        ),
+        (
+            "secret of 80 bits",
+            &record,
+            write("[totp]\nsecret = \"GEZDGNBVGY3TQOJQ\"\n"),
+            PAM_AUTH_ERR,
+            "fewer than the 128",
+        ),
+        (
+            "secret not base32",
+            &record,
+            write("[totp]\nsecret = \"not base32 at all 0189!\"\n"),
+            PAM_AUTH_ERR,
+            "not valid base32",
+        ),
+        (
+            "record mode 0666",
+            &record,
+            Box::new(|p| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap()),
+            PAM_AUTHINFO_UNAVAIL,
+            "chmod",
+        ),
+        (
+            "record owned by uid 1000",
+            &record,
+            Box::new(|p| std::os::unix::fs::chown(p, Some(1000), None).unwrap()),
+            PAM_AUTHINFO_UNAVAIL,
+            "owned by uid 1000",
+        ),
+        (
+            "record -> /etc/shadow",
+            &record,
+            Box::new(|p| {
+                std::fs::remove_file(p).unwrap();
+                std::os::unix::fs::symlink("/etc/shadow", p).unwrap()
+            }),
+            PAM_AUTHINFO_UNAVAIL,
+            "symbolic link",
+        ),
+        ("state empty", &state, write(""), PAM_AUTHINFO_UNAVAIL, "it is empty"),
+        (
+            "state not TOML",
+            &state,
+            write("\u{0}\u{1}garbage"),
+            PAM_AUTHINFO_UNAVAIL,
+            "is damaged",
+        ),
+        (
+            "state wrong type",
+            &state,
+            write("failures = \"none\"\n"),
+            PAM_AUTHINFO_UNAVAIL,
+            "is damaged",
+        ),
+        (
+            "state mode 0644",
+            &state,
+            Box::new(|p| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).unwrap()),
+            PAM_AUTHINFO_UNAVAIL,
+            "chmod",
+        ),
+        (
+            "state -> /etc/shadow",
+            &state,
+            Box::new(|p| {
+                std::fs::remove_file(p).unwrap();
+                std::os::unix::fs::symlink("/etc/shadow", p).unwrap()
+            }),
+            PAM_AUTHINFO_UNAVAIL,
+            "symbolic link",
+        ),
+    ];
+    let shadow = std::fs::read("/etc/shadow").unwrap();
+    let mut step = 0;
+    for (what, path, damage, expected, log) in &cases {
+        let t = fresh_step(5) + step * 30;
+        step = 1 - step;
+        damage(path);
+        let before = env.snapshot();
+        let r = env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t)));
+        assert_eq!((r.auth, r.acct), (*expected, None), "{what}");
+        assert_eq!(env.snapshot(), before, "{what}: the store changed");
+        let logs = env.logs().join("\n");
+        assert!(logs.contains(log), "{what}: {logs}");
+        // Restore.
+        let _ = std::fs::remove_file(&record);
+        let _ = std::fs::remove_file(&state);
+        std::fs::write(&record, &good_record).unwrap();
+        std::fs::write(&state, &good_state).unwrap();
+        for p in [&record, &state] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    assert_eq!(std::fs::read("/etc/shadow").unwrap(), shadow);
+    eprintln!(
+        "FIGURE hostile store files: {}/{} damaged or unsafe record/state files refused with the exact PAM result and a log line naming the fix (truncated, empty, not TOML, wrong type, 80-bit and non-base32 secret, 0666/0644, foreign owner, symlink to /etc/shadow); store unchanged by each",
+        cases.len(),
+        cases.len()
+    );
+}
+
+#[test]
+fn hostile_config_files() {
+    let env = Env::new();
+    env.write_service(
+        "mail",
+        &env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", ""),
+    );
+    env.set_password("bob@example.org", "bobpw");
+    // Unknown key: refused, the log names the line and the key.
+    std::fs::write(&env.config, format!("store = \"{}\"\nsotre = 1\n", env.store.display())).unwrap();
+    let r = env.login("mail", "bob@example.org", "bobpw");
+    assert_eq!((r.auth, r.acct), (PAM_SERVICE_ERR, None));
+    let logs = env.logs().join("\n");
+    assert!(logs.contains("line 2") && logs.contains("sotre"), "{logs}");
+    // Unreadable: as root a mode-0000 file is still readable, so the case
+    // that really fails to read is a directory in place of the file.
+    std::fs::remove_file(&env.config).unwrap();
+    std::fs::create_dir(&env.config).unwrap();
+    let r = env.login("mail", "bob@example.org", "bobpw");
+    assert_eq!((r.auth, r.acct), (PAM_SERVICE_ERR, None));
+    let logs = env.logs().join("\n");
+    assert!(logs.contains("cannot read it"), "{logs}");
+    // Group-writable: refused.
+    std::fs::remove_dir(&env.config).unwrap();
+    std::fs::write(&env.config, format!("store = \"{}\"\n", env.store.display())).unwrap();
+    std::fs::set_permissions(&env.config, std::fs::Permissions::from_mode(0o664)).unwrap();
+    assert_eq!(env.login("mail", "bob@example.org", "bobpw").auth, PAM_SERVICE_ERR);
+    assert!(env.logs().join("\n").contains("chmod go-w"));
+    // Missing: the documented defaults (store /var/lib/pam_mfa, policy
+    // optional), so a mailbox that store does not know logs in with its
+    // password and nothing is created.
+    std::fs::remove_file(&env.config).unwrap();
+    assert!(
+        !std::path::Path::new("/var/lib/pam_mfa/mailboxes/example.org/bob.toml").exists(),
+        "this machine's default store knows bob; the case below assumes it does not"
+    );
+    assert!(env.login("mail", "bob@example.org", "bobpw").ok());
+    assert!(!std::path::Path::new("/var/lib/pam_mfa/mailboxes/example.org/bob.lock").exists());
+    eprintln!(
+        "FIGURE hostile config: unknown key, a directory in place of the file, group-writable -> PAM_SERVICE_ERR with the fix logged; missing -> documented defaults"
+    );
+}
+
+#[test]
+fn missing_rhost_is_logged_as_dash_and_changes_nothing_else() {
+    let (env, secret) = enrolled();
+    let t = fresh_step(5);
+    let r = env.login_raw(
+        "mail",
+        ALICE.as_bytes(),
+        format!("{PW}{}", oathtool(&secret, t)).as_bytes(),
+        None,
+    );
+    assert!(r.ok());
+    assert!(env.logs().join("\n").contains("rhost=- result=accepted method=code"));
+    let admin = env.admin();
+    let logins = admin.logins(&admin.mailbox(ALICE).unwrap(), 1).unwrap();
+    assert_eq!(logins[0].rhost, "");
+    assert_eq!(logins[0].result, "ok");
+}
+
+fn rfc_seed() -> TotpSeed {
+    TotpSeed {
+        secret: pam_mfa::secret::SecretString::new("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ".into()),
+        digits: 6,
+        period: 30,
+        algorithm: Default::default(),
+        created: 0,
+    }
+}
+
+/// The module reads the real clock and refuses before 1970 (ClockError) and
+/// after year 9999 (`clock::MAX_SANE_TIME`) before any decision; the pure
+/// parts below take `now` and must be total over all of u64.
+#[test]
+fn clock_extremes_on_the_pure_decision() {
+    let g = rfc_seed().generator().unwrap();
+    for now in [0, 1, 29, 30, pam_mfa::clock::MAX_SANE_TIME, u64::MAX - 30, u64::MAX] {
+        let code = g.code_at(now);
+        assert_eq!(
+            g.check(&code, now, 1, None),
+            CodeCheck::Fresh { step: now / 30 },
+            "{now}"
+        );
+        assert_eq!(
+            g.check(&code, now, 1, Some(now / 30)),
+            CodeCheck::Replayed { step: now / 30 },
+            "{now}"
+        );
+        assert_eq!(
+            g.check(&code, now, 10, Some(u64::MAX)),
+            CodeCheck::Replayed { step: now / 30 }
+        );
+        let cfg = Config::default();
+        let record = MailboxRecord {
+            totp: Some(rfc_seed()),
+            ..Default::default()
+        };
+        let req = Request {
+            mailbox: ALICE,
+            service: "imap",
+            rhost: None,
+            now,
+        };
+        let policy = DomainPolicy::default_for(Policy::Required);
+        let factor = Factor::Totp(code.clone());
+        let d = decide::decide(
+            &req,
+            Some(&factor),
+            &policy,
+            Some(&record),
+            &MailboxState::default(),
+            &cfg,
+        );
+        assert_eq!(d.outcome, Outcome::Accepted(Accept::Code { step: now / 30 }), "{now}");
+        let again = decide::decide(
+            &req,
+            Some(&factor),
+            &policy,
+            Some(&record),
+            d.state.as_ref().unwrap(),
+            &cfg,
+        );
+        assert_eq!(
+            again.outcome,
+            Outcome::Refused(Refusal::Replayed { step: now / 30 }),
+            "{now}"
+        );
+        // A grace period that would end past u64::MAX saturates instead of wrapping.
+        let grace = DomainPolicy {
+            policy: Policy::Required,
+            grace: Some(u64::MAX),
+            since: now,
+        };
+        let expected = if now < u64::MAX {
+            Requirement::PasswordOnly(NoCodeReason::Grace { ends: u64::MAX })
+        } else {
+            // The saturated end is reached at the last instant: grace over.
+            Requirement::EnrolmentRequired
+        };
+        assert_eq!(policy::requirement(&grace, false, now), expected, "{now}");
+        assert_eq!(policy::requirement(&policy, true, now), Requirement::Code);
+    }
+    // A lock-out set far in the future (last failure at u64::MAX) does not wrap.
+    let state = MailboxState {
+        failures: 5,
+        last_failure: u64::MAX,
+        ..Default::default()
+    };
+    assert!(pam_mfa::lockout::lock(&state, &Config::default().lockout, 0).is_some());
+    eprintln!(
+        "FIGURE clock extremes: check/decide/requirement/lock total and exact at now = 0, 1, 29, 30, year 9999, u64::MAX-30, u64::MAX"
+    );
+}
