@@ -1,0 +1,216 @@
+//! Secrets never reach a log (issue #6, part 5): every login outcome runs
+//! with `debug` on, and everything the module sent to syslog is searched for
+//! the password, every code typed, the app password, the recovery codes and
+//! the TOTP secret. Where secrets are zeroized and compared in constant time
+//! is listed in docs/SECURITY.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use pam_mfa_tests::*;
+
+const ALICE: &str = "alice@example.org";
+const PW: &str = "Pw-9c7e1f0a";
+
+/// `code` appears in `text` as a number of its own (not inside a longer
+/// number such as a timestamp or a pid).
+fn contains_number(text: &str, code: &str) -> bool {
+    text.match_indices(code).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + code.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+#[test]
+fn no_secret_in_debug_logs_for_any_outcome() {
+    let env = Env::with_config("[lockout]\nafter = 3\nbackoff = \"1h\"\nmax_backoff = \"1h\"\nblock_after = 5\n");
+    let stack = env
+        .stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", "")
+        .replace(" nodelay\n", " nodelay debug\n");
+    assert_eq!(stack.matches(" debug").count(), 4);
+    env.write_service("mail", &stack);
+    env.write_service("imap", &stack);
+    env.set_password(ALICE, PW);
+    env.set_password("bob@example.org", "bob-Pw-5521");
+    let secret = env.enroll(ALICE);
+    let admin = env.admin();
+    let mb = admin.mailbox(ALICE).unwrap();
+    let recovery: Vec<String> = admin
+        .recovery_codes(&mb, now())
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let (_, app) = admin
+        .app_password_add(&mb, "phone", &["imap".to_string()], &[], None, now())
+        .unwrap();
+    let app = app.to_string();
+    let t = fresh_step(12);
+    let code = oathtool(&secret, t);
+    let next = oathtool(&secret, t + 30);
+    let wrong: Vec<String> = (1..=5u32)
+        .map(|i| format!("{:06}", (code.parse::<u32>().unwrap() + i * 111_111) % 1_000_000))
+        .filter(|c| *c != next && *c != oathtool(&secret, t - 30))
+        .collect();
+    let mut typed_codes = vec![code.clone(), next.clone()];
+    typed_codes.extend(wrong.iter().cloned());
+    let mut outcomes = Vec::new();
+    let mut run = |what: &str, service: &str, user: &str, typed: &str, expect: (i32, Option<i32>)| {
+        let r = env.login(service, user, typed);
+        assert_eq!((r.auth, r.acct), expect, "{what}");
+        outcomes.push(what.to_string());
+    };
+    run(
+        "code accepted",
+        "mail",
+        ALICE,
+        &format!("{PW}{code}"),
+        (PAM_SUCCESS, Some(PAM_SUCCESS)),
+    );
+    run("replay", "mail", ALICE, &format!("{PW}{code}"), (PAM_AUTH_ERR, None));
+    run(
+        "wrong password",
+        "mail",
+        ALICE,
+        &format!("x{PW}{next}"),
+        (PAM_AUTH_ERR, None),
+    );
+    run("code missing", "mail", ALICE, PW, (PAM_AUTH_ERR, None));
+    run(
+        "recovery code accepted",
+        "mail",
+        ALICE,
+        &format!("{PW}{}", recovery[0]),
+        (PAM_SUCCESS, Some(PAM_SUCCESS)),
+    );
+    run(
+        "recovery code reused",
+        "mail",
+        ALICE,
+        &format!("{PW}{}", recovery[0]),
+        (PAM_AUTH_ERR, None),
+    );
+    run(
+        "app password accepted",
+        "imap",
+        ALICE,
+        &app,
+        (PAM_SUCCESS, Some(PAM_SUCCESS)),
+    );
+    run("app password, wrong service", "mail", ALICE, &app, (PAM_AUTH_ERR, None));
+    run(
+        "unenrolled, password only",
+        "mail",
+        "bob@example.org",
+        "bob-Pw-5521",
+        (PAM_SUCCESS, Some(PAM_SUCCESS)),
+    );
+    run(
+        "bad user name",
+        "mail",
+        "../alice@example.org",
+        &format!("{PW}{next}"),
+        (PAM_USER_UNKNOWN, None),
+    );
+    run(
+        "wrong code",
+        "mail",
+        ALICE,
+        &format!("{PW}{}", wrong[0]),
+        (PAM_AUTH_ERR, None),
+    );
+    run(
+        "wrong code",
+        "mail",
+        ALICE,
+        &format!("{PW}{}", wrong[1]),
+        (PAM_AUTH_ERR, None),
+    );
+    run(
+        "wrong code",
+        "mail",
+        ALICE,
+        &format!("{PW}{}", wrong[2]),
+        (PAM_AUTH_ERR, None),
+    );
+    run(
+        "locked (backoff)",
+        "mail",
+        ALICE,
+        &format!("{PW}{next}"),
+        (PAM_MAXTRIES, None),
+    );
+    admin.unlock(&mb, now()).unwrap();
+    for w in &wrong[..5.min(wrong.len())] {
+        env.login("mail", ALICE, &format!("{PW}{w}"));
+        // Walk past the back-off so each wrong code is counted, up to the block.
+        let st = admin.status(&mb, now()).unwrap();
+        if st.lock == "backoff" {
+            let state_file = env.mailbox_file(ALICE, "state");
+            let text = std::fs::read_to_string(&state_file).unwrap();
+            let text: String = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with("last_failure") {
+                        "last_failure = 1".to_string()
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            std::fs::write(&state_file, text + "\n").unwrap();
+        }
+    }
+    assert_eq!(admin.status(&mb, now()).unwrap().lock, "blocked");
+    run(
+        "blocked: account refuses the app password",
+        "imap",
+        ALICE,
+        &app,
+        (PAM_SUCCESS, Some(PAM_PERM_DENIED)),
+    );
+    run(
+        "blocked: code refused",
+        "mail",
+        ALICE,
+        &format!("{PW}{next}"),
+        (PAM_MAXTRIES, None),
+    );
+    admin.unlock(&mb, now()).unwrap();
+    std::fs::write(env.mailbox_file(ALICE, "state"), "last_step = \"oops\"\n").unwrap();
+    run("store error", "mail", ALICE, &format!("{PW}{next}"), (9, None));
+    std::fs::write(env.mailbox_file(ALICE, "state"), "failures = 0\n").unwrap();
+    let record = env.mailbox_file(ALICE, "toml");
+    let good = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, good.replace(&secret, "GEZDGNBV")).unwrap();
+    run("bad seed", "mail", ALICE, &format!("{PW}{next}"), (PAM_AUTH_ERR, None));
+    std::fs::write(&record, &good).unwrap();
+
+    let logs = env.logs().join("\n");
+    assert!(logs.contains("<87>"), "debug lines were logged: {logs}");
+    for (what, needle) in [
+        ("password", PW.to_string()),
+        ("bob's password", "bob-Pw-5521".to_string()),
+        ("secret", secret.clone()),
+        ("secret, lower case", secret.to_lowercase()),
+        ("app password", app.clone()),
+        ("app password without dashes", app.replace('-', "")),
+    ] {
+        assert!(!logs.contains(&needle), "{what} in the logs: {logs}");
+    }
+    for r in &recovery {
+        assert!(
+            !logs.contains(r.as_str()) && !logs.contains(&r.replace('-', "")),
+            "recovery code in the logs"
+        );
+    }
+    for c in &typed_codes {
+        assert!(!contains_number(&logs, c), "code {c} in the logs: {logs}");
+    }
+    let lines = logs.lines().count();
+    eprintln!(
+        "FIGURE secrets in logs: {} login outcomes with debug on, {lines} log lines: 0 contain the password, a typed code ({} codes), the app password, a recovery code or the TOTP secret",
+        outcomes.len(),
+        typed_codes.len()
+    );
+}
