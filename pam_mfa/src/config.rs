@@ -301,4 +301,27 @@ durable = false
         assert!(Config::parse("store = \"relative\"").is_err());
         assert!(Config::parse("default_policy = \"sometimes\"").is_err());
     }
+
+    proptest::proptest! {
+        /// Any text: a config or an error naming a line inside the text, never a panic.
+        #[test]
+        fn parse_never_panics(text in "\\PC{0,300}") {
+            if let Err((Some(line), _)) = Config::parse(&text) {
+                proptest::prop_assert!(line >= 1 && line <= text.lines().count().max(1) + 1);
+            }
+        }
+
+        /// Any number in any lockout/totp key: accepted only within the documented bounds.
+        #[test]
+        fn numeric_keys_are_bounded(after in 0u64..200, block in 0u64..200, window in 0u64..20) {
+            let text = format!("[lockout]\nafter = {after}\nblock_after = {block}\n[totp]\nwindow = {window}\n");
+            match Config::parse(&text) {
+                Ok(c) => {
+                    proptest::prop_assert!(c.lockout.after >= 1 && c.lockout.block_after <= 100);
+                    proptest::prop_assert!(c.lockout.after <= c.lockout.block_after && c.totp.window <= 10);
+                }
+                Err(_) => proptest::prop_assert!(after == 0 || block == 0 || block > 100 || block < after || window > 10),
+            }
+        }
+    }
 }

@@ -165,4 +165,90 @@ mod tests {
         assert!(toml::from_str::<MailboxState>("last_step = \"x\"").is_err());
         assert!(toml::from_str::<MailboxState>("surprise = 1").is_err());
     }
+
+    fn login() -> impl proptest::strategy::Strategy<Value = Login> {
+        use proptest::prelude::*;
+        (
+            0..=crate::clock::MAX_SANE_TIME,
+            "\\PC{0,20}",
+            "\\PC{0,40}",
+            prop_oneof![
+                Just(Method::Code),
+                Just(Method::RecoveryCode),
+                Just(Method::AppPassword),
+                Just(Method::PasswordOnly)
+            ],
+            "\\PC{0,30}",
+        )
+            .prop_map(|(at, service, rhost, method, result)| Login {
+                at,
+                service,
+                rhost,
+                method,
+                result,
+            })
+    }
+
+    /// Beyond i64 a time cannot be stored: an error (the write fails and the
+    /// login is refused), never a panic or a wrapped value.
+    #[test]
+    fn times_beyond_i64_fail_to_encode() {
+        let s = MailboxState {
+            last_failure: u64::MAX,
+            ..Default::default()
+        };
+        assert!(toml::to_string(&s).is_err());
+        assert!(toml::from_str::<MailboxState>("last_failure = -1").is_err());
+    }
+
+    proptest::proptest! {
+        /// The store's parsers take any text without panicking (a damaged
+        /// file is an error, never a crash in the host process).
+        #[test]
+        fn parsers_never_panic(text in "\\PC{0,300}") {
+            let _ = toml::from_str::<MailboxState>(&text);
+            let _ = toml::from_str::<MailboxRecord>(&text);
+            let _ = toml::from_str::<crate::policy::DomainPolicy>(&text);
+        }
+
+        /// Near-valid files: a valid state with one line replaced by noise.
+        #[test]
+        fn mangled_state_never_panics(line in 0usize..8, noise in "\\PC{0,40}") {
+            let s = MailboxState { last_step: Some(3), failures: 1, ..Default::default() };
+            let text = toml::to_string(&s).unwrap();
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            if let Some(l) = lines.get_mut(line) {
+                *l = noise;
+            }
+            let _ = toml::from_str::<MailboxState>(&lines.join("\n"));
+        }
+
+        /// Whatever a login writes reads back the same: any time the module
+        /// accepts as now (up to `clock::MAX_SANE_TIME`; TOML integers are
+        /// i64, see `times_beyond_i64_fail_to_encode`), any text in service,
+        /// rhost and result, any number of logins and uses.
+        #[test]
+        fn state_round_trips(
+            last_step in proptest::option::of(0..=crate::clock::MAX_SANE_TIME / 10),
+            failures in proptest::num::u32::ANY,
+            last_failure in 0..=crate::clock::MAX_SANE_TIME,
+            last_failed in proptest::option::of("[0-9a-f]{32}"),
+            recovery_used in proptest::collection::vec(proptest::num::u16::ANY, 0..12),
+            uses in proptest::collection::btree_map("[0-9a-f]{12}", (0..=crate::clock::MAX_SANE_TIME, "\\PC{0,40}"), 0..4),
+            logins in proptest::collection::vec(login(), 0..25),
+        ) {
+            let s = MailboxState {
+                last_step,
+                failures,
+                last_failure,
+                last_failed,
+                recovery_set: (!recovery_used.is_empty()).then(|| "set".to_string()),
+                recovery_used,
+                app_password_use: uses.into_iter().map(|(k, (at, rhost))| (k, LastUse { at, rhost })).collect(),
+                logins,
+            };
+            let text = toml::to_string(&s).unwrap();
+            proptest::prop_assert_eq!(toml::from_str::<MailboxState>(&text).unwrap(), s);
+        }
+    }
 }
