@@ -54,7 +54,12 @@ struct Answers {
 
 /// Answers like Dovecot: every hidden prompt with the typed string, every
 /// visible one with the user name; messages are dropped.
-extern "C" fn conversation(n: c_int, msgs: *mut *const PamMessage, resp: *mut *mut PamResponse, appdata: *mut c_void) -> c_int {
+extern "C" fn conversation(
+    n: c_int,
+    msgs: *mut *const PamMessage,
+    resp: *mut *mut PamResponse,
+    appdata: *mut c_void,
+) -> c_int {
     let n = usize::try_from(n).unwrap_or(0);
     // SAFETY: appdata is the `Answers` that `login` keeps alive for the whole handle.
     let answers = unsafe { &*(appdata as *const Answers) };
