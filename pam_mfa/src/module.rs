@@ -209,16 +209,19 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx) -> Code {
         (Some(rec), true) => {
             let digits = rec.totp.as_ref().map_or(ctx.cfg.totp.digits, |s| s.digits);
             let name = &ctx.name;
-            let state = ctx
-                .store
-                .lock(&ctx.mailbox, false)
-                .ok()
-                .flatten()
-                .and_then(|l| l.read_state().ok());
+            // Used codes live in the state file; it is read (under the lock)
+            // only when a tail has the shape of a recovery code and the
+            // mailbox has a set, so ordinary logins pay nothing for it.
             let is_recovery = |candidate: &str| {
                 rec.recovery.as_ref().is_some_and(|set| {
-                    let used = state.as_ref().map_or(&[][..], |s| s.recovery_used_of(&set.id));
-                    recovery::find(set, used, name, candidate).is_some()
+                    let state = ctx
+                        .store
+                        .lock(&ctx.mailbox, false)
+                        .ok()
+                        .flatten()
+                        .and_then(|l| l.read_state().ok())
+                        .unwrap_or_default();
+                    recovery::find(set, state.recovery_used_of(&set.id), name, candidate).is_some()
                 })
             };
             let parts = split::split(&typed, digits, is_recovery);
