@@ -150,11 +150,7 @@ impl Admin {
         let store = Store::new(&cfg, owner);
         let mut log = Logger::with_ident("mfa-ctl", None, false);
         log.stderr_fallback = false;
-        Ok(Admin {
-            log,
-            cfg,
-            store,
-        })
+        Ok(Admin { log, cfg, store })
     }
 
     pub fn mailbox(&self, name: &str) -> Result<Mailbox> {
@@ -300,7 +296,7 @@ impl Admin {
                 lock.write_record(&record)?;
                 state.last_step = Some(state.last_step.map_or(step, |s| s.max(step)));
                 lockout::reset(&mut state);
-                lock.write_state(&state)?;
+                lock.write_state(&state, true)?;
                 self.audit(&format!("enroll confirm: mailbox={mb} result=enabled"));
                 Ok(())
             }
@@ -352,7 +348,7 @@ impl Admin {
                     let mut what = b"disable:".to_vec();
                     what.extend_from_slice(clean_code(code.unwrap_or_default()).as_bytes());
                     lockout::record_failure(&mut state, crate::secret::fingerprint(g.key(), &what), now);
-                    lock.write_state(&state)?;
+                    lock.write_state(&state, true)?;
                     return Err(refused(format!(
                         "that code is not valid for {mb}; wait for the app to show a fresh code ({} s left) and try again",
                         g.seconds_left(now)
@@ -368,7 +364,7 @@ impl Admin {
         lockout::reset(&mut state);
         state.recovery_set = None;
         state.recovery_used.clear();
-        lock.write_state(&state)?;
+        lock.write_state(&state, true)?;
         self.audit(&format!("disable: mailbox={mb} force={force} was_enabled={was}"));
         Ok(())
     }
@@ -545,7 +541,7 @@ impl Admin {
         let mut state = lock.read_state()?;
         let was = lockout::lock(&state, &self.cfg.lockout, now).is_some() || state.failures > 0;
         lockout::reset(&mut state);
-        lock.write_state(&state)?;
+        lock.write_state(&state, true)?;
         self.audit(&format!("unlock: mailbox={mb} was_locked={was}"));
         Ok(was)
     }

@@ -4,9 +4,8 @@
 //! into the host process (Dovecot's auth worker, sshd); each unsafe block
 //! says why it is sound.
 
-use crate::module::{self, PamApi};
+use crate::module::{self, Memo, PamApi};
 use crate::secret::SecretBytes;
-use crate::split::Factor;
 use pam::constants::{PAM_PROMPT_ECHO_OFF, PamFlag, PamResultCode as Code};
 use pam::conv::Conv;
 use pam::items::{AuthTok, RHost, Service, User};
@@ -16,16 +15,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use zeroize::Zeroizing;
 
 const PAM_AUTHTOK: c_int = 6;
-const STASH_KEY: &str = "pam_mfa_split_factor";
+const MEMO_KEY: &str = "pam_mfa_memo";
 
 #[link(name = "pam")]
 unsafe extern "C" {
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_fail_delay(pamh: *mut PamHandle, usec: u32) -> c_int;
 }
-
-/// What `split` leaves on the handle for `verify`.
-struct Stash(Option<Factor>);
 
 pub struct PamMfa;
 pam::pam_hooks!(PamMfa);
@@ -119,16 +115,16 @@ impl PamApi for Handle<'_> {
         if rc == 0 { Ok(()) } else { Err(Code::PAM_SYSTEM_ERR) }
     }
 
-    fn stash_factor(&mut self, factor: Option<Factor>) -> Result<(), Code> {
-        self.0.set_data(STASH_KEY, Box::new(Stash(factor)))
+    fn set_memo(&mut self, memo: Memo) -> Result<(), Code> {
+        self.0.set_data(MEMO_KEY, Box::new(memo))
     }
 
-    fn stashed_factor(&self) -> Option<Option<Factor>> {
-        // SAFETY: only `stash_factor` above stores under STASH_KEY, always a
-        // `Stash`, so the pointer libpam returns is a live `Stash` owned by
+    fn memo(&self) -> Option<Memo> {
+        // SAFETY: only `set_memo` above stores under MEMO_KEY, always a
+        // `Memo`, so the pointer libpam returns is a live `Memo` owned by
         // the handle for as long as `self` borrows it.
-        let stash = unsafe { self.0.get_data::<Stash>(STASH_KEY) };
-        stash.ok().map(|s| s.0.clone())
+        let memo = unsafe { self.0.get_data::<Memo>(MEMO_KEY) };
+        memo.ok().cloned()
     }
 
     fn ask_hidden(&mut self, prompt: &str) -> Result<SecretBytes, Code> {

@@ -3,6 +3,11 @@
 //! request, call the pure decision in [`crate::decide`] under the mailbox
 //! lock, write the new state and log the outcome. The unsafe glue that
 //! implements [`PamApi`] for a real handle is in [`crate::ffi`].
+//!
+//! One login runs up to four of these calls on one handle; what one call
+//! learned (configuration, policy, record, the verdict) is left in a
+//! [`Memo`] on the handle, so a login loads the configuration and reads the
+//! record once.
 
 use crate::app_password;
 use crate::args::{Args, Role};
@@ -12,12 +17,14 @@ use crate::decide::{self, Accept, AppDecision, Outcome, Refusal, Request};
 use crate::lockout::Lock;
 use crate::log::{Level, Logger};
 use crate::mailbox::Mailbox;
-use crate::policy::{self, NoCodeReason, Requirement};
+use crate::policy::{self, DomainPolicy, NoCodeReason, Requirement};
 use crate::recovery;
 use crate::secret::SecretBytes;
 use crate::split::{self, Factor};
+use crate::store::records::MailboxRecord;
 use crate::store::{Store, StoreError};
 use pam::constants::PamResultCode as Code;
+use std::path::PathBuf;
 
 /// What the roles need from a PAM handle.
 pub trait PamApi {
@@ -28,14 +35,32 @@ pub trait PamApi {
     /// PAM_AUTHTOK, asking "Password: " through the conversation if unset.
     fn authtok(&mut self) -> Result<SecretBytes, Code>;
     fn set_authtok(&mut self, tok: &[u8]) -> Result<(), Code>;
-    /// Keeps `split`'s factor for `verify` (pam_set_data).
-    fn stash_factor(&mut self, factor: Option<Factor>) -> Result<(), Code>;
-    /// `None` if `split` did not run on this handle; `Some(None)` if it ran and found no code.
-    fn stashed_factor(&self) -> Option<Option<Factor>>;
+    /// Leaves a [`Memo`] on the handle for the later calls (pam_set_data).
+    fn set_memo(&mut self, memo: Memo) -> Result<(), Code>;
+    /// The [`Memo`] an earlier call of this login left, if any.
+    fn memo(&self) -> Option<Memo>;
     /// Asks a hidden question through the conversation.
     fn ask_hidden(&mut self, prompt: &str) -> Result<SecretBytes, Code>;
     /// Requests a failure delay from libpam (applied only if the stack fails).
     fn fail_delay(&mut self, usec: u32);
+}
+
+/// What earlier calls of the same login learned. Only this module's own
+/// calls write it, inside one process, for one PAM handle.
+#[derive(Clone, Default)]
+pub struct Memo {
+    /// The configuration and the file it came from.
+    config: Option<(PathBuf, Config)>,
+    /// The mailbox the fields below are about (a module in between could
+    /// change PAM_USER; then they are ignored).
+    mailbox: String,
+    /// `split` ran: the factor it cut off (`None` inside: no code typed).
+    factor: Option<Option<Factor>>,
+    /// The policy and record `split` read.
+    seen: Option<(DomainPolicy, Option<MailboxRecord>)>,
+    /// An accepting call found the mailbox not blocked, so `account` has
+    /// nothing to read.
+    account_ok: bool,
 }
 
 /// Everything a role needs, gathered once.
@@ -81,7 +106,7 @@ impl Ctx {
 
 /// Reads arguments, configuration, clock, user and items; on any problem logs
 /// why and returns the PAM code to give back (always a refusal).
-fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx), Code> {
+fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Code> {
     let parsed = Args::parse(args.iter().copied());
     let args = match parsed {
         Ok(a) => a,
@@ -97,12 +122,19 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx), Code> {
         // a wrong code take the same time.
         pam.fail_delay(args.fail_delay_ms.saturating_mul(1000));
     }
-    let cfg = match Config::load(&args.config, crate::ffi::effective_uid()) {
-        Ok(c) => c,
-        Err(e) => {
-            log.err(&format!("{e}; logins are refused until it is fixed"));
-            return Err(Code::PAM_SERVICE_ERR);
-        }
+    let mut memo = pam.memo().unwrap_or_default();
+    let cfg = match &memo.config {
+        Some((path, cfg)) if *path == args.config => cfg.clone(),
+        _ => match Config::load(&args.config, crate::ffi::effective_uid()) {
+            Ok(c) => {
+                memo.config = Some((args.config.clone(), c.clone()));
+                c
+            }
+            Err(e) => {
+                log.err(&format!("{e}; logins are refused until it is fixed"));
+                return Err(Code::PAM_SERVICE_ERR);
+            }
+        },
     };
     let now = match clock::now() {
         Ok(t) if t <= clock::MAX_SANE_TIME => t,
@@ -147,41 +179,61 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx), Code> {
         }
     };
     let store = Store::new(&cfg, owner);
+    let name = mailbox.to_string();
+    if memo.mailbox != name {
+        memo = Memo {
+            config: memo.config,
+            mailbox: name.clone(),
+            ..Memo::default()
+        };
+    }
     Ok((
         args,
         Ctx {
             log,
             cfg,
             store,
-            name: mailbox.to_string(),
+            name,
             mailbox,
             service,
             rhost,
             now,
         },
+        memo,
     ))
 }
 
 /// pam_sm_authenticate.
 pub fn authenticate(pam: &mut dyn PamApi, raw_args: &[&[u8]]) -> Code {
-    let (args, ctx) = match gather(pam, raw_args) {
+    let (args, ctx, mut memo) = match gather(pam, raw_args) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    match args.role {
-        Some(Role::Split) => split_role(pam, &ctx),
-        Some(Role::Verify) => verify_role(pam, &args, &ctx),
-        Some(Role::AppPassword) => app_password_role(pam, &ctx),
+    let code = match args.role {
+        Some(Role::Split) => split_role(pam, &ctx, &mut memo),
+        Some(Role::Verify) => verify_role(pam, &args, &ctx, &mut memo),
+        Some(Role::AppPassword) => app_password_role(pam, &ctx, &mut memo),
         None => {
             ctx.log
                 .err("an auth line names pam_mfa.so without a role: add split, verify or app_password");
-            Code::PAM_SERVICE_ERR
+            return Code::PAM_SERVICE_ERR;
         }
+    };
+    if let Err(e) = pam.set_memo(memo) {
+        // `verify` cannot get the code without it: refuse rather than guess.
+        ctx.log.err(&format!(
+            "{}: {} cannot keep data for the next lines of the stack (PAM error {})",
+            args.role.map_or("auth", Role::as_str),
+            ctx.who(),
+            e as i32
+        ));
+        return Code::PAM_SYSTEM_ERR;
     }
+    code
 }
 
 /// `split`: cuts the code off the typed string for mailboxes that need one.
-fn split_role(pam: &mut dyn PamApi, ctx: &Ctx) -> Code {
+fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
     let policy = match ctx.store.policy_for(ctx.mailbox.domain(), &ctx.cfg) {
         Ok(p) => p,
         Err(e) => return ctx.store_failed("split", &e),
@@ -256,21 +308,15 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx) -> Code {
         };
         format!("split: {} needs_code={needs_code} factor={kind}", ctx.who())
     });
-    if let Err(code) = pam.stash_factor(factor) {
-        ctx.log.err(&format!(
-            "split: {} cannot keep the code for verify (PAM error {})",
-            ctx.who(),
-            code as i32
-        ));
-        return Code::PAM_SYSTEM_ERR;
-    }
+    memo.factor = Some(factor);
+    memo.seen = Some((policy, record));
     Code::PAM_SUCCESS
 }
 
 /// The factor for `verify`: from `split`, or asked for with `prompt`.
-fn factor_for_verify(pam: &mut dyn PamApi, args: &Args, needs_code: bool) -> Option<Factor> {
-    if let Some(stashed) = pam.stashed_factor() {
-        return stashed;
+fn factor_for_verify(pam: &mut dyn PamApi, args: &Args, memo: &Memo, needs_code: bool) -> Option<Factor> {
+    if let Some(from_split) = &memo.factor {
+        return from_split.clone();
     }
     if !(args.prompt && needs_code) {
         return None;
@@ -286,22 +332,29 @@ fn factor_for_verify(pam: &mut dyn PamApi, args: &Args, needs_code: bool) -> Opt
 
 /// `verify`: checks the code (window, replay, lock-out) after the password
 /// module accepted the password.
-fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx) -> Code {
-    let policy = match ctx.store.policy_for(ctx.mailbox.domain(), &ctx.cfg) {
-        Ok(p) => p,
-        Err(e) => return ctx.store_failed("verify", &e),
-    };
-    // Unlocked first look: a mailbox the store does not know gets no lock
-    // file and no state; one it knows is read again under the lock.
-    let first = match ctx.store.read_record(&ctx.mailbox) {
-        Ok(r) => r,
-        Err(e) => return ctx.store_failed("verify", &e),
+fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) -> Code {
+    // What `split` read, or a look of our own (no `split` with `prompt`).
+    // The record is read without the lock (it is replaced atomically); the
+    // state, which holds the replay and failure data, is read under it.
+    let (policy, record) = match memo.seen.take() {
+        Some(seen) => seen,
+        None => {
+            let policy = match ctx.store.policy_for(ctx.mailbox.domain(), &ctx.cfg) {
+                Ok(p) => p,
+                Err(e) => return ctx.store_failed("verify", &e),
+            };
+            match ctx.store.read_record(&ctx.mailbox) {
+                Ok(r) => (policy, r),
+                Err(e) => return ctx.store_failed("verify", &e),
+            }
+        }
     };
     let needs_code =
-        policy::requirement(&policy, first.as_ref().is_some_and(|r| r.enrolled()), ctx.now) == Requirement::Code;
-    let factor = factor_for_verify(pam, args, needs_code);
+        policy::requirement(&policy, record.as_ref().is_some_and(|r| r.enrolled()), ctx.now) == Requirement::Code;
+    let factor = factor_for_verify(pam, args, memo, needs_code);
     let req = ctx.request();
-    let decision = if first.is_none() {
+    let decision = if record.is_none() {
+        // A mailbox the store does not know gets no lock file and no state.
         decide::decide(&req, factor.as_ref(), &policy, None, &Default::default(), &ctx.cfg)
     } else {
         let locked = match ctx.store.lock(&ctx.mailbox, false) {
@@ -317,17 +370,16 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx) -> Code {
             }
             Err(e) => return ctx.store_failed("verify", &e),
         };
-        let record = match locked.read_record() {
-            Ok(r) => r,
-            Err(e) => return ctx.store_failed("verify", &e),
-        };
         let state = match locked.read_state() {
             Ok(s) => s,
             Err(e) => return ctx.store_failed("verify", &e),
         };
         let d = decide::decide(&req, factor.as_ref(), &policy, record.as_ref(), &state, &ctx.cfg);
+        // A used recovery code does not expire, so its use must survive a
+        // power cut: then the folder is synced too, making the rename durable.
+        let consumes_recovery = matches!(d.outcome, Outcome::Accepted(Accept::RecoveryCode { .. }));
         if let Some(new_state) = &d.state
-            && let Err(e) = locked.write_state(new_state)
+            && let Err(e) = locked.write_state(new_state, consumes_recovery)
         {
             // Without the new state the replay protection cannot be kept:
             // a success becomes a refusal (fail closed).
@@ -337,7 +389,11 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx) -> Code {
     };
     log_verify(ctx, &decision.outcome);
     match decision.outcome {
-        Outcome::Accepted(_) => Code::PAM_SUCCESS,
+        Outcome::Accepted(_) => {
+            // A success resets the failure counter: not blocked.
+            memo.account_ok = true;
+            Code::PAM_SUCCESS
+        }
         Outcome::Refused(Refusal::Locked(_)) => Code::PAM_MAXTRIES,
         Outcome::Refused(_) => Code::PAM_AUTH_ERR,
     }
@@ -388,7 +444,7 @@ fn log_verify(ctx: &Ctx, outcome: &Outcome) {
 
 /// `app_password`: a valid app password logs in by itself (`sufficient`);
 /// anything else is left to the rest of the stack (PAM_IGNORE).
-fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx) -> Code {
+fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
     let typed = match pam.authtok() {
         Ok(t) => t,
         Err(_) => return Code::PAM_IGNORE,
@@ -396,16 +452,14 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx) -> Code {
     let Some(candidate) = app_password::normalize(&typed) else {
         return Code::PAM_IGNORE;
     };
-    let has_any = match ctx.store.read_record(&ctx.mailbox) {
-        Ok(r) => r.is_some_and(|r| !r.app_passwords.is_empty()),
+    let record = match ctx.store.read_record(&ctx.mailbox) {
+        Ok(Some(r)) if !r.app_passwords.is_empty() => r,
+        Ok(_) => return Code::PAM_IGNORE,
         Err(e) => {
             ctx.store_failed("app_password", &e);
             return Code::PAM_IGNORE;
         }
     };
-    if !has_any {
-        return Code::PAM_IGNORE;
-    }
     let locked = match ctx.store.lock(&ctx.mailbox, false) {
         Ok(Some(l)) => l,
         Ok(None) => return Code::PAM_IGNORE,
@@ -414,10 +468,9 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx) -> Code {
             return Code::PAM_IGNORE;
         }
     };
-    let (record, state) = match (locked.read_record(), locked.read_state()) {
-        (Ok(Some(r)), Ok(s)) => (r, s),
-        (Ok(None), _) => return Code::PAM_IGNORE,
-        (Err(e), _) | (_, Err(e)) => {
+    let state = match locked.read_state() {
+        Ok(s) => s,
+        Err(e) => {
             ctx.store_failed("app_password", &e);
             return Code::PAM_IGNORE;
         }
@@ -427,7 +480,8 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx) -> Code {
     match decide::decide_app_password(&req, &candidate, &record, &state, &ctx.cfg) {
         AppDecision::NotApplicable => Code::PAM_IGNORE,
         AppDecision::Accepted { label, state } => {
-            if let Err(e) = locked.write_state(&state) {
+            memo.account_ok = !decide::account_blocked(Some(&record), &state, &ctx.cfg);
+            if let Err(e) = locked.write_state(&state, false) {
                 ctx.store_failed("app_password", &e);
                 return Code::PAM_IGNORE;
             }
@@ -438,7 +492,7 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx) -> Code {
             Code::PAM_SUCCESS
         }
         AppDecision::Refused { label, why, state } => {
-            let _ = locked.write_state(&state);
+            let _ = locked.write_state(&state, false);
             ctx.log.log(
                 Level::Notice,
                 &format!(
@@ -453,10 +507,13 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx) -> Code {
 
 /// pam_sm_acct_mgmt: refuses only a blocked mailbox.
 pub fn account(pam: &mut dyn PamApi, raw_args: &[&[u8]]) -> Code {
-    let (_, ctx) = match gather(pam, raw_args) {
+    let (_, ctx, memo) = match gather(pam, raw_args) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if memo.account_ok {
+        return Code::PAM_SUCCESS;
+    }
     let record = match ctx.store.read_record(&ctx.mailbox) {
         Ok(Some(r)) => r,
         Ok(None) => return Code::PAM_SUCCESS,

@@ -298,12 +298,15 @@ impl Locked<'_> {
     }
 
     /// Writes the login state. With `state.durable` the data is synced before
-    /// the rename; the folder is not synced: a rename lost in a power cut
-    /// rolls back to the previous state, which can only re-allow codes from
-    /// before the outage, and those have expired by the time the host is back.
-    pub fn write_state(&self, state: &MailboxState) -> Result<(), StoreError> {
+    /// the rename. The folder is synced only with `sync_dir`: a rename lost in
+    /// a power cut rolls back to the previous state, which can re-allow only
+    /// TOTP codes from before the outage (expired by the time the host is
+    /// back), but would re-allow a used recovery code, which never expires;
+    /// so the caller asks for it when the new state consumes one.
+    pub fn write_state(&self, state: &MailboxState, sync_dir: bool) -> Result<(), StoreError> {
         let path = self.store.mailbox_file(&self.mailbox, "state");
-        self.store.write_toml(&path, state, self.store.durable, false)
+        self.store
+            .write_toml(&path, state, self.store.durable || sync_dir, sync_dir)
     }
 
     /// Removes state, record and lock file (the mailbox is forgotten).

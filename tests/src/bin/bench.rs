@@ -430,7 +430,7 @@ fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str, with_pwdfile: b
             ..Default::default()
         })
         .unwrap();
-        l.write_state(&primed_state(t)).unwrap();
+        l.write_state(&primed_state(t), false).unwrap();
     }
     let dom = w.mfa_store.join("mailboxes").join(DOMAIN);
     let rec0 = std::fs::read_to_string(dom.join(format!("{}.toml", local(0)))).unwrap();
@@ -1055,14 +1055,24 @@ fn breakdown(w: &World) -> Vec<(&'static str, f64, u32)> {
         (
             "Store::lock + Locked::write_state, relaxed (serialise + atomic write)",
             time(&mut |_, mb| {
-                relaxed.lock(mb, false).unwrap().unwrap().write_state(&state).unwrap();
+                relaxed
+                    .lock(mb, false)
+                    .unwrap()
+                    .unwrap()
+                    .write_state(&state, false)
+                    .unwrap();
             }),
             1,
         ),
         (
             "Store::lock + Locked::write_state, durable (+ fdatasync)",
             time(&mut |_, mb| {
-                store.lock(mb, false).unwrap().unwrap().write_state(&state).unwrap();
+                store
+                    .lock(mb, false)
+                    .unwrap()
+                    .unwrap()
+                    .write_state(&state, false)
+                    .unwrap();
             }),
             1,
         ),
