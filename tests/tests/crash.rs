@@ -273,44 +273,63 @@ fn fill(dir: &Path) -> PathBuf {
 }
 
 #[test]
-fn full_disk_refuses_enrolled_logins_and_damages_nothing() {
+fn full_disk_keeps_replay_protection_and_damages_nothing() {
     let (env, _fs, secret, app) = small_store();
+    // carol is enrolled but has no state file yet (as if it had been
+    // removed by hand): her first login needs a new file.
+    const CAROL: &str = "carol@example.org";
+    env.set_password(CAROL, PW);
+    let carol_secret = env.enroll(CAROL);
+    std::fs::remove_file(env.mailbox_file(CAROL, "state")).unwrap();
     let filler = fill(&env.store);
-    let before = env.snapshot();
+    let alice_state = env.mailbox_file(ALICE, "state");
+    let others = |env: &Env| -> Vec<(PathBuf, Vec<u8>)> {
+        env.snapshot().into_iter().filter(|(p, _)| *p != alice_state).collect()
+    };
+    let before = others(&env);
     let t = fresh_step(5);
     let code = oathtool(&secret, t);
-    // The code is right, but its use cannot be recorded: refused.
-    let r = env.login("mail", ALICE, &format!("{PW}{code}"));
+    // alice's state is updated in place (no new space needed): the right
+    // code logs in, and its use is recorded, so a replay is still refused.
+    assert!(env.login("mail", ALICE, &format!("{PW}{code}")).ok());
+    assert_eq!(env.login("mail", ALICE, &format!("{PW}{code}")).auth, PAM_AUTH_ERR);
+    assert!(env.login("mail", ALICE, &app).ok());
+    // carol's use of a code cannot be recorded (no space for a new file):
+    // refused, with a log line naming the cause.
+    let carol_code = oathtool(&carol_secret, t);
+    let r = env.login("mail", CAROL, &format!("{PW}{carol_code}"));
     assert_eq!(r.auth, PAM_AUTHINFO_UNAVAIL, "{r:?}");
     let logs = env.logs().join("\n");
     assert!(
-        logs.contains("verify: mailbox=alice@example.org")
+        logs.contains("verify: mailbox=carol@example.org")
             && logs.contains("reason=\"store error\"")
             && logs.contains("No space left on device"),
         "{logs}"
     );
-    // The app password cannot record its use either: app_password steps
-    // aside, and the app password is then a wrong password.
-    let r = env.login("mail", ALICE, &app);
-    assert_eq!(r.auth, PAM_AUTH_ERR, "{r:?}");
-    assert!(
-        env.logs()
-            .join("\n")
-            .contains("app_password: mailbox=alice@example.org")
-    );
     // A mailbox the store does not know writes nothing: the password alone works.
     assert!(env.login("mail", BOB, PW).ok());
-    assert_eq!(env.snapshot(), before, "nothing stored changed");
+    assert_eq!(others(&env), before, "nothing else stored changed");
+    let admin = env.admin();
+    let st = admin
+        .store
+        .lock(&admin.mailbox(ALICE).unwrap(), false)
+        .unwrap()
+        .unwrap()
+        .read_state()
+        .unwrap();
+    assert_eq!(st.last_step, Some(t / 30));
     let mut temps = Vec::new();
     files_with_ext(&env.store, "tmp", &mut temps);
     assert_eq!(temps, Vec::<PathBuf>::new());
-    // Space back: the same code (never recorded as used) logs in once.
+    // Space back: carol's code (never recorded as used) logs in once.
     std::fs::remove_file(filler).unwrap();
-    assert!(env.login("mail", ALICE, &format!("{PW}{code}")).ok());
-    assert_eq!(env.login("mail", ALICE, &format!("{PW}{code}")).auth, PAM_AUTH_ERR);
-    assert!(env.login("mail", ALICE, &app).ok());
+    assert!(env.login("mail", CAROL, &format!("{PW}{carol_code}")).ok());
+    assert_eq!(
+        env.login("mail", CAROL, &format!("{PW}{carol_code}")).auth,
+        PAM_AUTH_ERR
+    );
     eprintln!(
-        "FIGURE full disk (tmpfs at ENOSPC): right code refused with PAM_AUTHINFO_UNAVAIL and a log line, app password refused, unknown mailbox password-only accepted, store byte-for-byte unchanged, 0 temp files; after freeing space the same code logs in once"
+        "FIGURE full disk (tmpfs at ENOSPC): an existing state is updated in place, so the right code logs in and its replay is refused, app password accepted; an enrolled mailbox without a state file is refused with PAM_AUTHINFO_UNAVAIL and a log line; unknown mailbox password-only accepted; every other stored file byte-for-byte unchanged, 0 temp files; after freeing space the refused code logs in once"
     );
 }
 

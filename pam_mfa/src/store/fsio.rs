@@ -143,23 +143,47 @@ pub fn read(path: &Path, owners: Owners) -> Result<Option<String>, StoreError> {
     let Some(file) = open_checked(path, &opts, owners)? else {
         return Ok(None);
     };
-    let mut text = String::new();
+    let bytes = read_all(&file, path)?;
+    String::from_utf8(bytes).map(Some).map_err(|_| StoreError::Damaged {
+        path: path.to_path_buf(),
+        why: "it is not UTF-8 text".into(),
+    })
+}
+
+/// Opens a store file for reading and writing in place, with the same
+/// checks as [`read`]. `Ok(None)` if it does not exist.
+pub fn open_rw(path: &Path, owners: Owners) -> Result<Option<File>, StoreError> {
+    let mut opts = OpenOptions::new();
+    opts.read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
+    open_checked(path, &opts, owners)
+}
+
+/// The whole content of an opened store file, at most [`MAX_FILE`] bytes.
+pub fn read_all(file: &File, path: &Path) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = Vec::new();
     file.take(MAX_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => StoreError::Damaged {
-                path: path.to_path_buf(),
-                why: "it is not UTF-8 text".into(),
-            },
-            _ => io_err(path, "read", e),
-        })?;
-    if text.len() as u64 > MAX_FILE {
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_err(path, "read", e))?;
+    if bytes.len() as u64 > MAX_FILE {
         return Err(StoreError::Damaged {
             path: path.to_path_buf(),
             why: format!("it is larger than {MAX_FILE} bytes"),
         });
     }
-    Ok(Some(text))
+    Ok(bytes)
+}
+
+/// Overwrites `bytes` at `offset` of an open file in place, and syncs the
+/// data if `durable` (the file's size and inode stay the same).
+pub fn write_in_place(file: &File, path: &Path, bytes: &[u8], offset: u64, durable: bool) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(bytes, offset).map_err(|e| io_err(path, "write", e))?;
+    if durable {
+        file.sync_data().map_err(|e| io_err(path, "sync", e))?;
+    }
+    Ok(())
 }
 
 /// Opens (creating 0600 if needed) and exclusively locks a lock file. The

@@ -5,7 +5,7 @@
 //! ```text
 //! STORE/domains/example.org.toml            domain policy      (mfa-ctl)
 //! STORE/mailboxes/example.org/alice.toml    secrets            (mfa-ctl)
-//! STORE/mailboxes/example.org/alice.state   login state        (the module)
+//! STORE/mailboxes/example.org/alice.state   login state        (the module; two checksummed copies, see [`slots`])
 //! STORE/mailboxes/example.org/alice.lock    serialises writers of both
 //! ```
 //!
@@ -14,6 +14,7 @@
 
 pub mod fsio;
 pub mod records;
+pub mod slots;
 
 use crate::config::Config;
 use crate::mailbox::Mailbox;
@@ -22,6 +23,7 @@ use fsio::Owners;
 use records::{MailboxRecord, MailboxState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::cell::RefCell;
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -260,6 +262,7 @@ impl Store {
             store: self,
             mailbox: mb.clone(),
             _lock: file,
+            state_file: RefCell::new(None),
         }))
     }
 }
@@ -269,6 +272,9 @@ pub struct Locked<'s> {
     store: &'s Store,
     mailbox: Mailbox,
     _lock: File,
+    /// The state file as last read or written, and where its newest copy
+    /// is: the next write overwrites the other copy in place.
+    state_file: RefCell<Option<(File, slots::Pos)>>,
 }
 
 impl Locked<'_> {
@@ -291,22 +297,70 @@ impl Locked<'_> {
 
     /// The login state; a missing file is a fresh state.
     pub fn read_state(&self) -> Result<MailboxState, StoreError> {
-        Ok(self
-            .store
-            .read_toml(&self.store.mailbox_file(&self.mailbox, "state"))?
-            .unwrap_or_default())
+        let path = self.store.mailbox_file(&self.mailbox, "state");
+        self.state_file.replace(None);
+        let Some(file) = fsio::open_rw(&path, self.store.owners)? else {
+            return Ok(MailboxState::default());
+        };
+        let bytes = fsio::read_all(&file, &path)?;
+        let damaged = |why: String| StoreError::Damaged {
+            path: path.clone(),
+            why,
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            // pam_mfa never writes an empty state: it was truncated.
+            return Err(damaged("it is empty".into()));
+        }
+        let (text, pos) = match slots::decode(&bytes).map_err(damaged)? {
+            slots::Decoded::Slotted(text, pos) => (text, Some(pos)),
+            slots::Decoded::Plain(text) => (text, None),
+        };
+        let state = toml::from_str(text).map_err(|e| damaged(e.message().trim().to_string()))?;
+        if let Some(pos) = pos {
+            self.state_file.replace(Some((file, pos)));
+        }
+        Ok(state)
     }
 
-    /// Writes the login state. With `state.durable` the data is synced before
-    /// the rename. The folder is synced only with `sync_dir`: a rename lost in
-    /// a power cut rolls back to the previous state, which can re-allow only
-    /// TOTP codes from before the outage (expired by the time the host is
-    /// back), but would re-allow a used recovery code, which never expires;
-    /// so the caller asks for it when the new state consumes one.
-    pub fn write_state(&self, state: &MailboxState, sync_dir: bool) -> Result<(), StoreError> {
+    /// Writes the login state. Normally in place, over the older of the
+    /// file's two copies (see [`slots`]), synced with `fdatasync` when
+    /// `state.durable` (the default) or `sync`: a crash at any point leaves
+    /// the newer copy intact. A missing, hand-written or outgrown file is
+    /// replaced whole (temp file, sync, rename); with `sync` the folder is
+    /// synced too, so even that replacement survives a power cut (asked for
+    /// when the new state consumes a recovery code, which never expires).
+    pub fn write_state(&self, state: &MailboxState, sync: bool) -> Result<(), StoreError> {
         let path = self.store.mailbox_file(&self.mailbox, "state");
-        self.store
-            .write_toml(&path, state, self.store.durable || sync_dir, sync_dir)
+        let payload = toml::to_string(state).map_err(|e| StoreError::Damaged {
+            path: path.clone(),
+            why: format!("cannot encode: {e}"),
+        })?;
+        let durable = self.store.durable || sync;
+        let mut slot = self.state_file.borrow_mut();
+        if let Some((file, pos)) = slot.as_mut()
+            && let Some(bytes) = slots::encode(pos.seq.saturating_add(1), &payload, pos.slot_size)
+        {
+            let target = 1 - pos.newest;
+            let offset = (target * pos.slot_size) as u64;
+            fsio::write_in_place(file, &path, &bytes, offset, durable)?;
+            pos.newest = target;
+            pos.seq = pos.seq.saturating_add(1);
+            return Ok(());
+        }
+        let seq = slot.as_ref().map_or(1, |(_, p)| p.seq.saturating_add(1));
+        let bytes = slots::encode_file(seq, &payload);
+        fsio::write_atomic(&path, &bytes, self.store.owners, durable, sync)?;
+        *slot = fsio::open_rw(&path, self.store.owners)?.map(|f| {
+            (
+                f,
+                slots::Pos {
+                    slot_size: bytes.len() / 2,
+                    newest: 0,
+                    seq,
+                },
+            )
+        });
+        Ok(())
     }
 
     /// Removes state, record and lock file (the mailbox is forgotten).
