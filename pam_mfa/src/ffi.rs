@@ -108,9 +108,7 @@ impl PamApi for Handle<'_> {
         buf.extend_from_slice(tok);
         buf.push(0);
         let pamh: *mut PamHandle = &raw mut *self.0;
-        // SAFETY: `pamh` is the live handle libpam passed to this hook; `buf`
-        // is NUL-terminated with no interior NUL and outlives the call;
-        // libpam copies the string (and wipes its old copy) before returning.
+        // SAFETY: `pamh` is the live handle libpam passed to this hook; `buf` is NUL-terminated with no interior NUL and outlives the call; libpam copies the string (and wipes its old copy) before returning.
         let rc = unsafe { pam_set_item(pamh, PAM_AUTHTOK, buf.as_ptr().cast()) };
         if rc == 0 { Ok(()) } else { Err(Code::PAM_SYSTEM_ERR) }
     }
@@ -120,9 +118,7 @@ impl PamApi for Handle<'_> {
     }
 
     fn memo(&self) -> Option<Memo> {
-        // SAFETY: only `set_memo` above stores under MEMO_KEY, always a
-        // `Memo`, so the pointer libpam returns is a live `Memo` owned by
-        // the handle for as long as `self` borrows it.
+        // SAFETY: only `set_memo` above stores under MEMO_KEY, always a `Memo`, so the pointer libpam returns is a live `Memo` owned by the handle for as long as `self` borrows it.
         let memo = unsafe { self.0.get_data::<Memo>(MEMO_KEY) };
         memo.ok().cloned()
     }
@@ -141,8 +137,7 @@ impl PamApi for Handle<'_> {
 
     fn fail_delay(&mut self, usec: u32) {
         let pamh: *mut PamHandle = &raw mut *self.0;
-        // SAFETY: `pamh` is the live handle libpam passed to this hook;
-        // pam_fail_delay only records the number in it.
+        // SAFETY: `pamh` is the live handle libpam passed to this hook; pam_fail_delay only records the number in it.
         let _ = unsafe { pam_fail_delay(pamh, usec) };
     }
 }
@@ -160,12 +155,10 @@ pub fn uid_of(name: &str) -> Option<u32> {
     }
     let cname = std::ffi::CString::new(name).ok()?;
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: `passwd` is plain old data; an all-zero value is valid and
-    // getpwnam_r overwrites it.
+    // SAFETY: `passwd` is plain old data; an all-zero value is valid and getpwnam_r overwrites it.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer refers to a live local of the right type, and
-    // `buf.len()` is the true size of the scratch buffer.
+    // SAFETY: every pointer refers to a live local of the right type, and `buf.len()` is the true size of the scratch buffer.
     let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
     (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
 }
@@ -179,8 +172,7 @@ pub fn syslog_timestamp() -> String {
     let t: libc::time_t = libc::time_t::try_from(now).unwrap_or(0);
     // SAFETY: `tm` is plain old data; an all-zero value is valid.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers refer to live locals; localtime_r is the
-    // thread-safe variant and writes only into `tm`.
+    // SAFETY: both pointers refer to live locals; localtime_r is the thread-safe variant and writes only into `tm`.
     let ok = !unsafe { libc::localtime_r(&t, &mut tm) }.is_null();
     if !ok {
         return "Jan  1 00:00:00".to_string();
