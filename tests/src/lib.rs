@@ -15,7 +15,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub use pam::{LoginResult, PAM_AUTH_ERR, PAM_MAXTRIES, PAM_PERM_DENIED, PAM_SUCCESS, PAM_USER_UNKNOWN};
+pub use pam::{
+    LoginResult, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_PERM_DENIED, PAM_SERVICE_ERR, PAM_SUCCESS,
+    PAM_USER_UNKNOWN,
+};
 
 /// Root of the workspace.
 pub fn workspace() -> PathBuf {
@@ -151,6 +154,17 @@ impl Env {
             stop,
         };
         env.write_service("mail", &env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass", ""));
+        env
+    }
+
+    /// An env whose password module asks for no failure delay either
+    /// (pam_pwdfile's own `nodelay`), for tests that make many refused logins.
+    pub fn quick(extra: &str) -> Env {
+        let env = Env::with_config(extra);
+        env.write_service(
+            "mail",
+            &env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", ""),
+        );
         env
     }
 

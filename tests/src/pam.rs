@@ -5,8 +5,10 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use std::path::Path;
 
 pub const PAM_SUCCESS: i32 = 0;
+pub const PAM_SERVICE_ERR: i32 = 3;
 pub const PAM_PERM_DENIED: i32 = 6;
 pub const PAM_AUTH_ERR: i32 = 7;
+pub const PAM_AUTHINFO_UNAVAIL: i32 = 9;
 pub const PAM_USER_UNKNOWN: i32 = 10;
 pub const PAM_MAXTRIES: i32 = 11;
 const PAM_RHOST: c_int = 4;

@@ -17,17 +17,6 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 const PW: &str = "s0ak-Pw";
 
-/// An env whose password module does not ask libpam for a failure delay
-/// either (pam_pwdfile's own `nodelay`): thousands of refused logins run here.
-fn quick_env(extra: &str) -> Env {
-    let env = Env::with_config(extra);
-    env.write_service(
-        "mail",
-        &env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", ""),
-    );
-    env
-}
-
 fn worker_bin() -> &'static str {
     env!("CARGO_BIN_EXE_login_worker")
 }
@@ -157,7 +146,7 @@ fn wrong_codes(secret: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn soak_8_processes_1000_mailboxes_30s() {
-    let env = quick_env("[state]\nkeep_logins = 1000\n");
+    let env = Env::quick("[state]\nkeep_logins = 1000\n");
     let names: Vec<String> = (0..1000).map(|i| format!("u{i}@d{}.example", i % 4)).collect();
     let enrolled = enroll_many(&env, &names);
     // Our generator against oathtool, once, before trusting it for 3,000 codes.
@@ -246,7 +235,7 @@ fn soak_8_processes_1000_mailboxes_30s() {
 /// Enrols `rounds` mailboxes; each round races 32 logins of one of them with
 /// one valid code through `race`, which returns the 32 (auth, acct) results.
 fn one_code_rounds(kind: &str, rounds: usize, mut race: impl FnMut(&Env, &str, &str) -> Vec<(i32, i32)>) {
-    let env = quick_env("[state]\nkeep_logins = 100\n");
+    let env = Env::quick("[state]\nkeep_logins = 100\n");
     let names: Vec<String> = (0..rounds).map(|i| format!("r{i}@example.org")).collect();
     let enrolled = enroll_many(&env, &names);
     let mut exactly_one = 0;
@@ -304,7 +293,7 @@ fn one_code_32_processes_100_rounds() {
 
 #[test]
 fn concurrent_wrong_codes_are_all_counted_threads() {
-    let env = quick_env("[lockout]\nafter = 16\nbackoff = \"1h\"\nmax_backoff = \"1h\"\nblock_after = 100\n");
+    let env = Env::quick("[lockout]\nafter = 16\nbackoff = \"1h\"\nmax_backoff = \"1h\"\nblock_after = 100\n");
     let enrolled = enroll_many(&env, &["carol@example.org".to_string()]);
     let (name, secret) = &enrolled[0];
     let wrong = wrong_codes(secret, 24);
@@ -345,7 +334,7 @@ fn concurrent_wrong_codes_are_all_counted_threads() {
 
 #[test]
 fn concurrent_wrong_codes_block_at_exactly_block_after_processes() {
-    let env = quick_env("[lockout]\nafter = 20\nbackoff = \"1s\"\nmax_backoff = \"1s\"\nblock_after = 20\n");
+    let env = Env::quick("[lockout]\nafter = 20\nbackoff = \"1s\"\nmax_backoff = \"1s\"\nblock_after = 20\n");
     let enrolled = enroll_many(&env, &["dave@example.org".to_string()]);
     let (name, secret) = &enrolled[0];
     let wrong = wrong_codes(secret, 32);
@@ -390,7 +379,7 @@ fn json_field(json: &str, key: &str) -> String {
 
 #[test]
 fn mfa_ctl_writes_while_logins_run_lose_nothing() {
-    let env = quick_env("[state]\nkeep_logins = 1000\n");
+    let env = Env::quick("[state]\nkeep_logins = 1000\n");
     let alice = "alice@example.org";
     env.set_password(alice, PW);
     let kept = json_field(

@@ -18,17 +18,6 @@ use std::time::Duration;
 const ALICE: &str = "alice@example.org";
 const BOB: &str = "bob@example.org";
 const PW: &str = "cr4sh-Pw";
-const PAM_AUTHINFO_UNAVAIL: i32 = 9;
-
-/// An env whose password module asks for no failure delay either.
-fn quick_env(extra: &str) -> Env {
-    let env = Env::with_config(extra);
-    env.write_service(
-        "mail",
-        &env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", ""),
-    );
-    env
-}
 
 /// What the crash writer changes, read back through the same parsers the
 /// module uses: reading it fails the test if any store file is damaged.
@@ -113,7 +102,7 @@ impl Rng {
 
 #[test]
 fn kill_9_writers_200_times() {
-    let env = quick_env("[state]\nkeep_logins = 1000\n");
+    let env = Env::quick("[state]\nkeep_logins = 1000\n");
     env.set_password(ALICE, PW);
     env.set_password(BOB, PW);
     let admin = env.admin();
@@ -244,7 +233,7 @@ impl Drop for Tmpfs {
 /// A store on a tmpfs of its own with alice enrolled (with an app password)
 /// and bob only known to the password file.
 fn small_store() -> (Env, Tmpfs, String, String) {
-    let env = quick_env("");
+    let env = Env::quick("");
     let fs = Tmpfs::mount(&env.store, "512k");
     env.set_password(ALICE, PW);
     env.set_password(BOB, PW);

@@ -17,8 +17,6 @@ use std::os::unix::fs::PermissionsExt;
 
 const ALICE: &str = "alice@example.org";
 const PW: &str = "T9D3K!px";
-const PAM_SERVICE_ERR: i32 = 3;
-const PAM_AUTHINFO_UNAVAIL: i32 = 9;
 
 fn enrolled() -> (Env, String) {
     let env = Env::new();
