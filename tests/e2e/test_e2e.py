@@ -333,7 +333,15 @@ class Parallel(Case):
         self.assertEqual(rc, 0)
         rc, _ = WORLD.mfa_ctl("list")
         self.assertEqual(rc, 0)
-        leftovers = [p for p in WORLD.store.rglob("*") if p.is_file() and p.suffix not in (".toml", ".state", ".lock")]
+        # One file per mailbox (NAME.mfa) and per domain policy (NAME.toml):
+        # anything else (a temp file, a file of the old three-file layout) is a leftover.
+        leftovers = [
+            p
+            for p in WORLD.store.rglob("*")
+            if p.is_file()
+            and not (p.parent.parent == WORLD.store / "mailboxes" and p.suffix == ".mfa")
+            and not (p.parent == WORLD.store / "domains" and p.suffix == ".toml")
+        ]
         self.assertEqual(leftovers, [], "temporary files left in the store")
 
 

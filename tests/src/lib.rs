@@ -262,7 +262,7 @@ impl Env {
                 let path = e.path();
                 if path.is_dir() {
                     walk(&path, out);
-                } else if path.extension().is_some_and(|x| x != "lock") {
+                } else {
                     out.push((path.clone(), std::fs::read(&path).unwrap_or_default()));
                 }
             }
@@ -271,9 +271,47 @@ impl Env {
         out
     }
 
-    pub fn mailbox_file(&self, mailbox: &str, ext: &str) -> PathBuf {
+    /// The mailbox's file (`STORE/mailboxes/DOMAIN/LOCAL.mfa`).
+    pub fn mailbox_file(&self, mailbox: &str) -> PathBuf {
+        self.legacy_file(mailbox, pam_mfa::store::MAILBOX_EXT)
+    }
+
+    /// A file of the three-file layout of earlier builds (`ext`: `toml`
+    /// record, `state`, `lock`), next to where the mailbox file would be.
+    pub fn legacy_file(&self, mailbox: &str, ext: &str) -> PathBuf {
         let (local, domain) = mailbox.split_once('@').unwrap();
         self.store.join("mailboxes").join(domain).join(format!("{local}.{ext}"))
+    }
+
+    /// The JSON payload of the newest intact copy in the mailbox's file
+    /// (panics if none is intact), and that copy's sequence number.
+    pub fn mailbox_json(&self, mailbox: &str) -> (String, u64) {
+        let bytes = std::fs::read(self.mailbox_file(mailbox)).unwrap();
+        let (json, pos) = pam_mfa::store::slots::decode(&bytes).unwrap();
+        (json.to_string(), pos.seq)
+    }
+
+    /// Writes `json` as the mailbox's file, in the checksummed two-copy form
+    /// the store writes (so only the JSON itself can be wrong), mode 0600.
+    pub fn write_mailbox_json(&self, mailbox: &str, json: &str, seq: u64) {
+        self.write_mailbox_bytes(mailbox, &pam_mfa::store::slots::encode_file(seq, json));
+    }
+
+    /// Writes `bytes` as the mailbox's file, mode 0600 (in place if it exists).
+    pub fn write_mailbox_bytes(&self, mailbox: &str, bytes: &[u8]) {
+        let path = self.mailbox_file(mailbox);
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    /// Runs the built mfa-ctl with this env's config.
+    pub fn mfa_ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(mfa_ctl_path())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
     }
 }
 

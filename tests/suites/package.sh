@@ -135,8 +135,8 @@ EOF
   t=$(date +%s)
   /usr/sbin/mfa-ctl enroll "$mailbox" --confirm "$(oathtool --totp -b "$secret" -N "@$((t - 30))")" >/dev/null \
     || fail "[$label] mfa-ctl enroll --confirm failed"
-  [ -f "/var/lib/pam_mfa/mailboxes/$1.pkgtest.example/alice.toml" ] || fail "[$label] enrolment wrote no record in /var/lib/pam_mfa"
-  expect_mode "/var/lib/pam_mfa/mailboxes/$1.pkgtest.example/alice.toml" 600 root:root
+  [ -f "/var/lib/pam_mfa/mailboxes/$1.pkgtest.example/alice.mfa" ] || fail "[$label] enrolment wrote no mailbox file in /var/lib/pam_mfa"
+  expect_mode "/var/lib/pam_mfa/mailboxes/$1.pkgtest.example/alice.mfa" 600 root:root
   code=$(oathtool --totp -b "$secret" -N "@$t")
   # Password + current code: accepted by the installed module, found by its bare name.
   if ! printf '%s\n' "$pw$code" | pamtester -v -I rhost=192.0.2.7 "$SERVICE" "$mailbox" authenticate acct_mgmt >"$TMP/out" 2>&1; then
@@ -229,7 +229,7 @@ for f in "$SECUREDIR/pam_mfa.so" /usr/sbin/mfa-ctl /usr/share/man/man8/pam_mfa.8
   [ ! -e "$f" ] || fail "$f is still there after dpkg --remove"
 done
 [ -f /etc/pam_mfa.toml ] || fail "dpkg --remove removed the conffile /etc/pam_mfa.toml"
-[ -f /var/lib/pam_mfa/mailboxes/deb.pkgtest.example/alice.toml ] || fail "dpkg --remove did not keep the store"
+[ -f /var/lib/pam_mfa/mailboxes/deb.pkgtest.example/alice.mfa ] || fail "dpkg --remove did not keep the store"
 expect_mode /var/lib/pam_mfa 700 root:root
 grep -q "kept the store /var/lib/pam_mfa" "$TMP/remove.log" || fail "dpkg --remove did not say the store is kept"
 grep -q "/etc/pam.d/$SERVICE" "$TMP/remove.log" || fail "dpkg --remove did not warn about /etc/pam.d/$SERVICE, which still uses pam_mfa.so"

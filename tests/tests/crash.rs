@@ -78,12 +78,14 @@ impl Model {
     }
 }
 
-fn files_with_ext(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+/// Temp files under `dir`: `NAME.tmp` (domain files) and `NAME.mfa.tmp-RANDOM`
+/// (mailbox files being replaced or created).
+fn temp_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
         let p = e.path();
         if p.is_dir() {
-            files_with_ext(&p, ext, out);
-        } else if p.extension().is_some_and(|x| x == ext) {
+            temp_files(&p, out);
+        } else if p.extension().is_some_and(|x| x.to_string_lossy().starts_with("tmp")) {
             out.push(p);
         }
     }
@@ -177,13 +179,14 @@ fn kill_9_writers_200_times() {
             }
         }
         let mut temps = Vec::new();
-        files_with_ext(&env.store, "tmp", &mut temps);
+        temp_files(&env.store, &mut temps);
         temps_left += u32::from(!temps.is_empty());
-        // Neither a temp file nor the lock file of the dead writer blocks a login.
+        // Neither a temp file nor the dead writer's lock (flock on the mailbox
+        // file, released by the kernel) blocks a login.
         let r = env.login("mail", ALICE, &kept);
         assert!(r.ok(), "kill {k}: login after the kill: {r:?} {:?}", env.logs());
     }
-    // bob can still be enrolled after it all (his lock file survived 200 kills).
+    // bob can still be enrolled after it all (his file survived 200 kills).
     let admin = env.admin();
     let bob = admin.mailbox(BOB).unwrap();
     if admin.status(&bob, now()).unwrap().state == "enabled" {
@@ -232,8 +235,8 @@ impl Drop for Tmpfs {
 
 /// A store on a tmpfs of its own with alice enrolled (with an app password)
 /// and bob only known to the password file.
-fn small_store() -> (Env, Tmpfs, String, String) {
-    let env = Env::quick("");
+fn small_store(extra: &str) -> (Env, Tmpfs, String, String) {
+    let env = Env::quick(extra);
     let fs = Tmpfs::mount(&env.store, "512k");
     env.set_password(ALICE, PW);
     env.set_password(BOB, PW);
@@ -263,30 +266,55 @@ fn fill(dir: &Path) -> PathBuf {
 
 #[test]
 fn full_disk_keeps_replay_protection_and_damages_nothing() {
-    let (env, _fs, secret, app) = small_store();
-    // carol is enrolled but has no state file yet (as if it had been
-    // removed by hand): her first login needs a new file.
+    let (env, _fs, secret, app) = small_store("[state]\nkeep_logins = 100\n");
+    // carol is enrolled and her file is full to within one login: her next
+    // login with a code (through a service with a long name, so its entry in
+    // the history is longer than the room left) needs a larger file, which
+    // takes new space.
     const CAROL: &str = "carol@example.org";
     env.set_password(CAROL, PW);
     let carol_secret = env.enroll(CAROL);
-    std::fs::remove_file(env.mailbox_file(CAROL, "state")).unwrap();
+    let admin = env.admin();
+    let (_, carol_app) = admin
+        .app_password_add(&admin.mailbox(CAROL).unwrap(), "phone", &[], &[], None, now())
+        .unwrap();
+    let carol_app = carol_app.to_string();
+    let long_service = format!("mail-{}", "x".repeat(200));
+    env.write_service(
+        &long_service,
+        &env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", ""),
+    );
+    let carol_file = env.mailbox_file(CAROL);
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    let room = |env: &Env| -> usize {
+        let bytes = std::fs::read(&carol_file).unwrap();
+        let header = bytes.iter().position(|b| *b == b'\n').unwrap() + 1;
+        bytes.len() / 2 - header - env.mailbox_json(CAROL).0.len()
+    };
+    let mut fillers = 0;
+    while room(&env) >= 150 {
+        let r = env.login("mail", CAROL, &carol_app);
+        assert!(r.ok(), "{r:?} {:?}", env.logs());
+        assert_eq!(size(&carol_file), 8192, "a filling login did not fit in place");
+        fillers += 1;
+    }
     let filler = fill(&env.store);
-    let alice_state = env.mailbox_file(ALICE, "state");
+    let alice_file = env.mailbox_file(ALICE);
     let others = |env: &Env| -> Vec<(PathBuf, Vec<u8>)> {
-        env.snapshot().into_iter().filter(|(p, _)| *p != alice_state).collect()
+        env.snapshot().into_iter().filter(|(p, _)| *p != alice_file).collect()
     };
     let before = others(&env);
     let t = fresh_step(5);
     let code = oathtool(&secret, t);
-    // alice's state is updated in place (no new space needed): the right
+    // alice's file is updated in place (no new space needed): the right
     // code logs in, and its use is recorded, so a replay is still refused.
     assert!(env.login("mail", ALICE, &format!("{PW}{code}")).ok());
     assert_eq!(env.login("mail", ALICE, &format!("{PW}{code}")).auth, PAM_AUTH_ERR);
     assert!(env.login("mail", ALICE, &app).ok());
-    // carol's use of a code cannot be recorded (no space for a new file):
-    // refused, with a log line naming the cause.
-    let carol_code = oathtool(&carol_secret, t);
-    let r = env.login("mail", CAROL, &format!("{PW}{carol_code}"));
+    // carol's use of a code cannot be recorded (no space for the larger
+    // file): refused, with a log line naming the cause.
+    let carol_typed = format!("{PW}{}", oathtool(&carol_secret, t));
+    let r = env.login(&long_service, CAROL, &carol_typed);
     assert_eq!(r.auth, PAM_AUTHINFO_UNAVAIL, "{r:?}");
     let logs = env.logs().join("\n");
     assert!(
@@ -297,8 +325,11 @@ fn full_disk_keeps_replay_protection_and_damages_nothing() {
     );
     // A mailbox the store does not know writes nothing: the password alone works.
     assert!(env.login("mail", BOB, PW).ok());
-    assert_eq!(others(&env), before, "nothing else stored changed");
-    let admin = env.admin();
+    assert_eq!(
+        others(&env),
+        before,
+        "nothing else stored changed (carol's file included)"
+    );
     let st = admin
         .store
         .lock(&admin.mailbox(ALICE).unwrap(), false)
@@ -308,23 +339,29 @@ fn full_disk_keeps_replay_protection_and_damages_nothing() {
         .unwrap();
     assert_eq!(st.last_step, Some(t / 30));
     let mut temps = Vec::new();
-    files_with_ext(&env.store, "tmp", &mut temps);
+    temp_files(&env.store, &mut temps);
     assert_eq!(temps, Vec::<PathBuf>::new());
-    // Space back: carol's code (never recorded as used) logs in once.
+    // Space back: carol's code (never recorded as used) logs in once, in a
+    // file replaced by a larger one.
     std::fs::remove_file(filler).unwrap();
-    assert!(env.login("mail", CAROL, &format!("{PW}{carol_code}")).ok());
-    assert_eq!(
-        env.login("mail", CAROL, &format!("{PW}{carol_code}")).auth,
-        PAM_AUTH_ERR
-    );
+    assert!(env.login(&long_service, CAROL, &carol_typed).ok());
+    assert_eq!(env.login(&long_service, CAROL, &carol_typed).auth, PAM_AUTH_ERR);
+    assert_eq!(size(&carol_file), 16384);
+    let carol = admin
+        .store
+        .read_mailbox(&admin.mailbox(CAROL).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(carol.state.last_step, Some(t / 30));
+    assert_eq!(carol.state.logins.len(), fillers + 2);
     eprintln!(
-        "FIGURE full disk (tmpfs at ENOSPC): an existing state is updated in place, so the right code logs in and its replay is refused, app password accepted; an enrolled mailbox without a state file is refused with PAM_AUTHINFO_UNAVAIL and a log line; unknown mailbox password-only accepted; every other stored file byte-for-byte unchanged, 0 temp files; after freeing space the refused code logs in once"
+        "FIGURE full disk (tmpfs at ENOSPC): a mailbox file is updated in place, so the right code logs in and its replay is refused, app password accepted; an enrolled mailbox whose file must grow ({fillers} logins filled it) is refused with PAM_AUTHINFO_UNAVAIL and a log line; unknown mailbox password-only accepted; every other stored file byte-for-byte unchanged, 0 temp files; after freeing space the refused code logs in once"
     );
 }
 
 #[test]
 fn read_only_store_refuses_enrolled_logins_and_damages_nothing() {
-    let (env, fs, secret, app) = small_store();
+    let (env, fs, secret, app) = small_store("");
     let before = env.snapshot();
     fs.remount("ro");
     let t = fresh_step(5);

@@ -89,7 +89,10 @@ fn hostile_typed_strings() {
     let mut bad_utf8 = PW.as_bytes().to_vec();
     bad_utf8.extend(b"\xff\xfe");
     bad_utf8.extend(code.as_bytes());
-    let before = env.snapshot();
+    let admin = env.admin();
+    let mb = admin.mailbox(ALICE).unwrap();
+    let record_before = admin.store.read_record(&mb).unwrap().unwrap();
+    let state_before = admin.store.read_mailbox(&mb).unwrap().unwrap().state;
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty", Vec::new()),
         ("1 MB", huge),
@@ -111,22 +114,18 @@ fn hostile_typed_strings() {
     }
     // Only "password alone" got past the password module, and "code missing"
     // is a counted failure; everything else changed nothing.
-    let st = env.admin().status(&env.admin().mailbox(ALICE).unwrap(), now()).unwrap();
+    let st = admin.status(&mb, now()).unwrap();
     assert_eq!(st.failures, 1);
     let logs = env.logs().join("\n");
     assert_eq!(logs.matches("verify:").count(), 1, "{logs}");
     assert!(logs.contains("reason=\"code missing\""), "{logs}");
-    let after = env.snapshot();
-    assert_eq!(
-        after
-            .iter()
-            .filter(|(p, _)| p.extension().unwrap() == "toml")
-            .collect::<Vec<_>>(),
-        before
-            .iter()
-            .filter(|(p, _)| p.extension().unwrap() == "toml")
-            .collect::<Vec<_>>()
-    );
+    // The record (secrets) is as it was; the state only got that failure
+    // and its login, and the last step used is unchanged.
+    let after = admin.store.read_mailbox(&mb).unwrap().unwrap();
+    assert_eq!(after.record, record_before);
+    assert_eq!(after.state.logins.len(), state_before.logins.len() + 1);
+    assert_eq!(after.state.logins.last().unwrap().result, "code missing");
+    assert_eq!(after.state.last_step, state_before.last_step);
     // The code was never consumed by any of them.
     assert!(env.login("mail", ALICE, &format!("{PW}{code}")).ok());
     eprintln!(
@@ -136,105 +135,139 @@ fn hostile_typed_strings() {
     );
 }
 
-/// Each damaged or unsafe store file, with the exact PAM result and the log
-/// text it must produce; the file is restored between cases.
+/// Each damaged or unsafe mailbox file, with the exact PAM result and the
+/// log text it must produce; the file is restored between cases. No log
+/// line quotes the file's content (it holds the secret).
 #[test]
 fn hostile_store_files() {
+    use pam_mfa::store::slots;
     let (env, secret) = enrolled();
-    let record = env.mailbox_file(ALICE, "toml");
-    let state = env.mailbox_file(ALICE, "state");
-    let good_record = std::fs::read_to_string(&record).unwrap();
-    let good_state = std::fs::read(&state).unwrap();
-    let cut = good_record.find("secret = \"").unwrap() + 16;
+    let file = env.mailbox_file(ALICE);
+    let good = std::fs::read(&file).unwrap();
+    let (json, seq) = env.mailbox_json(ALICE);
+    assert!(json.contains(&secret) && json.contains("\"state\":{\"") && json.starts_with('{'));
+    let slot = good.len() / 2;
     type Damage = Box<dyn Fn(&std::path::Path)>;
-    let write = |text: &'static str| -> Damage { Box::new(move |p| std::fs::write(p, text).unwrap()) };
-    let truncated = good_record[..cut].to_string();
-    let cases: Vec<(&str, &std::path::Path, Damage, i32, &str)> = vec![
+    let write = |bytes: Vec<u8>| -> Damage { Box::new(move |p| std::fs::write(p, &bytes).unwrap()) };
+    // Valid copies (checksums hold) of `json`: only the JSON is wrong.
+    let slotted = |json: String| write(slots::encode_file(seq + 1, &json).to_vec());
+    let mut torn = good.clone();
+    torn[150] ^= 1;
+    torn[slot + 150] ^= 1;
+    // Both copies hold the content (enrolment wrote the file more than
+    // once): either one torn alone still reads, so `torn` has both torn.
+    for at in [150, slot + 150] {
+        let mut one = good.clone();
+        one[at] ^= 1;
+        assert!(pam_mfa::store::slots::decode(&one).is_ok(), "copy at {at}");
+    }
+    let legacy_record =
+        format!("[totp]\nsecret = \"{secret}\"\ndigits = 6\nperiod = 30\nalgorithm = \"SHA1\"\ncreated = 1\n");
+    let cases: Vec<(&str, Damage, i32, &str)> = vec![
         (
-            "record truncated",
-            &record,
-            Box::new(move |p| std::fs::write(p, &truncated).unwrap()),
+            "truncated in the first copy",
+            write(good[..200].to_vec()),
             PAM_AUTHINFO_UNAVAIL,
-            "is damaged",
+            "truncated",
         ),
-        ("record empty", &record, write(""), PAM_AUTHINFO_UNAVAIL, "it is empty"),
         (
-            "record not TOML",
-            &record,
-            write("<xml>secret</xml>\n"),
+            "truncated to one copy",
+            write(good[..slot].to_vec()),
             PAM_AUTHINFO_UNAVAIL,
-            "is damaged",
+            "truncated",
+        ),
+        ("empty", write(Vec::new()), PAM_AUTHINFO_UNAVAIL, "it is empty"),
+        (
+            "not a mailbox file",
+            write(b"<xml>secret</xml>\n".to_vec()),
+            PAM_AUTHINFO_UNAVAIL,
+            "does not start with",
         ),
         (
-            "record wrong type",
-            &record,
-            write("[totp]\nsecret = 5\n"),
+            "a record of the old layout in its place",
+            write(legacy_record.into_bytes()),
             PAM_AUTHINFO_UNAVAIL,
-            "is damaged",
+            "does not start with",
+        ),
+        (
+            "binary garbage",
+            write(b"\x00\x01garbage\xff".to_vec()),
+            PAM_AUTHINFO_UNAVAIL,
+            "does not start with",
+        ),
+        (
+            "both copies torn",
+            write(torn),
+            PAM_AUTHINFO_UNAVAIL,
+            "neither copy in it is intact",
+        ),
+        (
+            "JSON cut short",
+            slotted(json[..json.len() / 2].to_string()),
+            PAM_AUTHINFO_UNAVAIL,
+            "the JSON ends early",
+        ),
+        (
+            "not JSON",
+            slotted(format!("secret = \"{secret}\"")),
+            PAM_AUTHINFO_UNAVAIL,
+            "not valid JSON",
+        ),
+        (
+            "secret of the wrong type",
+            slotted(json.replace(&format!("\"{secret}\""), "5")),
+            PAM_AUTHINFO_UNAVAIL,
+            "wrong type",
+        ),
+        (
+            "state of the wrong type",
+            // serde_json quotes a mistyped string in its message: here, the secret.
+            slotted(json.replacen(
+                "\"state\":{",
+                &format!("\"state\":{{\"app_password_use\":{{\"x\":{{\"at\":\"{secret}\"}}}},"),
+                1,
+            )),
+            PAM_AUTHINFO_UNAVAIL,
+            "wrong type",
+        ),
+        (
+            "unknown key",
+            slotted(json.replacen('{', "{\"surprise\":1,", 1)),
+            PAM_AUTHINFO_UNAVAIL,
+            "unknown field",
         ),
         (
             "secret of 80 bits",
-            &record,
-            write("[totp]\nsecret = \"GEZDGNBVGY3TQOJQ\"\n"),
+            slotted(json.replace(&secret, "GEZDGNBVGY3TQOJQ")),
             PAM_AUTH_ERR,
             "fewer than the 128",
         ),
         (
             "secret not base32",
-            &record,
-            write("[totp]\nsecret = \"not base32 at all 0189!\"\n"),
+            slotted(json.replace(&secret, "not base32 at all 0189!")),
             PAM_AUTH_ERR,
             "not valid base32",
         ),
         (
-            "record mode 0666",
-            &record,
+            "mode 0666",
             Box::new(|p| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap()),
             PAM_AUTHINFO_UNAVAIL,
             "chmod",
         ),
         (
-            "record owned by uid 1000",
-            &record,
-            Box::new(|p| std::os::unix::fs::chown(p, Some(1000), None).unwrap()),
-            PAM_AUTHINFO_UNAVAIL,
-            "owned by uid 1000",
-        ),
-        (
-            "record -> /etc/shadow",
-            &record,
-            Box::new(|p| {
-                std::fs::remove_file(p).unwrap();
-                std::os::unix::fs::symlink("/etc/shadow", p).unwrap()
-            }),
-            PAM_AUTHINFO_UNAVAIL,
-            "symbolic link",
-        ),
-        ("state empty", &state, write(""), PAM_AUTHINFO_UNAVAIL, "it is empty"),
-        (
-            "state not TOML",
-            &state,
-            write("\u{0}\u{1}garbage"),
-            PAM_AUTHINFO_UNAVAIL,
-            "is damaged",
-        ),
-        (
-            "state wrong type",
-            &state,
-            write("failures = \"none\"\n"),
-            PAM_AUTHINFO_UNAVAIL,
-            "is damaged",
-        ),
-        (
-            "state mode 0644",
-            &state,
+            "mode 0644",
             Box::new(|p| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).unwrap()),
             PAM_AUTHINFO_UNAVAIL,
             "chmod",
         ),
         (
-            "state -> /etc/shadow",
-            &state,
+            "owned by uid 1000",
+            Box::new(|p| std::os::unix::fs::chown(p, Some(1000), None).unwrap()),
+            PAM_AUTHINFO_UNAVAIL,
+            "owned by uid 1000",
+        ),
+        (
+            "-> /etc/shadow",
             Box::new(|p| {
                 std::fs::remove_file(p).unwrap();
                 std::os::unix::fs::symlink("/etc/shadow", p).unwrap()
@@ -242,31 +275,54 @@ fn hostile_store_files() {
             PAM_AUTHINFO_UNAVAIL,
             "symbolic link",
         ),
+        (
+            "a folder in its place",
+            Box::new(|p| {
+                std::fs::remove_file(p).unwrap();
+                std::fs::create_dir(p).unwrap()
+            }),
+            PAM_AUTHINFO_UNAVAIL,
+            "not a regular file",
+        ),
     ];
     let shadow = std::fs::read("/etc/shadow").unwrap();
     let mut step = 0;
-    for (what, path, damage, expected, log) in &cases {
+    for (what, damage, expected, log) in &cases {
         let t = fresh_step(5) + step * 30;
         step = 1 - step;
-        damage(path);
+        damage(&file);
         let before = env.snapshot();
         let r = env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t)));
         assert_eq!((r.auth, r.acct), (*expected, None), "{what}");
         assert_eq!(env.snapshot(), before, "{what}: the store changed");
         let logs = env.logs().join("\n");
         assert!(logs.contains(log), "{what}: {logs}");
-        // Restore.
-        let _ = std::fs::remove_file(&record);
-        let _ = std::fs::remove_file(&state);
-        std::fs::write(&record, &good_record).unwrap();
-        std::fs::write(&state, &good_state).unwrap();
-        for p in [&record, &state] {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if *expected == PAM_AUTHINFO_UNAVAIL {
+            assert!(
+                logs.contains(&file.display().to_string()),
+                "{what}: the file is not named: {logs}"
+            );
         }
+        assert!(
+            !logs.contains(&secret) && !logs.contains(&secret.to_lowercase()),
+            "{what}: the secret is in the logs: {logs}"
+        );
+        // Restore.
+        if file.is_dir() && !file.is_symlink() {
+            std::fs::remove_dir(&file).unwrap();
+        } else {
+            let _ = std::fs::remove_file(&file);
+        }
+        env.write_mailbox_bytes(ALICE, &good);
     }
     assert_eq!(std::fs::read("/etc/shadow").unwrap(), shadow);
+    // Restored, the file works: no case left anything behind.
+    assert!(
+        env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, fresh_step(5))))
+            .ok()
+    );
     eprintln!(
-        "FIGURE hostile store files: {}/{} damaged or unsafe record/state files refused with the exact PAM result and a log line naming the fix (truncated, empty, not TOML, wrong type, 80-bit and non-base32 secret, 0666/0644, foreign owner, symlink to /etc/shadow); store unchanged by each",
+        "FIGURE hostile store files: {}/{} damaged or unsafe mailbox files refused with the exact PAM result and a log line naming the fix (truncated, empty, not a mailbox file, old-layout record, both copies torn, JSON cut short / not JSON / wrong type / unknown key, 80-bit and non-base32 secret, 0666/0644, foreign owner, symlink to /etc/shadow, a folder); store unchanged by each; the secret in no log line",
         cases.len(),
         cases.len()
     );
@@ -304,12 +360,15 @@ fn hostile_config_files() {
     // optional), so a mailbox that store does not know logs in with its
     // password and nothing is created.
     std::fs::remove_file(&env.config).unwrap();
-    assert!(
-        !std::path::Path::new("/var/lib/pam_mfa/mailboxes/example.org/bob.toml").exists(),
-        "this machine's default store knows bob; the case below assumes it does not"
-    );
+    let default_dir = std::path::Path::new("/var/lib/pam_mfa/mailboxes/example.org");
+    for name in ["bob.mfa", "bob.toml"] {
+        assert!(
+            !default_dir.join(name).exists(),
+            "this machine's default store knows bob ({name}); the case below assumes it does not"
+        );
+    }
     assert!(env.login("mail", "bob@example.org", "bobpw").ok());
-    assert!(!std::path::Path::new("/var/lib/pam_mfa/mailboxes/example.org/bob.lock").exists());
+    assert!(!default_dir.join("bob.mfa").exists(), "a login created a mailbox file");
     eprintln!(
         "FIGURE hostile config: unknown key, a directory in place of the file, group-writable -> PAM_SERVICE_ERR with the fix logged; missing -> documented defaults"
     );

@@ -71,9 +71,20 @@ fn wrong_code_and_wrong_password() {
 #[test]
 fn window_is_one_step_each_way() {
     let (env, secret) = enrolled();
-    // Enrolment used the previous step's code; forget that (test-only) so
-    // the previous step can be tried as a login.
-    std::fs::remove_file(env.mailbox_file(ALICE, "state")).unwrap();
+    // Enrolment used the previous step's code; forget that (test-only,
+    // through the store) so the previous step can be tried as a login.
+    {
+        let admin = env.admin();
+        let locked = admin
+            .store
+            .lock(&admin.mailbox(ALICE).unwrap(), false)
+            .unwrap()
+            .unwrap();
+        let mut state = locked.read_state().unwrap();
+        assert!(state.last_step.is_some());
+        state.last_step = None;
+        locked.write_state(&state, true).unwrap();
+    }
     let t = fresh_step(6);
     assert_eq!(
         env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t - 60)))
@@ -243,7 +254,7 @@ fn hostile_user_names_are_refused_and_change_nothing() {
 #[test]
 fn unsafe_store_files_are_refused() {
     let (env, secret) = enrolled();
-    let record = env.mailbox_file(ALICE, "toml");
+    let record = env.mailbox_file(ALICE);
     std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o666)).unwrap();
     let t = fresh_step(3);
     let r = env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t)));
@@ -260,15 +271,78 @@ fn unsafe_store_files_are_refused() {
     assert!(env.logs().join("\n").contains("symbolic link"));
 }
 
+/// A mailbox file that cannot be read as what pam_mfa wrote refuses the
+/// login with PAM_AUTHINFO_UNAVAIL (never "no MFA"), with a log line naming
+/// the file and what is wrong, and never quoting the content (it holds the
+/// secret). The store is left as it was for the admin to inspect.
 #[test]
-fn damaged_state_fails_closed() {
+fn damaged_mailbox_file_fails_closed() {
     let (env, secret) = enrolled();
-    std::fs::write(env.mailbox_file(ALICE, "state"), "last_step = \"oops\"\n").unwrap();
+    let path = env.mailbox_file(ALICE);
+    let good = std::fs::read(&path).unwrap();
+    let (json, seq) = env.mailbox_json(ALICE);
+    assert!(
+        json.contains(&secret),
+        "the file holds the secret: the cases below would leak it"
+    );
+    let slot = good.len() / 2;
+    let mut torn = good.clone();
+    // One byte of the payload of each copy (the header is 109 bytes).
+    torn[150] ^= 0x20;
+    torn[slot + 150] ^= 0x20;
+    // Both copies hold the content (enrolment wrote the file more than
+    // once): either one torn alone still reads, so `torn` has both torn.
+    for at in [150, slot + 150] {
+        let mut one = good.clone();
+        one[at] ^= 0x20;
+        assert!(pam_mfa::store::slots::decode(&one).is_ok(), "copy at {at}");
+    }
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "hand-written TOML, no magic",
+            format!("last_step = \"oops\"\n[totp]\nsecret = \"{secret}\"\n").into_bytes(),
+            "does not start with",
+        ),
+        (
+            "the bare JSON, no magic",
+            json.clone().into_bytes(),
+            "does not start with",
+        ),
+        ("both copies torn", torn, "neither copy in it is intact"),
+        ("truncated", good[..slot + 300].to_vec(), "truncated"),
+        (
+            "intact copies, JSON of the wrong type",
+            pam_mfa::store::slots::encode_file(seq + 1, &format!("{{\"state\":{{\"last_step\":\"{secret}\"}}}}"))
+                .to_vec(),
+            "wrong type",
+        ),
+        (
+            "intact copies, not JSON",
+            pam_mfa::store::slots::encode_file(seq + 1, &json.replace("\"record\":", "\"record\"=")).to_vec(),
+            "not valid JSON",
+        ),
+    ];
+    for (what, bytes, why) in &cases {
+        env.write_mailbox_bytes(ALICE, bytes);
+        let before = env.snapshot();
+        let t = fresh_step(3);
+        let r = env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t)));
+        assert_eq!((r.auth, r.acct), (PAM_AUTHINFO_UNAVAIL, None), "{what}");
+        assert_eq!(env.snapshot(), before, "{what}: the store changed");
+        let logs = env.logs().join("\n");
+        assert!(
+            logs.contains(&format!("{} is damaged", path.display())) && logs.contains(why),
+            "{what}: {logs}"
+        );
+        assert!(
+            !logs.contains(&secret) && !logs.contains(&secret.to_lowercase()),
+            "{what}: the secret is in the logs: {logs}"
+        );
+    }
+    // The good file back: the login works again.
+    env.write_mailbox_bytes(ALICE, &good);
     let t = fresh_step(3);
-    let r = env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t)));
-    assert_ne!(r.auth, PAM_SUCCESS);
-    let logs = env.logs().join("\n");
-    assert!(logs.contains("is damaged"), "{logs}");
+    assert!(env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t))).ok());
 }
 
 #[test]
@@ -357,4 +431,236 @@ fn after_disable_code_logins_stop() {
         env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t))).auth,
         PAM_AUTH_ERR
     );
+}
+
+/// A state file of the three-file layout in its two-copy form: each
+/// `(seq, TOML)` in a 4 KiB slot behind the magic `pam_mfa-state 1 ` (the
+/// checksum covers sequence, length and payload, not the magic).
+fn legacy_state_slots(copies: &[(u64, String)]) -> Vec<u8> {
+    use pam_mfa::store::slots;
+    let mut out = Vec::new();
+    for (seq, toml) in copies {
+        let slot = slots::encode(*seq, toml, slots::SLOT_UNIT).unwrap();
+        let mut legacy = slots::LEGACY_MAGIC.as_bytes().to_vec();
+        legacy.extend_from_slice(&slot[slots::MAGIC.len()..]);
+        legacy.resize(slots::SLOT_UNIT, b'\n');
+        out.extend(legacy);
+    }
+    out
+}
+
+/// A store written by an earlier build (three files per mailbox: record
+/// TOML, state, lock) is never read as "no MFA": its mailboxes' logins are
+/// refused until `mfa-ctl migrate` has converted them, and the conversion
+/// keeps the secret and the replay protection (the last step used), from a
+/// state written by hand (plain TOML) and from the two-copy form alike.
+#[test]
+fn legacy_layout_is_refused_until_migrated() {
+    use pam_mfa::totp::TotpSeed;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    const BOB: &str = "bob@example.org";
+    let env = Env::quick("");
+    env.set_password(ALICE, PW);
+    env.set_password(BOB, PW);
+    let dir = env.store.join("mailboxes").join("example.org");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .unwrap();
+    let legacy = |mailbox: &str, ext: &str, bytes: &[u8]| {
+        let p = env.legacy_file(mailbox, ext);
+        std::fs::write(&p, bytes).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    let t = fresh_step(20);
+    let step = t / 30;
+    let mut secrets = Vec::new();
+    for mb in [ALICE, BOB] {
+        let secret = TotpSeed::generate(6, 30, now()).unwrap().secret.to_string();
+        legacy(
+            mb,
+            "toml",
+            format!("[totp]\nsecret = \"{secret}\"\ndigits = 6\nperiod = 30\nalgorithm = \"SHA1\"\ncreated = 1\n")
+                .as_bytes(),
+        );
+        secrets.push((mb, secret));
+    }
+    // alice: a state written by hand (plain TOML), and her lock file.
+    legacy(
+        ALICE,
+        "state",
+        format!("last_step = {}\nfailures = 0\n", step - 1).as_bytes(),
+    );
+    legacy(ALICE, "lock", b"");
+    // bob: the two-copy state of the build before, the newer copy (seq 2)
+    // in the second slot; no lock file (it was made on first use).
+    legacy(
+        BOB,
+        "state",
+        &legacy_state_slots(&[
+            (1, format!("last_step = {}\n", step - 5)),
+            (2, format!("last_step = {}\n", step - 1)),
+        ]),
+    );
+    let before = env.snapshot();
+    for (mb, secret) in &secrets {
+        // Neither with a valid code nor with the password alone.
+        let r = env.login("mail", mb, &format!("{PW}{}", oathtool(secret, t)));
+        assert_eq!((r.auth, r.acct), (PAM_AUTHINFO_UNAVAIL, None), "{mb}");
+        let r = env.login("mail", mb, PW);
+        assert_eq!((r.auth, r.acct), (PAM_AUTHINFO_UNAVAIL, None), "{mb}");
+    }
+    assert_eq!(env.snapshot(), before, "a refused login wrote nothing");
+    let logs = env.logs().join("\n");
+    for (mb, secret) in &secrets {
+        let line = logs
+            .lines()
+            .find(|l| l.contains(&format!("mailbox={mb} ")) && l.contains("reason=\"store error\""))
+            .unwrap_or_else(|| panic!("no store error logged for {mb}: {logs}"));
+        assert!(
+            line.contains(&env.legacy_file(mb, "toml").display().to_string()) && line.contains("run: mfa-ctl migrate"),
+            "{line}"
+        );
+        assert!(!logs.contains(secret.as_str()), "{logs}");
+    }
+    // mfa-ctl refuses them too, with the same advice.
+    let out = env.mfa_ctl(&["status", ALICE]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mfa-ctl migrate"),
+        "{out:?}"
+    );
+
+    let out = env.mfa_ctl(&["migrate"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Converted 2 mailbox(es)"),
+        "{out:?}"
+    );
+    let admin = env.admin();
+    for (mb, secret) in &secrets {
+        for ext in ["toml", "state", "lock"] {
+            assert!(!env.legacy_file(mb, ext).exists(), "{mb}: .{ext} left");
+        }
+        let meta = std::fs::symlink_metadata(env.mailbox_file(mb)).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.mode() & 0o7777, 0o600, "{mb}");
+        assert_eq!(meta.uid(), 0, "{mb}");
+        let record = admin.store.read_record(&admin.mailbox(mb).unwrap()).unwrap().unwrap();
+        assert_eq!(record.totp.unwrap().secret.as_str(), secret.as_str(), "{mb}");
+    }
+    // Run again: nothing left to convert, nothing changed.
+    let converted = env.snapshot();
+    let out = env.mfa_ctl(&["migrate"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Nothing to convert"),
+        "{out:?}"
+    );
+    assert_eq!(env.snapshot(), converted);
+    // The replay protection came along: the code of the legacy last step is
+    // inside the window but used; a fresh code logs in, once.
+    for (mb, secret) in &secrets {
+        let used = format!("{PW}{}", oathtool(secret, t - 30));
+        assert_eq!(env.login("mail", mb, &used).auth, PAM_AUTH_ERR, "{mb}");
+        let fresh = format!("{PW}{}", oathtool(secret, t));
+        let r = env.login("mail", mb, &fresh);
+        assert!(r.ok(), "{mb}: {r:?} {:?}", env.logs());
+        assert_eq!(env.login("mail", mb, &fresh).auth, PAM_AUTH_ERR, "{mb}");
+    }
+    assert!(
+        now() / 30 == step,
+        "the test ran past its 30 s step: the replay checks prove nothing"
+    );
+    let logs = env.logs().join("\n");
+    for (mb, _) in &secrets {
+        let replays = logs
+            .lines()
+            .filter(|l| l.contains(&format!("mailbox={mb} ")) && l.contains("reason=\"code already used (replay)\""))
+            .count();
+        assert_eq!(replays, 2, "{mb}: {logs}");
+    }
+    assert!(!logs.contains("wrong code"), "{logs}");
+}
+
+/// A mailbox whose content outgrows its file (two 4 KiB copies at first)
+/// keeps working: the file is replaced by a larger one (a larger multiple of
+/// 8 KiB, mode 0600) holding everything the old one held, later writes go in
+/// place in it again, and codes, replays and app passwords work as before.
+#[test]
+fn mailbox_outgrowing_its_file_keeps_working() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::quick("[state]\nkeep_logins = 100\n");
+    env.set_password(ALICE, PW);
+    let secret = env.enroll(ALICE);
+    let admin = env.admin();
+    let mb = admin.mailbox(ALICE).unwrap();
+    let (_, app) = admin.app_password_add(&mb, "phone", &[], &[], None, now()).unwrap();
+    let app = app.to_string();
+    let path = env.mailbox_file(ALICE);
+    let meta = || std::fs::symlink_metadata(&path).unwrap();
+    assert_eq!(meta().len(), 8192);
+    let record = admin.store.read_record(&mb).unwrap().unwrap();
+    let logins_before = admin.store.read_mailbox(&mb).unwrap().unwrap().state.logins.len();
+    // Logins (each adds one to the state's history) until the file is replaced.
+    let first = meta();
+    let mut n = 0;
+    while meta().len() == first.len() {
+        assert_eq!(meta().ino(), first.ino(), "written in place while it fits");
+        let r = env.login("mail", ALICE, &app);
+        assert!(r.ok(), "login {n}: {r:?} {:?}", env.logs());
+        n += 1;
+        assert!(n <= 80, "80 logins did not outgrow 4 KiB");
+    }
+    let grown = meta();
+    assert!(
+        grown.len() > first.len() && grown.len().is_multiple_of(8192),
+        "{}",
+        grown.len()
+    );
+    assert_ne!(grown.ino(), first.ino(), "a new file");
+    assert_eq!(grown.mode() & 0o7777, 0o600);
+    assert_eq!(grown.uid(), 0);
+    // Nothing lost in the move.
+    let file = admin.store.read_mailbox(&mb).unwrap().unwrap();
+    assert_eq!(file.record, record);
+    assert_eq!(file.state.logins.len(), logins_before + n);
+    // In place again in the larger file; a code logs in once.
+    let t = fresh_step(5);
+    let typed = format!("{PW}{}", oathtool(&secret, t));
+    assert!(env.login("mail", ALICE, &typed).ok());
+    assert_eq!(env.login("mail", ALICE, &typed).auth, PAM_AUTH_ERR);
+    assert!(env.login("mail", ALICE, &app).ok());
+    assert_eq!((meta().len(), meta().ino()), (grown.len(), grown.ino()));
+    let st = admin.store.read_mailbox(&mb).unwrap().unwrap().state;
+    assert_eq!(st.last_step, Some(t / 30));
+    assert_eq!(st.logins.len(), logins_before + n + 3);
+    assert_eq!(st.failures, 0);
+    // The record grows too (app passwords added by mfa-ctl) until the file
+    // is replaced again; every app password works.
+    let mut added = vec![app];
+    while meta().len() == grown.len() {
+        let (_, a) = admin
+            .app_password_add(&mb, &format!("device {}", added.len()), &[], &[], None, now())
+            .unwrap();
+        added.push(a.to_string());
+        assert!(added.len() <= 60, "60 app passwords did not outgrow the file");
+    }
+    assert!(
+        meta().len() > grown.len() && meta().len().is_multiple_of(8192),
+        "{}",
+        meta().len()
+    );
+    for a in &added {
+        assert!(env.login("mail", ALICE, a).ok());
+    }
+    assert_eq!(admin.app_password_list(&mb).unwrap().len(), added.len());
+    let leftovers: Vec<_> = env
+        .snapshot()
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| !p.to_string_lossy().ends_with(".mfa"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

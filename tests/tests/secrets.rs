@@ -168,14 +168,59 @@ fn no_secret_in_debug_logs_for_any_outcome() {
         (PAM_MAXTRIES, None),
     );
     admin.unlock(&mb, now()).unwrap();
-    std::fs::write(env.mailbox_file(ALICE, "state"), "last_step = \"oops\"\n").unwrap();
-    run("store error", "mail", ALICE, &format!("{PW}{next}"), (9, None));
-    std::fs::write(env.mailbox_file(ALICE, "state"), "failures = 0\n").unwrap();
-    let record = env.mailbox_file(ALICE, "toml");
-    let good = std::fs::read_to_string(&record).unwrap();
-    std::fs::write(&record, good.replace(&secret, "GEZDGNBV")).unwrap();
+    // Damaged mailbox files (which hold the secret): refused, and the log
+    // line naming the damage quotes none of the content.
+    let good = std::fs::read(env.mailbox_file(ALICE)).unwrap();
+    let (json, seq) = env.mailbox_json(ALICE);
+    assert!(json.contains(&secret));
+    env.write_mailbox_bytes(ALICE, json.as_bytes());
+    run(
+        "store error: no magic",
+        "mail",
+        ALICE,
+        &format!("{PW}{next}"),
+        (9, None),
+    );
+    env.write_mailbox_json(ALICE, &json.replace(&format!("\"{secret}\""), "[1,2]"), seq + 1);
+    run(
+        "store error: secret of the wrong type",
+        "mail",
+        ALICE,
+        &format!("{PW}{next}"),
+        (9, None),
+    );
+    env.write_mailbox_json(
+        ALICE,
+        &json.replacen(
+            "\"state\":{",
+            &format!("\"state\":{{\"last_failed\":7,\"recovery_set\":{secret:?},"),
+            1,
+        ),
+        seq + 1,
+    );
+    run(
+        "store error: state of the wrong type",
+        "mail",
+        ALICE,
+        &format!("{PW}{next}"),
+        (9, None),
+    );
+    env.write_mailbox_json(
+        ALICE,
+        &json.replacen("\"state\":{", &format!("\"state\":{{\"failures\":{secret:?},"), 1),
+        seq + 1,
+    );
+    run(
+        "store error: the secret as a number",
+        "mail",
+        ALICE,
+        &format!("{PW}{next}"),
+        (9, None),
+    );
+    env.write_mailbox_bytes(ALICE, &good);
+    env.write_mailbox_json(ALICE, &json.replace(&secret, "GEZDGNBV"), seq + 1);
     run("bad seed", "mail", ALICE, &format!("{PW}{next}"), (PAM_AUTH_ERR, None));
-    std::fs::write(&record, &good).unwrap();
+    env.write_mailbox_bytes(ALICE, &good);
 
     let logs = env.logs().join("\n");
     assert!(logs.contains("<87>"), "debug lines were logged: {logs}");
