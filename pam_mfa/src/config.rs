@@ -145,7 +145,54 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// What identifies one version of the configuration file: any edit (in
+/// place or by rename), chmod or chown changes one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    trusted_uid: u32,
+}
+
+/// The last configuration this process loaded. An auth worker serves many
+/// logins; parsing the same file for each would be most of a login's work
+/// outside the disk write. Checked against the file's [`Stamp`] every time.
+static LOADED: std::sync::Mutex<Option<(PathBuf, Stamp, Config)>> = std::sync::Mutex::new(None);
+
 impl Config {
+    /// [`Config::load`], reusing the last result while the file is unchanged
+    /// (one `stat` instead of open, read and parse).
+    pub fn load_cached(path: &Path, trusted_uid: u32) -> Result<Config, ConfigError> {
+        let stamp = std::fs::metadata(path).ok().map(|m| Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+            trusted_uid,
+        });
+        if let Some(stamp) = stamp
+            && let Ok(loaded) = LOADED.lock()
+            && let Some((p, s, cfg)) = loaded.as_ref()
+            && p == path
+            && *s == stamp
+        {
+            return Ok(cfg.clone());
+        }
+        let cfg = Config::load(path, trusted_uid)?;
+        // Stamped before the read: if the file changed in between, the next
+        // call sees a different stamp and loads it again.
+        if let Some(stamp) = stamp
+            && let Ok(mut loaded) = LOADED.lock()
+        {
+            *loaded = Some((path.to_path_buf(), stamp, cfg.clone()));
+        }
+        Ok(cfg)
+    }
+
     /// Reads the file at `path`; a missing file gives the defaults.
     /// `trusted_uid` is the user besides root that may own the file (the
     /// caller's effective uid), since whoever can edit it can move the store.

@@ -10,6 +10,31 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 
 pub const DEFAULT_SOCKET: &str = "/dev/log";
+
+/// One unbound datagram socket per process, reused for every line (as
+/// syslog(3) keeps its own): a login logs at least once, and a new socket
+/// per line is three system calls more.
+static SENDER: std::sync::Mutex<Option<UnixDatagram>> = std::sync::Mutex::new(None);
+
+/// Non-blocking: a stalled syslog daemon (full socket queue) must not stall
+/// logins; the caller then writes the line to stderr instead.
+fn send(line: &[u8], to: &std::path::Path) -> std::io::Result<usize> {
+    let Ok(mut sender) = SENDER.lock() else {
+        // Poisoned by a panic elsewhere: a socket of our own still works.
+        let s = UnixDatagram::unbound()?;
+        s.set_nonblocking(true)?;
+        return s.send_to(line, to);
+    };
+    if sender.is_none() {
+        let s = UnixDatagram::unbound()?;
+        s.set_nonblocking(true)?;
+        *sender = Some(s);
+    }
+    match sender.as_ref() {
+        Some(s) => s.send_to(line, to),
+        None => Err(std::io::ErrorKind::NotConnected.into()),
+    }
+}
 const LOG_AUTHPRIV: u8 = 10 << 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,12 +84,7 @@ impl Logger {
             std::process::id(),
             clean
         );
-        // Non-blocking: a stalled syslog daemon (full socket queue) must not
-        // stall logins; the line then goes to stderr instead.
-        let sent = UnixDatagram::unbound().and_then(|s| {
-            s.set_nonblocking(true)?;
-            s.send_to(line.as_bytes(), &self.socket)
-        });
+        let sent = send(line.as_bytes(), &self.socket);
         if sent.is_err() && self.stderr_fallback {
             let _ = writeln!(std::io::stderr(), "{}: {clean}", self.ident);
         }
