@@ -76,6 +76,9 @@ pub enum Command {
     /// Clear a mailbox's lock-out after failed codes
     Unlock(MailboxArg),
 
+    /// Convert a store written by earlier builds (three files per mailbox) to one file per mailbox
+    Migrate,
+
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]

@@ -21,8 +21,8 @@ use crate::policy::{self, DomainPolicy, NoCodeReason, Requirement};
 use crate::recovery;
 use crate::secret::SecretBytes;
 use crate::split::{self, Factor};
-use crate::store::records::MailboxRecord;
-use crate::store::{Store, StoreError};
+use crate::store::records::{MailboxRecord, MailboxState};
+use crate::store::{Opened, Store, StoreError};
 use pam::constants::PamResultCode as Code;
 use std::path::PathBuf;
 
@@ -58,6 +58,8 @@ pub struct Memo {
     factor: Option<Option<Factor>>,
     /// The policy and record `split` read.
     seen: Option<(DomainPolicy, Option<MailboxRecord>)>,
+    /// The mailbox file `split` read, still open for `verify`.
+    opened: Option<std::sync::Arc<Opened>>,
     /// An accepting call found the mailbox not blocked, so `account` has
     /// nothing to read.
     account_ok: bool,
@@ -125,7 +127,7 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
     let mut memo = pam.memo().unwrap_or_default();
     let cfg = match &memo.config {
         Some((path, cfg)) if *path == args.config => cfg.clone(),
-        _ => match Config::load(&args.config, crate::ffi::effective_uid()) {
+        _ => match Config::load_cached(&args.config, crate::ffi::effective_uid()) {
             Ok(c) => {
                 memo.config = Some((args.config.clone(), c.clone()));
                 c
@@ -238,9 +240,18 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
         Ok(p) => p,
         Err(e) => return ctx.store_failed("split", &e),
     };
-    let record = match ctx.store.read_record(&ctx.mailbox) {
-        Ok(r) => r,
+    // Record and state in one read: the state is needed only for a typed
+    // recovery code (which ones are used), but it is in the same file.
+    let opened = match ctx.store.open_mailbox(&ctx.mailbox) {
+        Ok(o) => o.map(std::sync::Arc::new),
         Err(e) => return ctx.store_failed("split", &e),
+    };
+    let (record, state) = match &opened {
+        Some(o) => (
+            (!o.content.record.is_empty()).then(|| o.content.record.clone()),
+            &o.content.state,
+        ),
+        None => (None, &MailboxState::default()),
     };
     let enrolled = record.as_ref().is_some_and(|r| r.enrolled());
     let typed = match pam.authtok() {
@@ -261,20 +272,10 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
         (Some(rec), true) => {
             let digits = rec.totp.as_ref().map_or(ctx.cfg.totp.digits, |s| s.digits);
             let name = &ctx.name;
-            // Used codes live in the state file; it is read (under the lock)
-            // only when a tail has the shape of a recovery code and the
-            // mailbox has a set, so ordinary logins pay nothing for it.
             let is_recovery = |candidate: &str| {
-                rec.recovery.as_ref().is_some_and(|set| {
-                    let state = ctx
-                        .store
-                        .lock(&ctx.mailbox, false)
-                        .ok()
-                        .flatten()
-                        .and_then(|l| l.read_state().ok())
-                        .unwrap_or_default();
-                    recovery::find(set, state.recovery_used_of(&set.id), name, candidate).is_some()
-                })
+                rec.recovery
+                    .as_ref()
+                    .is_some_and(|set| recovery::find(set, state.recovery_used_of(&set.id), name, candidate).is_some())
             };
             let parts = split::split(&typed, digits, is_recovery);
             if let Err(code) = pam.set_authtok(&parts.password) {
@@ -310,6 +311,7 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
     });
     memo.factor = Some(factor);
     memo.seen = Some((policy, record));
+    memo.opened = opened;
     Code::PAM_SUCCESS
 }
 
@@ -333,9 +335,9 @@ fn factor_for_verify(pam: &mut dyn PamApi, args: &Args, memo: &Memo, needs_code:
 /// `verify`: checks the code (window, replay, lock-out) after the password
 /// module accepted the password.
 fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) -> Code {
-    // What `split` read, or a look of our own (no `split` with `prompt`).
-    // The record is read without the lock (it is replaced atomically); the
-    // state, which holds the replay and failure data, is read under it.
+    // What `split` read, or a look of our own (no `split` with `prompt`),
+    // decides whether a code is needed; the decision itself is taken on the
+    // record and state read again under the mailbox's lock.
     let (policy, record) = match memo.seen.take() {
         Some(seen) => seen,
         None => {
@@ -353,40 +355,53 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
         policy::requirement(&policy, record.as_ref().is_some_and(|r| r.enrolled()), ctx.now) == Requirement::Code;
     let factor = factor_for_verify(pam, args, memo, needs_code);
     let req = ctx.request();
-    let decision = if record.is_none() {
-        // A mailbox the store does not know gets no lock file and no state.
-        decide::decide(&req, factor.as_ref(), &policy, None, &Default::default(), &ctx.cfg)
-    } else {
-        let locked = match ctx.store.lock(&ctx.mailbox, false) {
-            Ok(Some(l)) => l,
-            Ok(None) => {
-                return ctx.store_failed(
-                    "verify",
-                    &StoreError::Damaged {
-                        path: ctx.store.root().to_path_buf(),
-                        why: "the mailbox's folder vanished during the login".into(),
-                    },
-                );
+    let locked = match record {
+        // A mailbox the store does not know gets no file and no state.
+        None => None,
+        Some(_) => {
+            let locked = match memo.opened.take() {
+                Some(opened) => ctx.store.relock(&opened),
+                None => ctx.store.lock(&ctx.mailbox, false),
+            };
+            match locked {
+                Ok(Some(l)) => Some(l),
+                // Removed by mfa-ctl since `split` read it: what `split` did
+                // may no longer fit (fail closed; the user tries again).
+                Ok(None) => {
+                    return ctx.store_failed(
+                        "verify",
+                        &StoreError::Unsafe {
+                            path: ctx.store.mailbox_path(&ctx.mailbox),
+                            why: "it was removed during the login (by mfa-ctl?); the next login reads it afresh".into(),
+                        },
+                    );
+                }
+                Err(e) => return ctx.store_failed("verify", &e),
             }
-            Err(e) => return ctx.store_failed("verify", &e),
-        };
-        let state = match locked.read_state() {
-            Ok(s) => s,
-            Err(e) => return ctx.store_failed("verify", &e),
-        };
-        let d = decide::decide(&req, factor.as_ref(), &policy, record.as_ref(), &state, &ctx.cfg);
-        // A used recovery code does not expire, so its use must survive a
-        // power cut: then the folder is synced too, making the rename durable.
-        let consumes_recovery = matches!(d.outcome, Outcome::Accepted(Accept::RecoveryCode { .. }));
-        if let Some(new_state) = &d.state
-            && let Err(e) = locked.write_state(new_state, consumes_recovery)
-        {
-            // Without the new state the replay protection cannot be kept:
-            // a success becomes a refusal (fail closed).
-            return ctx.store_failed("verify", &e);
         }
-        d
     };
+    let decision = match &locked {
+        None => decide::decide(&req, factor.as_ref(), &policy, None, &Default::default(), &ctx.cfg),
+        Some(locked) => {
+            let (record, state) = match (locked.read_record(), locked.read_state()) {
+                (Ok(r), Ok(s)) => (r, s),
+                (Err(e), _) | (_, Err(e)) => return ctx.store_failed("verify", &e),
+            };
+            let d = decide::decide(&req, factor.as_ref(), &policy, record.as_ref(), &state, &ctx.cfg);
+            // A used recovery code does not expire, so its use must survive a
+            // power cut even with `durable = false`.
+            let consumes_recovery = matches!(d.outcome, Outcome::Accepted(Accept::RecoveryCode { .. }));
+            if let Some(new_state) = &d.state
+                && let Err(e) = locked.write_state(new_state, consumes_recovery)
+            {
+                // Without the new state the replay protection cannot be kept:
+                // a success becomes a refusal (fail closed).
+                return ctx.store_failed("verify", &e);
+            }
+            d
+        }
+    };
+    drop(locked);
     log_verify(ctx, &decision.outcome);
     match decision.outcome {
         Outcome::Accepted(_) => {
@@ -452,14 +467,6 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
     let Some(candidate) = app_password::normalize(&typed) else {
         return Code::PAM_IGNORE;
     };
-    let record = match ctx.store.read_record(&ctx.mailbox) {
-        Ok(Some(r)) if !r.app_passwords.is_empty() => r,
-        Ok(_) => return Code::PAM_IGNORE,
-        Err(e) => {
-            ctx.store_failed("app_password", &e);
-            return Code::PAM_IGNORE;
-        }
-    };
     let locked = match ctx.store.lock(&ctx.mailbox, false) {
         Ok(Some(l)) => l,
         Ok(None) => return Code::PAM_IGNORE,
@@ -468,9 +475,10 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
             return Code::PAM_IGNORE;
         }
     };
-    let state = match locked.read_state() {
-        Ok(s) => s,
-        Err(e) => {
+    let (record, state) = match (locked.read_record(), locked.read_state()) {
+        (Ok(Some(r)), Ok(s)) if !r.app_passwords.is_empty() => (r, s),
+        (Ok(_), Ok(_)) => return Code::PAM_IGNORE,
+        (Err(e), _) | (_, Err(e)) => {
             ctx.store_failed("app_password", &e);
             return Code::PAM_IGNORE;
         }
@@ -514,17 +522,9 @@ pub fn account(pam: &mut dyn PamApi, raw_args: &[&[u8]]) -> Code {
     if memo.account_ok {
         return Code::PAM_SUCCESS;
     }
-    let record = match ctx.store.read_record(&ctx.mailbox) {
-        Ok(Some(r)) => r,
-        Ok(None) => return Code::PAM_SUCCESS,
-        Err(e) => return ctx.store_failed("account", &e),
-    };
-    let state = match ctx.store.lock(&ctx.mailbox, false) {
-        Ok(Some(l)) => match l.read_state() {
-            Ok(s) => s,
-            Err(e) => return ctx.store_failed("account", &e),
-        },
-        Ok(None) => Default::default(),
+    let (record, state) = match ctx.store.read_mailbox(&ctx.mailbox) {
+        Ok(Some(f)) if !f.record.is_empty() => (f.record, f.state),
+        Ok(_) => return Code::PAM_SUCCESS,
         Err(e) => return ctx.store_failed("account", &e),
     };
     if decide::account_blocked(Some(&record), &state, &ctx.cfg) {

@@ -1,12 +1,15 @@
 //! File-level rules of the store: files are opened without following
 //! symlinks and refused when someone other than root (or the configured
-//! owner) could have written them; writes go to a temp file in the same
-//! directory, are synced, and renamed over the old file, so a crash leaves
-//! the old or the new content, never a mix.
+//! owner) could have written them; a whole file is replaced by a temp file
+//! in the same directory, synced, and renamed over the old one, so a crash
+//! leaves the old or the new content, never a mix. A mailbox file is its own
+//! lock (`flock`): [`open_locked`] makes sure the lock it holds is on the
+//! file that is in place, not on one a writer has just replaced.
 
 use super::StoreError;
+use crate::secret::SecretBytes;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -113,7 +116,11 @@ pub fn ensure_dir(path: &Path, owners: Owners) -> Result<(), StoreError> {
     }
 }
 
-fn open_checked(path: &Path, opts: &OpenOptions, owners: Owners) -> Result<Option<File>, StoreError> {
+fn open_checked(
+    path: &Path,
+    opts: &OpenOptions,
+    owners: Owners,
+) -> Result<Option<(File, std::fs::Metadata)>, StoreError> {
     let file = match opts.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -124,6 +131,10 @@ fn open_checked(path: &Path, opts: &OpenOptions, owners: Owners) -> Result<Optio
                 "it is a symbolic link; store files must be regular files".into(),
             ));
         }
+        // Opening a folder for writing fails with EISDIR before fstat could say so.
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+            return Err(unsafe_err(path, "it is not a regular file".into()));
+        }
         Err(e) => return Err(io_err(path, "open", e)),
     };
     let meta = file.metadata().map_err(|e| io_err(path, "inspect", e))?;
@@ -131,7 +142,7 @@ fn open_checked(path: &Path, opts: &OpenOptions, owners: Owners) -> Result<Optio
         return Err(unsafe_err(path, "it is not a regular file".into()));
     }
     check_meta(path, &meta, owners, 0o077)?;
-    Ok(Some(file))
+    Ok(Some((file, meta)))
 }
 
 /// Reads a store file (refusing symlinks, foreign owners, group/other
@@ -140,38 +151,100 @@ pub fn read(path: &Path, owners: Owners) -> Result<Option<String>, StoreError> {
     let mut opts = OpenOptions::new();
     opts.read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
-    let Some(file) = open_checked(path, &opts, owners)? else {
+    let Some((file, meta)) = open_checked(path, &opts, owners)? else {
         return Ok(None);
     };
-    let bytes = read_all(&file, path)?;
-    String::from_utf8(bytes).map(Some).map_err(|_| StoreError::Damaged {
-        path: path.to_path_buf(),
-        why: "it is not UTF-8 text".into(),
-    })
+    let bytes = read_all(&file, &meta, path)?;
+    String::from_utf8(bytes.to_vec())
+        .map(Some)
+        .map_err(|_| StoreError::Damaged {
+            path: path.to_path_buf(),
+            why: "it is not UTF-8 text".into(),
+        })
 }
 
-/// Opens a store file for reading and writing in place, with the same
-/// checks as [`read`]. `Ok(None)` if it does not exist.
-pub fn open_rw(path: &Path, owners: Owners) -> Result<Option<File>, StoreError> {
+/// How many times [`open_locked`] follows a file that is replaced while it
+/// waits for the lock before it gives up (each replacement is an `mfa-ctl`
+/// command, so more than a few in a row means something is wrong).
+const MAX_REOPEN: usize = 64;
+
+/// Opens a store file with the same checks as [`read`] and locks it:
+/// exclusively (to change it) or shared (to read a consistent copy while no
+/// writer is halfway); `writable` for a shared read whose handle will later
+/// be locked exclusively to write ([`lock_if_current`]). `Ok(None)` if it
+/// does not exist.
+///
+/// An exclusive lock is checked to be on the file at `path` once it is held:
+/// a writer that replaced the file (rename) while we waited holds the lock of
+/// the new file, and writing through the old one would be lost. A shared
+/// reader may get the file just replaced: a complete, older copy.
+pub fn open_locked(
+    path: &Path,
+    owners: Owners,
+    exclusive: bool,
+    writable: bool,
+) -> Result<Option<(File, std::fs::Metadata)>, StoreError> {
+    use std::os::unix::fs::MetadataExt;
     let mut opts = OpenOptions::new();
     opts.read(true)
-        .write(true)
+        .write(exclusive || writable)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
-    open_checked(path, &opts, owners)
+    for _ in 0..MAX_REOPEN {
+        let Some((file, meta)) = open_checked(path, &opts, owners)? else {
+            return Ok(None);
+        };
+        if !exclusive {
+            file.lock_shared().map_err(|e| io_err(path, "lock", e))?;
+            return Ok(Some((file, meta)));
+        }
+        file.lock().map_err(|e| io_err(path, "lock", e))?;
+        match std::fs::symlink_metadata(path) {
+            // The same file: `now` is as good as an fstat (writes in place
+            // never change its size; only a replacement does, with a new inode).
+            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => return Ok(Some((file, now))),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(path, "inspect", e)),
+        }
+    }
+    Err(unsafe_err(
+        path,
+        format!("it was replaced {MAX_REOPEN} times while waiting for its lock; is something rewriting it in a loop?"),
+    ))
 }
 
-/// The whole content of an opened store file, at most [`MAX_FILE`] bytes.
-pub fn read_all(file: &File, path: &Path) -> Result<Vec<u8>, StoreError> {
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_err(path, "read", e))?;
-    if bytes.len() as u64 > MAX_FILE {
+/// Locks an already opened mailbox file exclusively, if it is still the
+/// file at `path` (not replaced or removed since it was opened); returns a
+/// handle of its own (`dup`), or `None` when the caller must look it up again.
+pub fn lock_if_current(file: &File, path: &Path) -> Result<Option<(File, std::fs::Metadata)>, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let file = file
+        .try_clone()
+        .map_err(|e| io_err(path, "duplicate the handle of", e))?;
+    file.lock().map_err(|e| io_err(path, "lock", e))?;
+    let ours = file.metadata().map_err(|e| io_err(path, "inspect", e))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => Ok(Some((file, now))),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path, "inspect", e)),
+    }
+}
+
+/// The whole content of an opened store file (`meta`: its metadata under
+/// the lock), at most [`MAX_FILE`] bytes. Zeroizing: mailbox files hold secrets.
+pub fn read_all(file: &File, meta: &std::fs::Metadata, path: &Path) -> Result<SecretBytes, StoreError> {
+    if meta.len() > MAX_FILE {
         return Err(StoreError::Damaged {
             path: path.to_path_buf(),
             why: format!("it is larger than {MAX_FILE} bytes"),
         });
     }
+    // Sized from fstat: one read() for the whole file instead of a doubling
+    // series. The size cannot change under the lock (writes are in place).
+    let mut bytes = SecretBytes::new(vec![0; usize::try_from(meta.len()).unwrap_or(0)]);
+    // At offset 0 whatever the handle's position: it may be shared (`dup`).
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, 0).map_err(|e| io_err(path, "read", e))?;
     Ok(bytes)
 }
 
@@ -186,24 +259,88 @@ pub fn write_in_place(file: &File, path: &Path, bytes: &[u8], offset: u64, durab
     Ok(())
 }
 
-/// Opens (creating 0600 if needed) and exclusively locks a lock file. The
-/// lock is released when the file is closed, also when the process dies, so
-/// a crashed writer never leaves a lock behind.
-pub fn lock(path: &Path, owners: Owners) -> Result<File, StoreError> {
+/// A new file next to `path` holding `bytes`, synced, locked exclusively
+/// before anyone can see it (so whoever opens it once it is in place waits
+/// for us). Its name never ends in a store suffix, so listings skip it.
+fn new_locked_temp(path: &Path, bytes: &[u8], owners: Owners) -> Result<(std::path::PathBuf, File), StoreError> {
+    let suffix =
+        crate::secret::random_bytes(8).map_err(|e| io_err(path, "name a temp file for", std::io::Error::other(e)))?;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".tmp-{}", crate::secret::hex(&suffix)));
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(|e| io_err(&tmp, "create", e))?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_err(&tmp, "chmod", e))?;
+        if let Some(uid) = owners.extra {
+            std::os::unix::fs::fchown(&f, Some(uid), None).map_err(|e| io_err(&tmp, "chown", e))?;
+        }
+        f.lock().map_err(|e| io_err(&tmp, "lock", e))?;
+        f.write_all(bytes).map_err(|e| io_err(&tmp, "write", e))?;
+        f.sync_data().map_err(|e| io_err(&tmp, "sync", e))?;
+        Ok(f)
+    })();
+    match result {
+        Ok(f) => Ok((tmp, f)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Replaces the file at `path` (whose lock the caller holds) with `bytes`,
+/// durably; returns the new file, locked. The old file's waiters find it
+/// replaced and move on to the new one ([`open_locked`]).
+pub fn replace_locked(path: &Path, bytes: &[u8], owners: Owners) -> Result<File, StoreError> {
+    let (tmp, f) = new_locked_temp(path, bytes, owners)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(path, "rename into place", e));
+    }
+    if let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(f)
+}
+
+/// Creates `path` holding `bytes`, durably, unless it exists (then `None`:
+/// someone else created it first, and the caller locks theirs instead).
+/// Returns the new file, locked.
+pub fn create_locked(path: &Path, bytes: &[u8], owners: Owners) -> Result<Option<File>, StoreError> {
+    let (tmp, f) = new_locked_temp(path, bytes, owners)?;
+    // link() fails if `path` exists, where rename() would replace it.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+        Err(e) => return Err(io_err(path, "create", e)),
+    }
+    if let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(Some(f))
+}
+
+/// Opens (creating 0600 if needed) and exclusively locks a lock file of the
+/// three-file layout, for `mfa-ctl migrate` only.
+pub fn legacy_lock(path: &Path, owners: Owners) -> Result<File, StoreError> {
     let mut opts = OpenOptions::new();
     opts.read(true)
         .write(true)
         .create(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    let file =
+    let (file, _) =
         open_checked(path, &opts, owners)?.ok_or_else(|| unsafe_err(path, "it vanished while being opened".into()))?;
-    if let Some(uid) = owners.extra {
-        let meta = file.metadata().map_err(|e| io_err(path, "inspect", e))?;
-        if meta.uid() == 0 && meta.len() == 0 {
-            std::os::unix::fs::fchown(&file, Some(uid), None).map_err(|e| io_err(path, "chown", e))?;
-        }
-    }
     file.lock().map_err(|e| io_err(path, "lock", e))?;
     Ok(file)
 }

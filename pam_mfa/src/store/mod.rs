@@ -1,29 +1,36 @@
-//! The file store: one folder per domain, three files per mailbox, found from
+//! The file store: one folder per domain, one file per mailbox, found from
 //! the mailbox name alone (a login costs the same with ten mailboxes or ten
 //! million):
 //!
 //! ```text
-//! STORE/domains/example.org.toml            domain policy      (mfa-ctl)
-//! STORE/mailboxes/example.org/alice.toml    secrets            (mfa-ctl)
-//! STORE/mailboxes/example.org/alice.state   login state        (the module; two checksummed copies, see [`slots`])
-//! STORE/mailboxes/example.org/alice.lock    serialises writers of both
+//! STORE/domains/example.org.toml            domain policy (mfa-ctl; TOML, for admins to read)
+//! STORE/mailboxes/example.org/alice.mfa     the mailbox: secrets (mfa-ctl) and login state (the module)
 //! ```
 //!
-//! Every read-modify-write of a mailbox happens under its lock ([`Store::lock`]),
-//! so parallel auth workers and `mfa-ctl` never lose each other's updates.
+//! One file per mailbox, not one for secrets, one for state and one to lock:
+//! with a million mailboxes a mailbox's files are rarely in the kernel's
+//! caches, and each file a login touches is a cold lookup. The file holds two
+//! checksummed copies of its JSON content and is updated in place (see
+//! [`slots`]), so it keeps its inode and is its own lock: every
+//! read-modify-write of a mailbox happens under `flock` of its file
+//! ([`Store::lock`]), so parallel auth workers and `mfa-ctl` never lose each
+//! other's updates.
 
 pub mod fsio;
 pub mod records;
 pub mod slots;
 
+/// Suffix of mailbox files.
+pub const MAILBOX_EXT: &str = "mfa";
+
 use crate::config::Config;
 use crate::mailbox::Mailbox;
 use crate::policy::DomainPolicy;
 use fsio::Owners;
-use records::{MailboxRecord, MailboxState};
+use records::{MailboxFile, MailboxRecord, MailboxState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -39,6 +46,8 @@ pub enum StoreError {
         op: &'static str,
         err: std::io::Error,
     },
+    /// A mailbox file of the three-file layout of earlier builds.
+    Legacy { path: PathBuf },
 }
 
 impl fmt::Display for StoreError {
@@ -51,6 +60,11 @@ impl fmt::Display for StoreError {
                 path.display()
             ),
             StoreError::Io { path, op, err } => write!(f, "cannot {op} {}: {err}", path.display()),
+            StoreError::Legacy { path } => write!(
+                f,
+                "{} is a mailbox record in the three-file layout of earlier pam_mfa builds, which this one does not read; run: mfa-ctl migrate",
+                path.display()
+            ),
         }
     }
 }
@@ -96,6 +110,22 @@ impl Store {
 
     fn mailbox_file(&self, mb: &Mailbox, ext: &str) -> PathBuf {
         self.domain_dir(mb.domain()).join(format!("{}.{ext}", mb.local()))
+    }
+
+    /// The mailbox's file.
+    pub fn mailbox_path(&self, mb: &Mailbox) -> PathBuf {
+        self.mailbox_file(mb, MAILBOX_EXT)
+    }
+
+    /// Called when a mailbox has no file: an earlier build's record in its
+    /// place must not read as "no MFA" (that would let the mailbox in with
+    /// the password alone), so it refuses until `mfa-ctl migrate` has run.
+    fn refuse_legacy(&self, mb: &Mailbox) -> Result<(), StoreError> {
+        let old = self.mailbox_file(mb, "toml");
+        match std::fs::symlink_metadata(&old) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            _ => Err(StoreError::Legacy { path: old }),
+        }
     }
 
     /// Checks the folders on the way to a mailbox; `Ok(false)` if one is missing.
@@ -228,7 +258,7 @@ impl Store {
             if !fsio::check_dir(&self.mailboxes_dir(), self.owners).unwrap_or(false) {
                 break;
             }
-            for local in self.list_dir(&self.domain_dir(&d), ".toml")? {
+            for local in self.list_dir(&self.domain_dir(&d), ".mfa")? {
                 if let Ok(mb) = Mailbox::parse(format!("{local}@{d}").as_bytes(), None) {
                     out.push(mb);
                 }
@@ -237,19 +267,84 @@ impl Store {
         Ok(out)
     }
 
-    /// The mailbox's record, read without the lock (writers replace it
-    /// atomically, so a reader sees the old or the new one). `None` if the
-    /// store does not know the mailbox.
-    pub fn read_record(&self, mb: &Mailbox) -> Result<Option<MailboxRecord>, StoreError> {
+    /// The mailbox's file, read under a shared lock (never halfway through a
+    /// write). `None` if the store does not know the mailbox.
+    pub fn read_mailbox(&self, mb: &Mailbox) -> Result<Option<MailboxFile>, StoreError> {
         if !self.check_path_to(&[self.mailboxes_dir(), self.domain_dir(mb.domain())])? {
             return Ok(None);
         }
-        self.read_toml(&self.mailbox_file(mb, "toml"))
+        let path = self.mailbox_path(mb);
+        let Some((file, meta)) = fsio::open_locked(&path, self.owners, false, false)? else {
+            self.refuse_legacy(mb)?;
+            return Ok(None);
+        };
+        decode(&path, &fsio::read_all(&file, &meta, &path)?).map(|(content, _)| Some(content))
     }
 
-    /// Locks a mailbox for a read-modify-write. With `create`, missing folders
-    /// are made (mfa-ctl); without, `None` means the store has no folder for
-    /// the mailbox's domain, so there is nothing to lock (the module).
+    /// [`Store::read_mailbox`] for a login: the file stays open (unlocked)
+    /// in the returned [`Opened`], so that the later [`Store::relock`] of the
+    /// same login needs no new path lookup and, if nobody wrote the file in
+    /// between, no second parse.
+    pub fn open_mailbox(&self, mb: &Mailbox) -> Result<Option<Opened>, StoreError> {
+        if !self.check_path_to(&[self.mailboxes_dir(), self.domain_dir(mb.domain())])? {
+            return Ok(None);
+        }
+        let path = self.mailbox_path(mb);
+        let Some((file, meta)) = fsio::open_locked(&path, self.owners, false, true)? else {
+            self.refuse_legacy(mb)?;
+            return Ok(None);
+        };
+        let (content, pos) = decode(&path, &fsio::read_all(&file, &meta, &path)?)?;
+        file.unlock().map_err(|err| StoreError::Io {
+            path: path.clone(),
+            op: "unlock",
+            err,
+        })?;
+        Ok(Some(Opened {
+            mailbox: mb.clone(),
+            file: std::sync::Arc::new(file),
+            content,
+            pos,
+        }))
+    }
+
+    /// [`Store::lock`] (without `create`) on a file [`Store::open_mailbox`]
+    /// opened earlier in the same login. Falls back to a fresh lookup if the
+    /// file was replaced or removed since.
+    pub fn relock(&self, opened: &Opened) -> Result<Option<Locked<'_>>, StoreError> {
+        let path = self.mailbox_path(&opened.mailbox);
+        let Some((file, meta)) = fsio::lock_if_current(&opened.file, &path)? else {
+            return self.lock(&opened.mailbox, false);
+        };
+        let bytes = fsio::read_all(&file, &meta, &path)?;
+        // Sequence numbers only grow: the same newest copy as at open time
+        // means nobody wrote the file since, and what was parsed then holds.
+        let (content, pos) = if slots::newest_header(&bytes) == Some((opened.pos.seq, opened.pos.newest))
+            && bytes.len() == opened.pos.slot_size * 2
+        {
+            (opened.content.clone(), opened.pos)
+        } else {
+            decode(&path, &bytes)?
+        };
+        Ok(Some(Locked {
+            store: self,
+            mailbox: opened.mailbox.clone(),
+            path,
+            file: RefCell::new(Some(file)),
+            pos: Cell::new(pos),
+            content: RefCell::new(content),
+        }))
+    }
+
+    /// The mailbox's record; `None` if it has none (MFA never set up).
+    pub fn read_record(&self, mb: &Mailbox) -> Result<Option<MailboxRecord>, StoreError> {
+        Ok(self.read_mailbox(mb)?.map(|f| f.record).filter(|r| !r.is_empty()))
+    }
+
+    /// Locks a mailbox's file for a read-modify-write, and reads it. With
+    /// `create`, a missing file (and folders) is made, empty (mfa-ctl);
+    /// without, `None` means the store has no file for the mailbox, so there
+    /// is nothing to lock (the module).
     pub fn lock(&self, mb: &Mailbox, create: bool) -> Result<Option<Locked<'_>>, StoreError> {
         let dirs = [self.mailboxes_dir(), self.domain_dir(mb.domain())];
         if create {
@@ -257,24 +352,156 @@ impl Store {
         } else if !self.check_path_to(&dirs)? {
             return Ok(None);
         }
-        let file = fsio::lock(&self.mailbox_file(mb, "lock"), self.owners)?;
-        Ok(Some(Locked {
+        let path = self.mailbox_path(mb);
+        let locked = |file: File, content: MailboxFile, pos: slots::Pos| Locked {
             store: self,
             mailbox: mb.clone(),
-            _lock: file,
-            state_file: RefCell::new(None),
-        }))
+            path: path.clone(),
+            file: RefCell::new(Some(file)),
+            pos: Cell::new(pos),
+            content: RefCell::new(content),
+        };
+        // Twice at most: a file created by someone else between our two looks.
+        for _ in 0..2 {
+            if let Some((file, meta)) = fsio::open_locked(&path, self.owners, true, true)? {
+                let (content, pos) = decode(&path, &fsio::read_all(&file, &meta, &path)?)?;
+                return Ok(Some(locked(file, content, pos)));
+            }
+            self.refuse_legacy(mb)?;
+            if !create {
+                return Ok(None);
+            }
+            let content = MailboxFile::default();
+            let bytes = slots::encode_file(1, &encode(&path, &content)?);
+            if let Some(file) = fsio::create_locked(&path, &bytes, self.owners)? {
+                let pos = slots::Pos {
+                    slot_size: bytes.len() / 2,
+                    newest: 0,
+                    seq: 1,
+                };
+                return Ok(Some(locked(file, content, pos)));
+            }
+        }
+        Err(StoreError::Unsafe {
+            path,
+            why: "it appeared and vanished again while being created; retry".into(),
+        })
+    }
+
+    /// Converts mailboxes of the three-file layout of earlier builds
+    /// (`LOCAL.toml` record, `LOCAL.state`, `LOCAL.lock`) to mailbox files.
+    /// Returns how many were converted. Safe to run again after a crash: a
+    /// mailbox is converted (new file synced) before its old files go.
+    pub fn migrate_legacy(&self) -> Result<usize, StoreError> {
+        let mut done = 0;
+        for domain in self.list_dir(&self.mailboxes_dir(), "")? {
+            let dir = self.domain_dir(&domain);
+            if Mailbox::parse_domain(&domain).is_err() || !fsio::check_dir(&dir, self.owners)? {
+                continue;
+            }
+            for local in self.list_dir(&dir, ".toml")? {
+                let Ok(mb) = Mailbox::parse(format!("{local}@{domain}").as_bytes(), None) else {
+                    continue;
+                };
+                let _old_lock = fsio::legacy_lock(&self.mailbox_file(&mb, "lock"), self.owners)?;
+                let record_path = self.mailbox_file(&mb, "toml");
+                let state_path = self.mailbox_file(&mb, "state");
+                let record: MailboxRecord = self.read_toml(&record_path)?.unwrap_or_default();
+                let state = match fsio::read(&state_path, self.owners)? {
+                    None => MailboxState::default(),
+                    Some(text) => {
+                        let text = zeroize::Zeroizing::new(text);
+                        let payload = if text.starts_with(slots::LEGACY_MAGIC) {
+                            slots::decode_with(text.as_bytes(), slots::LEGACY_MAGIC)
+                                .map_err(|why| StoreError::Damaged {
+                                    path: state_path.clone(),
+                                    why,
+                                })?
+                                .0
+                        } else {
+                            &text
+                        };
+                        toml::from_str(payload).map_err(|e| StoreError::Damaged {
+                            path: state_path.clone(),
+                            why: e.message().trim().to_string(),
+                        })?
+                    }
+                };
+                let content = MailboxFile { record, state };
+                let path = self.mailbox_path(&mb);
+                let bytes = slots::encode_file(1, &encode(&path, &content)?);
+                if fsio::create_locked(&path, &bytes, self.owners)?.is_none() {
+                    return Err(StoreError::Unsafe {
+                        path,
+                        why: format!(
+                            "it exists next to {}; keep one (mfa-ctl status shows the new one) and remove the other",
+                            record_path.display()
+                        ),
+                    });
+                }
+                for ext in ["toml", "state", "lock"] {
+                    fsio::remove(&self.mailbox_file(&mb, ext))?;
+                }
+                done += 1;
+            }
+        }
+        Ok(done)
     }
 }
 
-/// A locked mailbox. Dropping it releases the lock.
+fn decode(path: &Path, bytes: &[u8]) -> Result<(MailboxFile, slots::Pos), StoreError> {
+    let damaged = |why: String| StoreError::Damaged {
+        path: path.to_path_buf(),
+        why,
+    };
+    if bytes.is_empty() {
+        // pam_mfa never writes an empty file (an empty mailbox is removed):
+        // it was truncated, and read as "no MFA" it would let an enrolled
+        // mailbox in with the password alone.
+        return Err(damaged("it is empty".into()));
+    }
+    let (payload, pos) = slots::decode(bytes).map_err(damaged)?;
+    Ok((MailboxFile::from_json(payload).map_err(damaged)?, pos))
+}
+
+fn encode(path: &Path, content: &MailboxFile) -> Result<crate::secret::SecretString, StoreError> {
+    content.to_json().map_err(|why| StoreError::Damaged {
+        path: path.to_path_buf(),
+        why,
+    })
+}
+
+/// A mailbox file read (under a shared lock, since released) and kept open
+/// for the rest of one login; see [`Store::open_mailbox`].
+#[derive(Debug)]
+pub struct Opened {
+    mailbox: Mailbox,
+    file: std::sync::Arc<File>,
+    pub content: MailboxFile,
+    pos: slots::Pos,
+}
+
+/// A locked mailbox file and what it held when locked (or last written).
+/// Dropping it releases the lock.
 pub struct Locked<'s> {
     store: &'s Store,
     mailbox: Mailbox,
-    _lock: File,
-    /// The state file as last read or written, and where its newest copy
-    /// is: the next write overwrites the other copy in place.
-    state_file: RefCell<Option<(File, slots::Pos)>>,
+    path: PathBuf,
+    /// `None` once the file is removed (an empty mailbox).
+    file: RefCell<Option<File>>,
+    /// Where the newest copy is: the next write overwrites the other one.
+    pos: Cell<slots::Pos>,
+    content: RefCell<MailboxFile>,
+}
+
+impl Drop for Locked<'_> {
+    /// Unlocks explicitly: a handle from [`Store::relock`] shares its lock
+    /// with the [`Opened`] it was duplicated from, which may outlive it.
+    fn drop(&mut self) {
+        if let Some(f) = self.file.get_mut().as_ref() {
+            let _ = f.unlock();
+        }
+    }
 }
 
 impl Locked<'_> {
@@ -282,92 +509,210 @@ impl Locked<'_> {
         &self.mailbox
     }
 
+    /// The record; `None` if the mailbox has none.
     pub fn read_record(&self) -> Result<Option<MailboxRecord>, StoreError> {
-        self.store.read_toml(&self.store.mailbox_file(&self.mailbox, "toml"))
+        let record = self.content.borrow().record.clone();
+        Ok((!record.is_empty()).then_some(record))
     }
 
-    /// Writes the record durably; an empty record removes the file.
-    pub fn write_record(&self, record: &MailboxRecord) -> Result<(), StoreError> {
-        let path = self.store.mailbox_file(&self.mailbox, "toml");
-        if record.is_empty() {
-            return fsio::remove(&path);
-        }
-        self.store.write_toml(&path, record, true, true)
-    }
-
-    /// The login state; a missing file is a fresh state.
+    /// The login state; a new mailbox has a fresh state.
     pub fn read_state(&self) -> Result<MailboxState, StoreError> {
-        let path = self.store.mailbox_file(&self.mailbox, "state");
-        self.state_file.replace(None);
-        let Some(file) = fsio::open_rw(&path, self.store.owners)? else {
-            return Ok(MailboxState::default());
-        };
-        let bytes = fsio::read_all(&file, &path)?;
-        let damaged = |why: String| StoreError::Damaged {
-            path: path.clone(),
-            why,
-        };
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            // pam_mfa never writes an empty state: it was truncated.
-            return Err(damaged("it is empty".into()));
-        }
-        let (text, pos) = match slots::decode(&bytes).map_err(damaged)? {
-            slots::Decoded::Slotted(text, pos) => (text, Some(pos)),
-            slots::Decoded::Plain(text) => (text, None),
-        };
-        let state = toml::from_str(text).map_err(|e| damaged(e.message().trim().to_string()))?;
-        if let Some(pos) = pos {
-            self.state_file.replace(Some((file, pos)));
-        }
-        Ok(state)
+        Ok(self.content.borrow().state.clone())
     }
 
-    /// Writes the login state. Normally in place, over the older of the
-    /// file's two copies (see [`slots`]), synced with `fdatasync` when
-    /// `state.durable` (the default) or `sync`: a crash at any point leaves
-    /// the newer copy intact. A missing, hand-written or outgrown file is
-    /// replaced whole (temp file, sync, rename); with `sync` the folder is
-    /// synced too, so even that replacement survives a power cut (asked for
-    /// when the new state consumes a recovery code, which never expires).
+    /// Writes the record, durably.
+    pub fn write_record(&self, record: &MailboxRecord) -> Result<(), StoreError> {
+        let state = self.content.borrow().state.clone();
+        self.write(
+            MailboxFile {
+                record: record.clone(),
+                state,
+            },
+            true,
+        )
+    }
+
+    /// Writes the login state, synced with `fdatasync` when `state.durable`
+    /// (the default) or `sync` (mfa-ctl's changes, and a used recovery code,
+    /// which never expires).
     pub fn write_state(&self, state: &MailboxState, sync: bool) -> Result<(), StoreError> {
-        let path = self.store.mailbox_file(&self.mailbox, "state");
-        let payload = toml::to_string(state).map_err(|e| StoreError::Damaged {
-            path: path.clone(),
-            why: format!("cannot encode: {e}"),
-        })?;
-        let durable = self.store.durable || sync;
-        let mut slot = self.state_file.borrow_mut();
-        if let Some((file, pos)) = slot.as_mut()
-            && let Some(bytes) = slots::encode(pos.seq.saturating_add(1), &payload, pos.slot_size)
-        {
-            let target = 1 - pos.newest;
-            let offset = (target * pos.slot_size) as u64;
-            fsio::write_in_place(file, &path, &bytes, offset, durable)?;
-            pos.newest = target;
-            pos.seq = pos.seq.saturating_add(1);
+        let record = self.content.borrow().record.clone();
+        self.write(
+            MailboxFile {
+                record,
+                state: state.clone(),
+            },
+            sync,
+        )
+    }
+
+    /// Normally in place, over the older of the file's two copies (see
+    /// [`slots`]): a crash at any point leaves the newer copy intact. Content
+    /// that outgrew its slots is written to a new file that replaces the old
+    /// one (temp file, sync, rename, folder sync). An empty mailbox's file
+    /// is removed.
+    fn write(&self, content: MailboxFile, sync: bool) -> Result<(), StoreError> {
+        let mut file = self.file.borrow_mut();
+        if content.is_empty() {
+            if file.take().is_some() {
+                fsio::remove(&self.path)?;
+            }
+            *self.content.borrow_mut() = content;
             return Ok(());
         }
-        let seq = slot.as_ref().map_or(1, |(_, p)| p.seq.saturating_add(1));
-        let bytes = slots::encode_file(seq, &payload);
-        fsio::write_atomic(&path, &bytes, self.store.owners, durable, sync)?;
-        *slot = fsio::open_rw(&path, self.store.owners)?.map(|f| {
-            (
-                f,
-                slots::Pos {
+        let json = encode(&self.path, &content)?;
+        let pos = self.pos.get();
+        let seq = pos.seq.saturating_add(1);
+        match (file.as_ref(), slots::encode(seq, &json, pos.slot_size)) {
+            (Some(f), Some(bytes)) => {
+                let target = 1 - pos.newest;
+                let offset = (target * pos.slot_size) as u64;
+                fsio::write_in_place(f, &self.path, &bytes, offset, self.store.durable || sync)?;
+                self.pos.set(slots::Pos {
+                    newest: target,
+                    seq,
+                    ..pos
+                });
+            }
+            (had, _) => {
+                let bytes = slots::encode_file(seq, &json);
+                let new = if had.is_some() {
+                    fsio::replace_locked(&self.path, &bytes, self.store.owners)?
+                } else {
+                    fsio::create_locked(&self.path, &bytes, self.store.owners)?.ok_or_else(|| StoreError::Unsafe {
+                        path: self.path.clone(),
+                        why: "it was created by someone else while this mailbox was being changed; retry".into(),
+                    })?
+                };
+                // The old file's waiters may go now: they find it replaced.
+                if let Some(old) = file.replace(new) {
+                    let _ = old.unlock();
+                }
+                self.pos.set(slots::Pos {
                     slot_size: bytes.len() / 2,
                     newest: 0,
                     seq,
-                },
-            )
-        });
+                });
+            }
+        }
+        *self.content.borrow_mut() = content;
         Ok(())
     }
 
-    /// Removes state, record and lock file (the mailbox is forgotten).
+    /// Removes the mailbox's file (the mailbox is forgotten).
     pub fn purge(self) -> Result<(), StoreError> {
-        for ext in ["state", "toml", "lock"] {
-            fsio::remove(&self.store.mailbox_file(&self.mailbox, ext))?;
+        if self.file.borrow_mut().take().is_some() {
+            fsio::remove(&self.path)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store, Mailbox) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            store: dir.path().join("store"),
+            ..Config::default()
+        };
+        let mb = Mailbox::parse(b"alice@example.org", None).unwrap();
+        (dir, Store::new(&cfg, None), mb)
+    }
+
+    fn state(step: u64) -> MailboxState {
+        MailboxState {
+            last_step: Some(step),
+            ..Default::default()
+        }
+    }
+
+    /// `verify` reuses what `split` parsed only while nobody wrote the file:
+    /// a login in between (another worker) must be seen, or its step could
+    /// be accepted twice.
+    #[test]
+    fn relock_sees_writes_made_after_open() {
+        let (_dir, store, mb) = store();
+        store
+            .lock(&mb, true)
+            .unwrap()
+            .unwrap()
+            .write_state(&state(1), true)
+            .unwrap();
+
+        let opened = store.open_mailbox(&mb).unwrap().unwrap();
+        let l = store.relock(&opened).unwrap().unwrap();
+        assert_eq!(l.read_state().unwrap(), state(1), "unchanged: reused");
+        l.write_state(&state(2), true).unwrap();
+        drop(l);
+
+        let opened = store.open_mailbox(&mb).unwrap().unwrap();
+        store
+            .lock(&mb, false)
+            .unwrap()
+            .unwrap()
+            .write_state(&state(3), true)
+            .unwrap();
+        let l = store.relock(&opened).unwrap().unwrap();
+        assert_eq!(l.read_state().unwrap(), state(3), "written in between: read again");
+        l.write_state(&state(4), true).unwrap();
+        drop(l);
+        assert_eq!(store.read_mailbox(&mb).unwrap().unwrap().state, state(4));
+    }
+
+    /// Content that outgrows its slots moves to a new file; a handle opened
+    /// before must follow it, not write into the replaced one.
+    #[test]
+    fn relock_follows_a_replaced_file() {
+        let (_dir, store, mb) = store();
+        store
+            .lock(&mb, true)
+            .unwrap()
+            .unwrap()
+            .write_state(&state(1), true)
+            .unwrap();
+        let size = |s: &Store| std::fs::metadata(s.mailbox_path(&mb)).unwrap().len();
+        assert_eq!(size(&store), 8192);
+
+        let opened = store.open_mailbox(&mb).unwrap().unwrap();
+        let mut big = state(2);
+        big.recovery_used = (0..3000).collect();
+        store
+            .lock(&mb, false)
+            .unwrap()
+            .unwrap()
+            .write_state(&big, true)
+            .unwrap();
+        assert!(size(&store) > 8192, "replaced by a larger file");
+        let l = store.relock(&opened).unwrap().unwrap();
+        assert_eq!(l.read_state().unwrap(), big);
+        l.write_state(&state(5), true).unwrap();
+        drop(l);
+        assert_eq!(store.read_mailbox(&mb).unwrap().unwrap().state, state(5));
+
+        // Removed in between: nothing to lock.
+        let opened = store.open_mailbox(&mb).unwrap().unwrap();
+        store.lock(&mb, false).unwrap().unwrap().purge().unwrap();
+        assert!(store.relock(&opened).unwrap().is_none());
+    }
+
+    /// An empty mailbox leaves no file; the three-file layout of earlier
+    /// builds is refused until migrated, never read as "no MFA".
+    #[test]
+    fn empty_mailboxes_vanish_and_legacy_records_are_refused() {
+        let (_dir, store, mb) = store();
+        let l = store.lock(&mb, true).unwrap().unwrap();
+        l.write_state(&state(1), true).unwrap();
+        l.write_state(&MailboxState::default(), true).unwrap();
+        drop(l);
+        assert!(!store.mailbox_path(&mb).exists());
+        assert!(store.read_mailbox(&mb).unwrap().is_none());
+
+        let legacy = store.mailbox_file(&mb, "toml");
+        std::fs::write(&legacy, "[totp]\nsecret = \"X\"\n").unwrap();
+        assert!(matches!(store.read_mailbox(&mb), Err(StoreError::Legacy { .. })));
+        assert!(matches!(store.lock(&mb, true), Err(StoreError::Legacy { .. })));
     }
 }

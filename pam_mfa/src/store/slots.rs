@@ -1,5 +1,5 @@
-//! The on-disk form of a mailbox's login state: two copies ("slots") in one
-//! file, each with a sequence number and a SHA-256 checksum. A login
+//! The on-disk form of a mailbox file: two copies ("slots") of its content
+//! in one file, each with a sequence number and a SHA-256 checksum. A write
 //! overwrites the OLDER slot in place and syncs it (`pwrite` + `fdatasync`),
 //! so the newer one stays intact whatever happens to the write: after a
 //! crash the reader takes the newest slot whose checksum holds, which is the
@@ -9,15 +9,17 @@
 //!
 //! Layout, text all the way through (so `cat` shows it):
 //! ```text
-//! pam_mfa-state 1 <seq:16 hex> <len:8 hex> <sha256:64 hex>\n<len bytes of TOML>\n\n\n... (slot padded)
+//! pam_mfa-mailbox 1 <seq:16 hex> <len:8 hex> <sha256:64 hex>\n<len bytes of JSON>\n\n\n... (slot padded)
 //! ```
 //! The file is two slots of `SLOT_UNIT` multiples. A file without the magic
-//! is read as plain TOML (a state written by hand), and replaced whole by the
-//! next write.
+//! is damaged. [`LEGACY_MAGIC`] is the state file of the three-file layout
+//! before it, read only by `mfa-ctl migrate`.
 
+use crate::secret::SecretBytes;
 use sha2::{Digest, Sha256};
 
-pub const MAGIC: &str = "pam_mfa-state 1 ";
+pub const MAGIC: &str = "pam_mfa-mailbox 1 ";
+pub const LEGACY_MAGIC: &str = "pam_mfa-state 1 ";
 pub const SLOT_UNIT: usize = 4096;
 const HEADER_LEN: usize = MAGIC.len() + 16 + 1 + 8 + 1 + 64 + 1;
 
@@ -30,20 +32,11 @@ pub struct Pos {
     pub seq: u64,
 }
 
-/// What a file holds.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Decoded<'a> {
-    /// The newest intact slot's TOML and where it is.
-    Slotted(&'a str, Pos),
-    /// No magic: the whole file is TOML.
-    Plain(&'a str),
-}
-
-fn checksum(seq: u64, payload: &str) -> String {
+fn checksum(seq: u64, payload: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(format!("{seq:016x} {:08x}\n", payload.len()).as_bytes());
     h.update(payload.as_bytes());
-    crate::secret::hex(&h.finalize())
+    h.finalize().into()
 }
 
 /// The slot size needed for `payload`.
@@ -51,20 +44,28 @@ pub fn slot_size_for(payload: &str) -> usize {
     (HEADER_LEN + payload.len()).div_ceil(SLOT_UNIT).max(1) * SLOT_UNIT
 }
 
-/// One slot's bytes (exactly `slot_size`), or `None` if `payload` does not fit.
-pub fn encode(seq: u64, payload: &str, slot_size: usize) -> Option<Vec<u8>> {
+/// One slot's bytes (exactly `slot_size`), or `None` if `payload` does not
+/// fit. Zeroizing: the payload holds the mailbox's secrets.
+pub fn encode(seq: u64, payload: &str, slot_size: usize) -> Option<SecretBytes> {
     if HEADER_LEN + payload.len() > slot_size {
         return None;
     }
-    let mut out = Vec::with_capacity(slot_size);
-    out.extend_from_slice(format!("{MAGIC}{seq:016x} {:08x} {}\n", payload.len(), checksum(seq, payload)).as_bytes());
+    let mut out = SecretBytes::new(Vec::with_capacity(slot_size * 2));
+    out.extend_from_slice(
+        format!(
+            "{MAGIC}{seq:016x} {:08x} {}\n",
+            payload.len(),
+            crate::secret::hex(&checksum(seq, payload))
+        )
+        .as_bytes(),
+    );
     out.extend_from_slice(payload.as_bytes());
     out.resize(slot_size, b'\n');
     Some(out)
 }
 
-/// A whole new file: the state in slot 0, slot 1 empty (it holds no copy).
-pub fn encode_file(seq: u64, payload: &str) -> Vec<u8> {
+/// A whole new file: the content in slot 0, slot 1 empty (it holds no copy).
+pub fn encode_file(seq: u64, payload: &str) -> SecretBytes {
     let size = slot_size_for(payload);
     let mut out = encode(seq, payload, size).unwrap_or_default();
     out.resize(size * 2, b'\n');
@@ -75,49 +76,83 @@ fn hex_field(bytes: &[u8]) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(bytes).ok()?, 16).ok()
 }
 
-fn decode_slot(slot: &[u8]) -> Option<(u64, &str)> {
-    let rest = slot.strip_prefix(MAGIC.as_bytes())?;
+/// A slot's header: sequence number, payload and the checksum it claims.
+fn slot_header<'a>(slot: &'a [u8], magic: &str) -> Option<(u64, &'a [u8], [u8; 32])> {
+    let rest = slot.strip_prefix(magic.as_bytes())?;
     let seq = hex_field(rest.get(..16)?)?;
     let len = usize::try_from(hex_field(rest.get(17..25)?)?).ok()?;
-    let sum = rest.get(26..90)?;
     if rest.get(16) != Some(&b' ') || rest.get(25) != Some(&b' ') || rest.get(90) != Some(&b'\n') {
         return None;
     }
-    // Bytes first: a torn write may have split a character anywhere.
-    let payload = std::str::from_utf8(rest.get(91..91usize.checked_add(len)?)?).ok()?;
-    crate::secret::ct_eq(sum, checksum(seq, payload).as_bytes()).then_some((seq, payload))
+    let mut sum = [0u8; 32];
+    for (i, b) in sum.iter_mut().enumerate() {
+        let at = 26 + 2 * i;
+        *b = u8::try_from(hex_field(rest.get(at..at + 2)?)?).ok()?;
+    }
+    Some((seq, rest.get(91..91usize.checked_add(len)?)?, sum))
 }
 
-/// Reads a state file. `Err` says what is wrong when no copy is intact.
-pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, String> {
-    if !bytes.starts_with(MAGIC.as_bytes()) {
-        return std::str::from_utf8(bytes)
-            .map(Decoded::Plain)
-            .map_err(|_| "it is not UTF-8 text".to_string());
+/// The payload if the checksum holds. Bytes first: a torn write may have
+/// split a character anywhere.
+fn verified<'a>(seq: u64, payload: &'a [u8], sum: &[u8; 32]) -> Option<&'a str> {
+    let payload = std::str::from_utf8(payload).ok()?;
+    crate::secret::ct_eq(sum, &checksum(seq, payload)).then_some(payload)
+}
+
+/// The sequence number and index of the slot whose header claims the highest
+/// sequence number, checksums unchecked: cheap, to see whether a file changed.
+pub fn newest_header(bytes: &[u8]) -> Option<(u64, usize)> {
+    let size = bytes.len() / 2;
+    [bytes.get(..size), bytes.get(size..)]
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, slot)| slot.and_then(|s| slot_header(s, MAGIC)).map(|(seq, _, _)| (seq, i)))
+        .max()
+}
+
+/// Reads a mailbox file: the newest intact slot's payload and where it is.
+/// `Err` says what is wrong when no copy is intact.
+pub fn decode(bytes: &[u8]) -> Result<(&str, Pos), String> {
+    decode_with(bytes, MAGIC)
+}
+
+/// [`decode`] for files that start with `magic` (also the legacy state files).
+pub fn decode_with<'a>(bytes: &'a [u8], magic: &str) -> Result<(&'a str, Pos), String> {
+    if !bytes.starts_with(magic.as_bytes()) {
+        return Err(format!(
+            "it does not start with \"{}\" (not a pam_mfa {} file)",
+            magic.trim_end(),
+            if magic == MAGIC { "mailbox" } else { "state" }
+        ));
     }
     let size = bytes.len() / 2;
     if !bytes.len().is_multiple_of(2) || size < SLOT_UNIT || !size.is_multiple_of(SLOT_UNIT) {
         return Err(format!("its size {} is not two whole slots (truncated?)", bytes.len()));
     }
-    let mut best: Option<(u64, &str, usize)> = None;
-    for (i, slot) in [bytes.get(..size), bytes.get(size..)].into_iter().enumerate() {
-        if let Some((seq, payload)) = slot.and_then(decode_slot)
-            && best.is_none_or(|(s, _, _)| seq > s)
-        {
-            best = Some((seq, payload, i));
+    // The copy with the higher sequence number is checked first; the other
+    // is read only if that one is torn (one checksum per read, normally).
+    let mut slots: Vec<(u64, &[u8], [u8; 32], usize)> = [bytes.get(..size), bytes.get(size..)]
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, slot)| {
+            slot.and_then(|s| slot_header(s, magic))
+                .map(|(seq, p, sum)| (seq, p, sum, i))
+        })
+        .collect();
+    slots.sort_by_key(|s| std::cmp::Reverse(s.0));
+    for (seq, payload, sum, newest) in slots {
+        if let Some(payload) = verified(seq, payload, &sum) {
+            return Ok((
+                payload,
+                Pos {
+                    slot_size: size,
+                    newest,
+                    seq,
+                },
+            ));
         }
     }
-    match best {
-        Some((seq, payload, newest)) => Ok(Decoded::Slotted(
-            payload,
-            Pos {
-                slot_size: size,
-                newest,
-                seq,
-            },
-        )),
-        None => Err("neither copy in it is intact (checksums fail)".to_string()),
-    }
+    Err("neither copy in it is intact (checksums fail)".to_string())
 }
 
 #[cfg(test)]
@@ -126,8 +161,8 @@ mod tests {
 
     fn file_with(seq0: u64, p0: &str, seq1: u64, p1: &str) -> Vec<u8> {
         let size = slot_size_for(p0).max(slot_size_for(p1));
-        let mut f = encode(seq0, p0, size).unwrap();
-        f.extend(encode(seq1, p1, size).unwrap());
+        let mut f = encode(seq0, p0, size).unwrap().to_vec();
+        f.extend(encode(seq1, p1, size).unwrap().iter());
         f
     }
 
@@ -136,7 +171,7 @@ mod tests {
         let f = file_with(3, "failures = 3\n", 4, "failures = 4\n");
         assert_eq!(
             decode(&f).unwrap(),
-            Decoded::Slotted(
+            (
                 "failures = 4\n",
                 Pos {
                     slot_size: 4096,
@@ -150,7 +185,7 @@ mod tests {
         torn[4096 + 110] = 0xC3; // half a UTF-8 character, as a torn write can leave
         assert!(matches!(
             decode(&torn).unwrap(),
-            Decoded::Slotted("failures = 3\n", Pos { seq: 3, newest: 0, .. })
+            ("failures = 3\n", Pos { seq: 3, newest: 0, .. })
         ));
         // Both damaged: an error, never a guess.
         torn[110] = b'Y';
@@ -158,14 +193,15 @@ mod tests {
     }
 
     #[test]
-    fn new_files_and_plain_toml() {
+    fn new_files_and_foreign_text() {
         let f = encode_file(1, "last_step = 5\n");
         assert_eq!(f.len(), 8192);
         assert!(matches!(
             decode(&f).unwrap(),
-            Decoded::Slotted("last_step = 5\n", Pos { newest: 0, seq: 1, .. })
+            ("last_step = 5\n", Pos { newest: 0, seq: 1, .. })
         ));
-        assert_eq!(decode(b"failures = 0\n").unwrap(), Decoded::Plain("failures = 0\n"));
+        // Text without the magic (hand-written, or another program's) is refused.
+        assert!(decode(b"{\"state\": {}}\n").is_err());
         assert!(decode(b"\xff\xfe").is_err());
         assert!(decode(&f[..5000]).is_err(), "truncated");
         let big = "x".repeat(5000);
@@ -189,7 +225,7 @@ mod tests {
             }
             let _ = decode(&g);
             // What is encoded decodes to itself.
-            let round_trips = matches!(decode(&f), Ok(Decoded::Slotted(p, Pos { seq: 7, .. })) if p == text);
+            let round_trips = matches!(decode(&f), Ok((p, Pos { seq: 7, .. })) if p == text);
             proptest::prop_assert!(round_trips);
         }
     }

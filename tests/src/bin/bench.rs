@@ -20,7 +20,8 @@
 use pam_mfa::config::Config;
 use pam_mfa::mailbox::Mailbox;
 use pam_mfa::store::Store;
-use pam_mfa::store::records::{Login, MailboxRecord, MailboxState, Method};
+use pam_mfa::store::records::{Login, MailboxFile, MailboxRecord, MailboxState, Method};
+use pam_mfa::store::slots;
 use pam_mfa::totp::{Algorithm, TotpSeed};
 use pam_mfa_tests::pam;
 use std::collections::BTreeMap;
@@ -154,9 +155,9 @@ fn worker(args: &[String]) {
                 // The mirrored order: the floor must not warm the caches for
                 // the very files the module runs use next.
                 let i = n - 1 - i;
-                let bytes = std::fs::read(kv.get("template").unwrap()).unwrap();
+                let slot = get("slot_size") as usize;
                 let started = Instant::now();
-                floor_op(i, dir, &bytes, durable);
+                floor_op(i, dir, slot, durable);
                 lat.push(started.elapsed().as_nanos() as u64);
                 ok += 1;
             } else {
@@ -200,19 +201,21 @@ fn worker(args: &[String]) {
 }
 
 /// The unavoidable work of one login: one HMAC-SHA1 (one TOTP code) and one
-/// durable update of the state of the real size. The cheapest atomic scheme
-/// known is the store's own (two checksummed copies in one file, the older
-/// overwritten in place): so the floor overwrites half of the mailbox's
-/// real `.state` file in place with the same bytes it holds (`pwrite`, then
-/// `fdatasync` if durable). No rename, no new inode, no folder change.
-fn floor_op(i: u64, dir: &Path, bytes: &[u8], durable: bool) {
+/// durable read-modify-write of the mailbox's data of the real size. The
+/// cheapest atomic scheme known is the store's own (two checksummed copies
+/// in one file, the older overwritten in place): so the floor opens the
+/// mailbox's real file, reads one copy (4 KiB) and writes it back in place
+/// unchanged (`pread`, `pwrite`, then `fdatasync` if durable). No parsing,
+/// no lock, no rename, no new inode, no folder change.
+fn floor_op(i: u64, dir: &Path, slot: usize, durable: bool) {
     use std::os::unix::fs::FileExt;
     let g = seed(i).generator().unwrap();
     std::hint::black_box(g.code_at(1_700_000_000));
-    let path = dir.join(format!("{}.state", local(i)));
-    let f = OpenOptions::new().write(true).open(&path).unwrap();
-    let half = bytes.get(..bytes.len() / 2).unwrap_or(bytes);
-    f.write_all_at(half, 0).unwrap();
+    let path = dir.join(format!("{}.mfa", local(i)));
+    let f = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let mut buf = vec![0u8; slot];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    f.write_all_at(&buf, 0).unwrap();
     if durable {
         f.sync_data().unwrap();
     }
@@ -293,11 +296,13 @@ struct World {
     root: PathBuf,
     confdir: PathBuf,
     mfa_store: PathBuf,
-    mfa_state_text: Vec<u8>,
-    mfa_state_size: usize,
+    /// Size of a steady-state mailbox file.
+    mfa_file_size: usize,
+    /// When the steady state was made (its logins and last step are before).
+    t0: u64,
     ga_dir: PathBuf,
     oath_file: PathBuf,
-    /// Where the floor replaces state files: the pam_mfa store's domain folder.
+    /// Where the floor rewrites mailbox files: the pam_mfa store's domain folder.
     floor_dir: PathBuf,
     /// Next unused position in each store's login order, and the mailboxes
     /// used since the last reset.
@@ -344,6 +349,27 @@ fn oath_text(n: u64) -> Vec<u8> {
         let _ = writeln!(s, "HOTP/T30/6\t{}\t+\t{}", user(i), pam_mfa::secret::hex(&key(i)));
     }
     s.into_bytes()
+}
+
+/// Mailbox `i` as the store holds it in the steady state.
+fn mfa_content(i: u64, t: u64) -> MailboxFile {
+    MailboxFile {
+        record: MailboxRecord {
+            totp: Some(seed(i)),
+            ..Default::default()
+        },
+        state: primed_state(t),
+    }
+}
+
+/// The bytes of mailbox `i`'s file in the steady state: both copies
+/// written (as after a few logins), the newer in the first slot.
+fn mfa_file(i: u64, t: u64) -> Vec<u8> {
+    let json = mfa_content(i, t).to_json().unwrap();
+    let size = slots::slot_size_for(&json);
+    let mut bytes = slots::encode(3, &json, size).unwrap().to_vec();
+    bytes.extend_from_slice(&slots::encode(2, &json, size).unwrap());
+    bytes
 }
 
 /// The state a mailbox has after a while in use: an old accepted step and
@@ -402,8 +428,8 @@ fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str, with_pwdfile: b
         n,
         confdir,
         mfa_store: root.join("mfa"),
-        mfa_state_text: Vec::new(),
-        mfa_state_size: 0,
+        mfa_file_size: 0,
+        t0: now(),
         ga_dir: root.join("ga"),
         oath_file: root.join("users.oath"),
         floor_dir: root.join("mfa").join("mailboxes").join(DOMAIN),
@@ -412,7 +438,7 @@ fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str, with_pwdfile: b
     };
     let t = now();
 
-    // pam_mfa: record (secret), state (steady state) and lock file per mailbox.
+    // pam_mfa: one file per mailbox (record with the secret, steady state).
     let started = Instant::now();
     let cfg_path = mfa_config(&w, true);
     mfa_config(&w, false);
@@ -420,30 +446,17 @@ fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str, with_pwdfile: b
     let store = Store::new(&cfg, None);
     let mb0 = Mailbox::parse(user(0).as_bytes(), None).unwrap();
     {
-        // Mailbox 0 through the library, so the templates are exactly what it writes.
+        // Mailbox 0 through the library, so the others are checked to be what it writes.
         let l = store.lock(&mb0, true).unwrap().unwrap();
-        l.write_record(&MailboxRecord {
-            totp: Some(seed(0)),
-            ..Default::default()
-        })
-        .unwrap();
+        l.write_record(&mfa_content(0, t).record).unwrap();
         l.write_state(&primed_state(t), false).unwrap();
     }
+    let written0 = store.read_mailbox(&mb0).unwrap().unwrap();
+    assert_eq!(written0, mfa_content(0, t));
     let dom = w.mfa_store.join("mailboxes").join(DOMAIN);
-    let rec0 = std::fs::read_to_string(dom.join(format!("{}.toml", local(0)))).unwrap();
-    let secret0 = base32(&key(0));
-    assert!(rec0.contains(&secret0));
-    w.mfa_state_text = std::fs::read(dom.join(format!("{}.state", local(0)))).unwrap();
-    w.mfa_state_size = w.mfa_state_text.len();
+    w.mfa_file_size = mfa_file(0, t).len();
     for i in 1..n {
-        let l = local(i);
-        write_file(
-            &dom.join(format!("{l}.toml")),
-            rec0.replace(&secret0, &base32(&key(i))).as_bytes(),
-            0o600,
-        );
-        write_file(&dom.join(format!("{l}.state")), &w.mfa_state_text, 0o600);
-        write_file(&dom.join(format!("{l}.lock")), b"", 0o600);
+        write_file(&dom.join(format!("{}.mfa", local(i))), &mfa_file(i, t), 0o600);
     }
     for i in [n / 2, n - 1] {
         let mb = Mailbox::parse(user(i).as_bytes(), None).unwrap();
@@ -452,7 +465,7 @@ fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str, with_pwdfile: b
     }
     sync();
     times.push((
-        "pam_mfa (3 files per mailbox)".to_string(),
+        "pam_mfa (1 file per mailbox)".to_string(),
         started.elapsed().as_secs_f64(),
     ));
 
@@ -473,9 +486,6 @@ fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str, with_pwdfile: b
     write_file(&w.oath_file, &oath_text(n), 0o600);
     sync();
     times.push(("pam_oath (1 users file)".to_string(), started.elapsed().as_secs_f64()));
-
-    // Floor: replaces pam_mfa's own state files with their steady-state bytes.
-    write_file(&w.root.join("floor-template"), &w.mfa_state_text, 0o600);
 
     // Password file for the full-stack rows (same hash for every user: the
     // crypt cost per login is what matters, not the hashes' variety).
@@ -546,7 +556,7 @@ fn reset(w: &World, kind: Kind, used: &[u64]) {
         Kind::Mfa => {
             let dom = w.mfa_store.join("mailboxes").join(DOMAIN);
             for i in used {
-                write_file(&dom.join(format!("{}.state", local(*i))), &w.mfa_state_text, 0o600);
+                write_file(&dom.join(format!("{}.mfa", local(*i))), &mfa_file(*i, w.t0), 0o600);
             }
         }
         Kind::Ga => {
@@ -609,7 +619,7 @@ fn run(w: &mut World, spec: &RunSpec) -> Row {
             cmd.arg(format!("service={s}"));
         } else {
             cmd.arg(format!("floor={}", w.floor_dir.display()))
-                .arg(format!("template={}", w.root.join("floor-template").display()));
+                .arg(format!("slot_size={}", w.mfa_file_size / 2));
         }
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -763,7 +773,7 @@ fn orchestrate(opts: &Opts) -> bool {
     for &n in &opts.sizes {
         eprintln!("bench: N = {n}: creating the stores");
         let (mut w, times) = setup(opts, n, &module, &hash, n == smallest);
-        setups.push((n, times, w.mfa_state_size));
+        setups.push((n, times, w.mfa_file_size));
         // Socket for pam_mfa's log lines, drained like a syslog daemon would.
         let sock = UnixDatagram::bind(w.root.join("log.sock")).unwrap();
         std::thread::spawn(move || {
@@ -960,7 +970,7 @@ fn orchestrate(opts: &Opts) -> bool {
     println!();
     if let Some((_, _, size)) = setups.first() {
         println!(
-            "pam_mfa state file (steady state, 20 recent logins): {size} bytes; the floor overwrites half of it (one slot) in place."
+            "pam_mfa mailbox file (steady state: secret and 20 recent logins): {size} bytes; the floor reads and rewrites half of it (one slot) in place."
         );
         println!();
     }
@@ -973,9 +983,8 @@ fn orchestrate(opts: &Opts) -> bool {
     print_targets(&rows, opts);
     println!();
     println!("Where a pam_mfa login's time goes: library steps timed in-process (p50 of 300 mailboxes),");
-    println!(
-        "times the number of times one login with a 6-digit code ran each in module.rs at 5b66f0c (7f1f626 cut config loads and record reads to one and account's store access):"
-    );
+    println!("times the number of times one login with a 6-digit code runs each (module.rs: the first of the");
+    println!("four calls loads the configuration, split reads the mailbox, verify locks, decides and writes it):");
     println!();
     println!("| N | step | us p50 | per login | us per login |");
     println!("|---|---|---|---|---|");
@@ -994,9 +1003,10 @@ fn orchestrate(opts: &Opts) -> bool {
 
 /// Times, in-process and without libpam, the library steps one pam_mfa
 /// login performs, and how often a login with a 6-digit code performs each
-/// (read from module.rs: app_password, split, verify and account each call
-/// `gather`; split, verify and account each lock and parse the state). It
-/// explains the module's time above the floor.
+/// (read from module.rs: the first call of a login loads the configuration,
+/// the others reuse it from the handle; `split` reads the policy and the
+/// mailbox; `verify` locks, decides and writes; `account` reuses verify's
+/// verdict). It explains the module's time above the floor.
 fn breakdown(w: &World) -> Vec<(&'static str, f64, u32)> {
     let cfg_d = w.root.join("mfa-durable.toml");
     let cfg_r = w.root.join("mfa-relaxed.toml");
@@ -1026,40 +1036,40 @@ fn breakdown(w: &World) -> Vec<(&'static str, f64, u32)> {
     let t = now();
     vec![
         (
-            "Config::load (read + parse /etc/pam_mfa.toml)",
+            "Config::load (open, read, parse the configuration; not per login)",
             time(&mut |_, _| {
                 Config::load(&cfg_d, 0).unwrap();
             }),
-            4,
+            0,
+        ),
+        (
+            "Config::load_cached (stat the configuration)",
+            time(&mut |_, _| {
+                Config::load_cached(&cfg_d, 0).unwrap();
+            }),
+            1,
         ),
         (
             "Store::policy_for (no domain file)",
             time(&mut |_, mb| {
                 store.policy_for(mb.domain(), &cfg).unwrap();
             }),
-            2,
+            1,
         ),
         (
-            "Store::read_record (open, checks, parse TOML)",
+            "Store::read_mailbox (open, shared lock, read, parse JSON)",
             time(&mut |_, mb| {
-                store.read_record(mb).unwrap().unwrap();
+                store.read_mailbox(mb).unwrap().unwrap();
             }),
-            4,
+            1,
         ),
         (
-            "Store::lock + Locked::read_state + unlock (flock, parse TOML)",
-            time(&mut |_, mb| {
-                std::hint::black_box(store.lock(mb, false).unwrap().unwrap().read_state().unwrap());
-            }),
-            3,
-        ),
-        (
-            "Store::lock + read_state + write_state in place, relaxed",
+            "Store::lock + Locked::write_state in place, relaxed",
             time(&mut |_, mb| update_state(&relaxed, mb, &state)),
             1,
         ),
         (
-            "Store::lock + read_state + write_state in place, durable (+ fdatasync)",
+            "Store::lock + Locked::write_state in place, durable (+ fdatasync)",
             time(&mut |_, mb| update_state(&store, mb, &state)),
             1,
         ),
@@ -1074,13 +1084,9 @@ fn breakdown(w: &World) -> Vec<(&'static str, f64, u32)> {
     ]
 }
 
-/// What a login does to the state: read it under the lock (which finds the
+/// What a login does to the mailbox: lock and read it (which finds the
 /// older copy), then overwrite that copy in place.
-fn update_state(
-    store: &pam_mfa::store::Store,
-    mb: &pam_mfa::mailbox::Mailbox,
-    state: &pam_mfa::store::records::MailboxState,
-) {
+fn update_state(store: &Store, mb: &Mailbox, state: &MailboxState) {
     let locked = store.lock(mb, false).unwrap().unwrap();
     std::hint::black_box(locked.read_state().unwrap());
     locked.write_state(state, false).unwrap();
