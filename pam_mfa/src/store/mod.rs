@@ -430,7 +430,12 @@ impl Store {
                 let content = MailboxFile { record, state };
                 let path = self.mailbox_path(&mb);
                 let bytes = slots::encode_file(1, &encode(&path, &content)?);
-                if fsio::create_locked(&path, &bytes, self.owners)?.is_none() {
+                // Both exist: an earlier run stopped between writing the new
+                // file and removing the old ones (then they say the same), or
+                // someone set the mailbox up again in between (then ask).
+                if fsio::create_locked(&path, &bytes, self.owners)?.is_none()
+                    && self.read_mailbox(&mb)?.map(|f| f.record) != Some(content.record)
+                {
                     return Err(StoreError::Unsafe {
                         path,
                         why: format!(
@@ -696,6 +701,46 @@ mod tests {
         let opened = store.open_mailbox(&mb).unwrap().unwrap();
         store.lock(&mb, false).unwrap().unwrap().purge().unwrap();
         assert!(store.relock(&opened).unwrap().is_none());
+    }
+
+    /// `mfa-ctl migrate`: record and state of the three-file layout become
+    /// one file; a run stopped after writing it and before removing the old
+    /// files finishes on the next run; a different record is not overwritten.
+    #[test]
+    fn migrate_converts_and_resumes() {
+        let (_dir, store, mb) = store();
+        store
+            .ensure_path_to(&[store.mailboxes_dir(), store.domain_dir(mb.domain())])
+            .unwrap();
+        let record = "[totp]\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\ndigits = 6\nperiod = 30\nalgorithm = \"SHA1\"\ncreated = 1\n";
+        let write_legacy = |rec: &str| {
+            for (ext, text) in [("toml", rec), ("state", "last_step = 7\n"), ("lock", "")] {
+                std::fs::write(store.mailbox_file(&mb, ext), text).unwrap();
+                std::fs::set_permissions(
+                    store.mailbox_file(&mb, ext),
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .unwrap();
+            }
+        };
+        write_legacy(record);
+        assert_eq!(store.migrate_legacy().unwrap(), 1);
+        let migrated = store.read_mailbox(&mb).unwrap().unwrap();
+        assert!(migrated.record.enrolled());
+        assert_eq!(migrated.state.last_step, Some(7));
+        for ext in ["toml", "state", "lock"] {
+            assert!(!store.mailbox_file(&mb, ext).exists(), "{ext} left");
+        }
+        assert_eq!(store.migrate_legacy().unwrap(), 0);
+
+        write_legacy(record);
+        assert_eq!(store.migrate_legacy().unwrap(), 1, "resumed");
+        assert!(!store.mailbox_file(&mb, "toml").exists());
+        assert_eq!(store.read_mailbox(&mb).unwrap().unwrap(), migrated);
+
+        write_legacy(&record.replace("JBSWY3DP", "KRSXG5CT"));
+        assert!(matches!(store.migrate_legacy(), Err(StoreError::Unsafe { .. })));
+        assert_eq!(store.read_mailbox(&mb).unwrap().unwrap(), migrated, "kept");
     }
 
     /// An empty mailbox leaves no file; the three-file layout of earlier
