@@ -78,7 +78,7 @@ impl Model {
     }
 }
 
-/// Temp files under `dir`: `NAME.tmp` (domain files) and `NAME.mfa.tmp-RANDOM`
+/// Temp files under `dir`: `NAME.tmp` (domain files) and `NAME.mfa.tmp`
 /// (mailbox files being replaced or created).
 fn temp_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {

@@ -259,15 +259,21 @@ pub fn write_in_place(file: &File, path: &Path, bytes: &[u8], offset: u64, durab
     Ok(())
 }
 
-/// A new file next to `path` holding `bytes`, synced, locked exclusively
-/// before anyone can see it (so whoever opens it once it is in place waits
-/// for us). Its name never ends in a store suffix, so listings skip it.
+/// A new file `PATH.tmp` holding `bytes`, synced, locked exclusively before
+/// anyone can see it at `path` (so whoever opens it once it is in place
+/// waits for us). The name is fixed, so a temp file left by a writer killed
+/// mid-write (it holds secrets) is removed by the next writer, not kept
+/// forever; callers hold the lock that makes them its only writer (the
+/// file's, to replace it; the folder's, to create it). Listings skip it.
 fn new_locked_temp(path: &Path, bytes: &[u8], owners: Owners) -> Result<(std::path::PathBuf, File), StoreError> {
-    let suffix =
-        crate::secret::random_bytes(8).map_err(|e| io_err(path, "name a temp file for", std::io::Error::other(e)))?;
     let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".tmp-{}", crate::secret::hex(&suffix)));
+    tmp_name.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp_name);
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&tmp, "remove stale temp file", e)),
+    }
     let result = (|| {
         let mut f = OpenOptions::new()
             .read(true)
@@ -296,7 +302,7 @@ fn new_locked_temp(path: &Path, bytes: &[u8], owners: Owners) -> Result<(std::pa
     }
 }
 
-/// Replaces the file at `path` (whose lock the caller holds) with `bytes`,
+/// Replaces the file at `path` (whose exclusive lock the caller holds) with `bytes`,
 /// durably; returns the new file, locked. The old file's waiters find it
 /// replaced and move on to the new one ([`open_locked`]).
 pub fn replace_locked(path: &Path, bytes: &[u8], owners: Owners) -> Result<File, StoreError> {
@@ -313,8 +319,15 @@ pub fn replace_locked(path: &Path, bytes: &[u8], owners: Owners) -> Result<File,
 
 /// Creates `path` holding `bytes`, durably, unless it exists (then `None`:
 /// someone else created it first, and the caller locks theirs instead).
-/// Returns the new file, locked.
+/// The caller holds [`lock_dir`] of its folder. Returns the new file, locked.
 pub fn create_locked(path: &Path, bytes: &[u8], owners: Owners) -> Result<Option<File>, StoreError> {
+    // Checked under the folder's lock, before the temp name is touched: if
+    // the file exists, a writer replacing it may be using that name.
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(path, "inspect", e)),
+    }
     let (tmp, f) = new_locked_temp(path, bytes, owners)?;
     // link() fails if `path` exists, where rename() would replace it.
     let linked = std::fs::hard_link(&tmp, path);
@@ -328,6 +341,18 @@ pub fn create_locked(path: &Path, bytes: &[u8], owners: Owners) -> Result<Option
         sync_dir(parent)?;
     }
     Ok(Some(f))
+}
+
+/// Locks a store folder exclusively: serialises the creation of files in it
+/// (rare: `mfa-ctl` setting up a mailbox), so creators share one temp name.
+pub fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(|e| io_err(dir, "open", e))?;
+    f.lock().map_err(|e| io_err(dir, "lock", e))?;
+    Ok(f)
 }
 
 /// Opens (creating 0600 if needed) and exclusively locks a lock file of the

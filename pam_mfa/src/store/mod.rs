@@ -373,6 +373,7 @@ impl Store {
             }
             let content = MailboxFile::default();
             let bytes = slots::encode_file(1, &encode(&path, &content)?);
+            let _creating = fsio::lock_dir(&self.domain_dir(mb.domain()))?;
             if let Some(file) = fsio::create_locked(&path, &bytes, self.owners)? {
                 let pos = slots::Pos {
                     slot_size: bytes.len() / 2,
@@ -430,6 +431,7 @@ impl Store {
                 let content = MailboxFile { record, state };
                 let path = self.mailbox_path(&mb);
                 let bytes = slots::encode_file(1, &encode(&path, &content)?);
+                let _creating = fsio::lock_dir(&dir)?;
                 // Both exist: an earlier run stopped between writing the new
                 // file and removing the old ones (then they say the same), or
                 // someone set the mailbox up again in between (then ask).
@@ -584,6 +586,7 @@ impl Locked<'_> {
                 let new = if had.is_some() {
                     fsio::replace_locked(&self.path, &bytes, self.store.owners)?
                 } else {
+                    let _creating = fsio::lock_dir(&self.store.domain_dir(self.mailbox.domain()))?;
                     fsio::create_locked(&self.path, &bytes, self.store.owners)?.ok_or_else(|| StoreError::Unsafe {
                         path: self.path.clone(),
                         why: "it was created by someone else while this mailbox was being changed; retry".into(),
@@ -741,6 +744,44 @@ mod tests {
         write_legacy(&record.replace("JBSWY3DP", "KRSXG5CT"));
         assert!(matches!(store.migrate_legacy(), Err(StoreError::Unsafe { .. })));
         assert_eq!(store.read_mailbox(&mb).unwrap().unwrap(), migrated, "kept");
+    }
+
+    /// A temp file left by a writer killed mid-write holds secrets: the next
+    /// writer that needs the name removes it (replacement and creation).
+    #[test]
+    fn stale_temp_files_are_reused_not_kept() {
+        let (_dir, store, mb) = store();
+        store
+            .lock(&mb, true)
+            .unwrap()
+            .unwrap()
+            .write_state(&state(1), true)
+            .unwrap();
+        let tmp = PathBuf::from(format!("{}.tmp", store.mailbox_path(&mb).display()));
+        let stale = |s: &Store, mailboxes: usize| {
+            std::fs::write(&tmp, "left by a killed writer").unwrap();
+            assert_eq!(s.list_mailboxes(None).unwrap().len(), mailboxes, "listings skip it");
+        };
+        stale(&store, 1);
+        let mut big = state(2);
+        big.recovery_used = (0..3000).collect();
+        store
+            .lock(&mb, false)
+            .unwrap()
+            .unwrap()
+            .write_state(&big, true)
+            .unwrap();
+        assert!(!tmp.exists(), "replacement");
+        store.lock(&mb, false).unwrap().unwrap().purge().unwrap();
+        stale(&store, 0);
+        store
+            .lock(&mb, true)
+            .unwrap()
+            .unwrap()
+            .write_state(&state(3), true)
+            .unwrap();
+        assert!(!tmp.exists(), "creation");
+        assert_eq!(store.read_mailbox(&mb).unwrap().unwrap().state, state(3));
     }
 
     /// An empty mailbox leaves no file; the three-file layout of earlier
