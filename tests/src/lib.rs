@@ -326,3 +326,22 @@ impl Default for Env {
         Env::new()
     }
 }
+
+/// `file` (a mailbox file whose two copies both hold its content) with one
+/// payload byte of EACH copy flipped: no intact copy left. Checks first that
+/// either tear alone still reads (the other copy takes over).
+pub fn tear_both_copies(file: &[u8]) -> Vec<u8> {
+    let slot = file.len() / 2;
+    // Past the header (109 bytes), inside the JSON of each copy.
+    let at = [150, slot + 150];
+    for i in at {
+        let mut one = file.to_vec();
+        one[i] ^= 0x20;
+        assert!(pam_mfa::store::slots::decode(&one).is_ok(), "copy at {i} alone");
+    }
+    let mut torn = file.to_vec();
+    for i in at {
+        torn[i] ^= 0x20;
+    }
+    torn
+}

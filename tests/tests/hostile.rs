@@ -151,16 +151,8 @@ fn hostile_store_files() {
     let write = |bytes: Vec<u8>| -> Damage { Box::new(move |p| std::fs::write(p, &bytes).unwrap()) };
     // Valid copies (checksums hold) of `json`: only the JSON is wrong.
     let slotted = |json: String| write(slots::encode_file(seq + 1, &json).to_vec());
-    let mut torn = good.clone();
-    torn[150] ^= 1;
-    torn[slot + 150] ^= 1;
-    // Both copies hold the content (enrolment wrote the file more than
-    // once): either one torn alone still reads, so `torn` has both torn.
-    for at in [150, slot + 150] {
-        let mut one = good.clone();
-        one[at] ^= 1;
-        assert!(pam_mfa::store::slots::decode(&one).is_ok(), "copy at {at}");
-    }
+    // Enrolment wrote the file more than once, so both copies hold it.
+    let torn = pam_mfa_tests::tear_both_copies(&good);
     let legacy_record =
         format!("[totp]\nsecret = \"{secret}\"\ndigits = 6\nperiod = 30\nalgorithm = \"SHA1\"\ncreated = 1\n");
     let cases: Vec<(&str, Damage, i32, &str)> = vec![

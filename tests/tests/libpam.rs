@@ -285,18 +285,8 @@ fn damaged_mailbox_file_fails_closed() {
         json.contains(&secret),
         "the file holds the secret: the cases below would leak it"
     );
-    let slot = good.len() / 2;
-    let mut torn = good.clone();
-    // One byte of the payload of each copy (the header is 109 bytes).
-    torn[150] ^= 0x20;
-    torn[slot + 150] ^= 0x20;
-    // Both copies hold the content (enrolment wrote the file more than
-    // once): either one torn alone still reads, so `torn` has both torn.
-    for at in [150, slot + 150] {
-        let mut one = good.clone();
-        one[at] ^= 0x20;
-        assert!(pam_mfa::store::slots::decode(&one).is_ok(), "copy at {at}");
-    }
+    // Enrolment wrote the file more than once, so both copies hold it.
+    let torn = pam_mfa_tests::tear_both_copies(&good);
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "hand-written TOML, no magic",
@@ -309,7 +299,7 @@ fn damaged_mailbox_file_fails_closed() {
             "does not start with",
         ),
         ("both copies torn", torn, "neither copy in it is intact"),
-        ("truncated", good[..slot + 300].to_vec(), "truncated"),
+        ("truncated", good[..good.len() / 2 + 300].to_vec(), "truncated"),
         (
             "intact copies, JSON of the wrong type",
             pam_mfa::store::slots::encode_file(seq + 1, &format!("{{\"state\":{{\"last_step\":\"{secret}\"}}}}"))

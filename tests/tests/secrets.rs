@@ -181,42 +181,29 @@ fn no_secret_in_debug_logs_for_any_outcome() {
         &format!("{PW}{next}"),
         (9, None),
     );
-    env.write_mailbox_json(ALICE, &json.replace(&format!("\"{secret}\""), "[1,2]"), seq + 1);
-    run(
-        "store error: secret of the wrong type",
-        "mail",
-        ALICE,
-        &format!("{PW}{next}"),
-        (9, None),
-    );
-    env.write_mailbox_json(
-        ALICE,
-        &json.replacen(
-            "\"state\":{",
-            &format!("\"state\":{{\"last_failed\":7,\"recovery_set\":{secret:?},"),
-            1,
+    // Checksums hold, the JSON is wrong where serde_json would quote the secret.
+    let wrong_types = [
+        (
+            "store error: secret of the wrong type",
+            json.replace(&format!("\"{secret}\""), "[1,2]"),
         ),
-        seq + 1,
-    );
-    run(
-        "store error: state of the wrong type",
-        "mail",
-        ALICE,
-        &format!("{PW}{next}"),
-        (9, None),
-    );
-    env.write_mailbox_json(
-        ALICE,
-        &json.replacen("\"state\":{", &format!("\"state\":{{\"failures\":{secret:?},"), 1),
-        seq + 1,
-    );
-    run(
-        "store error: the secret as a number",
-        "mail",
-        ALICE,
-        &format!("{PW}{next}"),
-        (9, None),
-    );
+        (
+            "store error: state of the wrong type",
+            json.replacen(
+                "\"state\":{",
+                &format!("\"state\":{{\"last_failed\":7,\"recovery_set\":{secret:?},"),
+                1,
+            ),
+        ),
+        (
+            "store error: the secret as a number",
+            json.replacen("\"state\":{", &format!("\"state\":{{\"failures\":{secret:?},"), 1),
+        ),
+    ];
+    for (what, bad) in &wrong_types {
+        env.write_mailbox_json(ALICE, bad, seq + 1);
+        run(what, "mail", ALICE, &format!("{PW}{next}"), (9, None));
+    }
     env.write_mailbox_bytes(ALICE, &good);
     env.write_mailbox_json(ALICE, &json.replace(&secret, "GEZDGNBV"), seq + 1);
     run("bad seed", "mail", ALICE, &format!("{PW}{next}"), (PAM_AUTH_ERR, None));

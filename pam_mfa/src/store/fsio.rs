@@ -213,18 +213,22 @@ pub fn open_locked(
     ))
 }
 
-/// Locks an already opened mailbox file exclusively, if it is still the
-/// file at `path` (not replaced or removed since it was opened); returns a
+/// Locks an already opened mailbox file (device and inode `id`)
+/// exclusively, if it is still the file at `path` (not replaced or removed
+/// since it was opened); returns a
 /// handle of its own (`dup`), or `None` when the caller must look it up again.
-pub fn lock_if_current(file: &File, path: &Path) -> Result<Option<(File, std::fs::Metadata)>, StoreError> {
+pub fn lock_if_current(
+    file: &File,
+    id: (u64, u64),
+    path: &Path,
+) -> Result<Option<(File, std::fs::Metadata)>, StoreError> {
     use std::os::unix::fs::MetadataExt;
     let file = file
         .try_clone()
         .map_err(|e| io_err(path, "duplicate the handle of", e))?;
     file.lock().map_err(|e| io_err(path, "lock", e))?;
-    let ours = file.metadata().map_err(|e| io_err(path, "inspect", e))?;
     match std::fs::symlink_metadata(path) {
-        Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => Ok(Some((file, now))),
+        Ok(now) if (now.dev(), now.ino()) == id => Ok(Some((file, now))),
         Ok(_) => Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err(path, "inspect", e)),
@@ -319,8 +323,11 @@ pub fn replace_locked(path: &Path, bytes: &[u8], owners: Owners) -> Result<File,
 
 /// Creates `path` holding `bytes`, durably, unless it exists (then `None`:
 /// someone else created it first, and the caller locks theirs instead).
-/// The caller holds [`lock_dir`] of its folder. Returns the new file, locked.
+/// Creators are serialised by [`lock_dir`] of the folder. Returns the new
+/// file, locked.
 pub fn create_locked(path: &Path, bytes: &[u8], owners: Owners) -> Result<Option<File>, StoreError> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let _creating = lock_dir(folder)?;
     // Checked under the folder's lock, before the temp name is touched: if
     // the file exists, a writer replacing it may be using that name.
     match std::fs::symlink_metadata(path) {
@@ -337,15 +344,13 @@ pub fn create_locked(path: &Path, bytes: &[u8], owners: Owners) -> Result<Option
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
         Err(e) => return Err(io_err(path, "create", e)),
     }
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
+    sync_dir(folder)?;
     Ok(Some(f))
 }
 
 /// Locks a store folder exclusively: serialises the creation of files in it
 /// (rare: `mfa-ctl` setting up a mailbox), so creators share one temp name.
-pub fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     let f = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)

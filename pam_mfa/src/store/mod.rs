@@ -33,6 +33,7 @@ use serde::de::DeserializeOwned;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
@@ -270,15 +271,7 @@ impl Store {
     /// The mailbox's file, read under a shared lock (never halfway through a
     /// write). `None` if the store does not know the mailbox.
     pub fn read_mailbox(&self, mb: &Mailbox) -> Result<Option<MailboxFile>, StoreError> {
-        if !self.check_path_to(&[self.mailboxes_dir(), self.domain_dir(mb.domain())])? {
-            return Ok(None);
-        }
-        let path = self.mailbox_path(mb);
-        let Some((file, meta)) = fsio::open_locked(&path, self.owners, false, false)? else {
-            self.refuse_legacy(mb)?;
-            return Ok(None);
-        };
-        decode(&path, &fsio::read_all(&file, &meta, &path)?).map(|(content, _)| Some(content))
+        Ok(self.read_shared(mb, false)?.map(|(_, _, content, _)| content))
     }
 
     /// [`Store::read_mailbox`] for a login: the file stays open (unlocked)
@@ -286,26 +279,40 @@ impl Store {
     /// same login needs no new path lookup and, if nobody wrote the file in
     /// between, no second parse.
     pub fn open_mailbox(&self, mb: &Mailbox) -> Result<Option<Opened>, StoreError> {
-        if !self.check_path_to(&[self.mailboxes_dir(), self.domain_dir(mb.domain())])? {
-            return Ok(None);
-        }
-        let path = self.mailbox_path(mb);
-        let Some((file, meta)) = fsio::open_locked(&path, self.owners, false, true)? else {
-            self.refuse_legacy(mb)?;
+        let Some((file, meta, content, pos)) = self.read_shared(mb, true)? else {
             return Ok(None);
         };
-        let (content, pos) = decode(&path, &fsio::read_all(&file, &meta, &path)?)?;
         file.unlock().map_err(|err| StoreError::Io {
-            path: path.clone(),
+            path: self.mailbox_path(mb),
             op: "unlock",
             err,
         })?;
         Ok(Some(Opened {
             mailbox: mb.clone(),
             file: std::sync::Arc::new(file),
+            id: (meta.dev(), meta.ino()),
             content,
             pos,
         }))
+    }
+
+    /// Opens, shared-locks, reads and decodes a mailbox's file (`writable`:
+    /// the handle is opened for writing too, for a later [`Store::relock`]).
+    fn read_shared(
+        &self,
+        mb: &Mailbox,
+        writable: bool,
+    ) -> Result<Option<(File, std::fs::Metadata, MailboxFile, slots::Pos)>, StoreError> {
+        if !self.check_path_to(&[self.mailboxes_dir(), self.domain_dir(mb.domain())])? {
+            return Ok(None);
+        }
+        let path = self.mailbox_path(mb);
+        let Some((file, meta)) = fsio::open_locked(&path, self.owners, false, writable)? else {
+            self.refuse_legacy(mb)?;
+            return Ok(None);
+        };
+        let (content, pos) = decode(&path, &fsio::read_all(&file, &meta, &path)?)?;
+        Ok(Some((file, meta, content, pos)))
     }
 
     /// [`Store::lock`] (without `create`) on a file [`Store::open_mailbox`]
@@ -313,7 +320,7 @@ impl Store {
     /// file was replaced or removed since.
     pub fn relock(&self, opened: &Opened) -> Result<Option<Locked<'_>>, StoreError> {
         let path = self.mailbox_path(&opened.mailbox);
-        let Some((file, meta)) = fsio::lock_if_current(&opened.file, &path)? else {
+        let Some((file, meta)) = fsio::lock_if_current(&opened.file, opened.id, &path)? else {
             return self.lock(&opened.mailbox, false);
         };
         let bytes = fsio::read_all(&file, &meta, &path)?;
@@ -326,14 +333,7 @@ impl Store {
         } else {
             decode(&path, &bytes)?
         };
-        Ok(Some(Locked {
-            store: self,
-            mailbox: opened.mailbox.clone(),
-            path,
-            file: RefCell::new(Some(file)),
-            pos: Cell::new(pos),
-            content: RefCell::new(content),
-        }))
+        Ok(Some(Locked::new(self, &opened.mailbox, path, file, content, pos)))
     }
 
     /// The mailbox's record; `None` if it has none (MFA never set up).
@@ -353,14 +353,7 @@ impl Store {
             return Ok(None);
         }
         let path = self.mailbox_path(mb);
-        let locked = |file: File, content: MailboxFile, pos: slots::Pos| Locked {
-            store: self,
-            mailbox: mb.clone(),
-            path: path.clone(),
-            file: RefCell::new(Some(file)),
-            pos: Cell::new(pos),
-            content: RefCell::new(content),
-        };
+        let locked = |file, content, pos| Locked::new(self, mb, path.clone(), file, content, pos);
         // Twice at most: a file created by someone else between our two looks.
         for _ in 0..2 {
             if let Some((file, meta)) = fsio::open_locked(&path, self.owners, true, true)? {
@@ -373,7 +366,6 @@ impl Store {
             }
             let content = MailboxFile::default();
             let bytes = slots::encode_file(1, &encode(&path, &content)?);
-            let _creating = fsio::lock_dir(&self.domain_dir(mb.domain()))?;
             if let Some(file) = fsio::create_locked(&path, &bytes, self.owners)? {
                 let pos = slots::Pos {
                     slot_size: bytes.len() / 2,
@@ -431,7 +423,6 @@ impl Store {
                 let content = MailboxFile { record, state };
                 let path = self.mailbox_path(&mb);
                 let bytes = slots::encode_file(1, &encode(&path, &content)?);
-                let _creating = fsio::lock_dir(&dir)?;
                 // Both exist: an earlier run stopped between writing the new
                 // file and removing the old ones (then they say the same), or
                 // someone set the mailbox up again in between (then ask).
@@ -484,6 +475,8 @@ fn encode(path: &Path, content: &MailboxFile) -> Result<crate::secret::SecretStr
 pub struct Opened {
     mailbox: Mailbox,
     file: std::sync::Arc<File>,
+    /// Device and inode of `file`, to see whether it is still the one in place.
+    id: (u64, u64),
     pub content: MailboxFile,
     pos: slots::Pos,
 }
@@ -511,7 +504,25 @@ impl Drop for Locked<'_> {
     }
 }
 
-impl Locked<'_> {
+impl<'s> Locked<'s> {
+    fn new(
+        store: &'s Store,
+        mailbox: &Mailbox,
+        path: PathBuf,
+        file: File,
+        content: MailboxFile,
+        pos: slots::Pos,
+    ) -> Locked<'s> {
+        Locked {
+            store,
+            mailbox: mailbox.clone(),
+            path,
+            file: RefCell::new(Some(file)),
+            pos: Cell::new(pos),
+            content: RefCell::new(content),
+        }
+    }
+
     pub fn mailbox(&self) -> &Mailbox {
         &self.mailbox
     }
@@ -586,7 +597,6 @@ impl Locked<'_> {
                 let new = if had.is_some() {
                     fsio::replace_locked(&self.path, &bytes, self.store.owners)?
                 } else {
-                    let _creating = fsio::lock_dir(&self.store.domain_dir(self.mailbox.domain()))?;
                     fsio::create_locked(&self.path, &bytes, self.store.owners)?.ok_or_else(|| StoreError::Unsafe {
                         path: self.path.clone(),
                         why: "it was created by someone else while this mailbox was being changed; retry".into(),
@@ -630,6 +640,19 @@ mod tests {
         (dir, Store::new(&cfg, None), mb)
     }
 
+    /// One locked read-modify-write of the mailbox's state (creating it).
+    fn put(store: &Store, mb: &Mailbox, state: &MailboxState) {
+        store.lock(mb, true).unwrap().unwrap().write_state(state, true).unwrap();
+    }
+
+    /// A state too large for the 4 KiB copies: writing it replaces the file.
+    fn big_state(step: u64) -> MailboxState {
+        MailboxState {
+            recovery_used: (0..3000).collect(),
+            ..state(step)
+        }
+    }
+
     fn state(step: u64) -> MailboxState {
         MailboxState {
             last_step: Some(step),
@@ -643,12 +666,7 @@ mod tests {
     #[test]
     fn relock_sees_writes_made_after_open() {
         let (_dir, store, mb) = store();
-        store
-            .lock(&mb, true)
-            .unwrap()
-            .unwrap()
-            .write_state(&state(1), true)
-            .unwrap();
+        put(&store, &mb, &state(1));
 
         let opened = store.open_mailbox(&mb).unwrap().unwrap();
         let l = store.relock(&opened).unwrap().unwrap();
@@ -657,12 +675,7 @@ mod tests {
         drop(l);
 
         let opened = store.open_mailbox(&mb).unwrap().unwrap();
-        store
-            .lock(&mb, false)
-            .unwrap()
-            .unwrap()
-            .write_state(&state(3), true)
-            .unwrap();
+        put(&store, &mb, &state(3));
         let l = store.relock(&opened).unwrap().unwrap();
         assert_eq!(l.read_state().unwrap(), state(3), "written in between: read again");
         l.write_state(&state(4), true).unwrap();
@@ -675,24 +688,13 @@ mod tests {
     #[test]
     fn relock_follows_a_replaced_file() {
         let (_dir, store, mb) = store();
-        store
-            .lock(&mb, true)
-            .unwrap()
-            .unwrap()
-            .write_state(&state(1), true)
-            .unwrap();
+        put(&store, &mb, &state(1));
         let size = |s: &Store| std::fs::metadata(s.mailbox_path(&mb)).unwrap().len();
         assert_eq!(size(&store), 8192);
 
         let opened = store.open_mailbox(&mb).unwrap().unwrap();
-        let mut big = state(2);
-        big.recovery_used = (0..3000).collect();
-        store
-            .lock(&mb, false)
-            .unwrap()
-            .unwrap()
-            .write_state(&big, true)
-            .unwrap();
+        let big = big_state(2);
+        put(&store, &mb, &big);
         assert!(size(&store) > 8192, "replaced by a larger file");
         let l = store.relock(&opened).unwrap().unwrap();
         assert_eq!(l.read_state().unwrap(), big);
@@ -751,35 +753,19 @@ mod tests {
     #[test]
     fn stale_temp_files_are_reused_not_kept() {
         let (_dir, store, mb) = store();
-        store
-            .lock(&mb, true)
-            .unwrap()
-            .unwrap()
-            .write_state(&state(1), true)
-            .unwrap();
+        put(&store, &mb, &state(1));
         let tmp = PathBuf::from(format!("{}.tmp", store.mailbox_path(&mb).display()));
         let stale = |s: &Store, mailboxes: usize| {
             std::fs::write(&tmp, "left by a killed writer").unwrap();
             assert_eq!(s.list_mailboxes(None).unwrap().len(), mailboxes, "listings skip it");
         };
         stale(&store, 1);
-        let mut big = state(2);
-        big.recovery_used = (0..3000).collect();
-        store
-            .lock(&mb, false)
-            .unwrap()
-            .unwrap()
-            .write_state(&big, true)
-            .unwrap();
+        let big = big_state(2);
+        put(&store, &mb, &big);
         assert!(!tmp.exists(), "replacement");
         store.lock(&mb, false).unwrap().unwrap().purge().unwrap();
         stale(&store, 0);
-        store
-            .lock(&mb, true)
-            .unwrap()
-            .unwrap()
-            .write_state(&state(3), true)
-            .unwrap();
+        put(&store, &mb, &state(3));
         assert!(!tmp.exists(), "creation");
         assert_eq!(store.read_mailbox(&mb).unwrap().unwrap().state, state(3));
     }

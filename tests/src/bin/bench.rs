@@ -586,6 +586,9 @@ enum Cache {
     Cold,
 }
 
+/// A run as (kind, case, service, durable, logins, processes, threads).
+type SpecRow<'a> = (Kind, &'a str, Option<&'a str>, bool, u64, u64, u64);
+
 struct RunSpec<'a> {
     kind: Kind,
     cache: Cache,
@@ -824,148 +827,45 @@ fn orchestrate(opts: &Opts) -> bool {
         let p = opts.workers;
         // pam_oath rewrites its whole users file on every login: sample fewer at large N.
         let oath_l = (20_000_000 / n).clamp(20, l.max(20)).min(l);
-        let mut specs: Vec<RunSpec> = vec![
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Floor,
-                case: "floor: HMAC + durable write",
-                service: None,
-                durable: true,
-                count: l,
-                procs: 1,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Floor,
-                case: "floor: HMAC + durable write",
-                service: None,
-                durable: true,
-                count: l,
-                procs: p,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Floor,
-                case: "floor: HMAC + relaxed write",
-                service: None,
-                durable: false,
-                count: l,
-                procs: 1,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Permit,
-                case: "libpam + pam_permit only",
-                service: Some("permit"),
-                durable: false,
-                count: l,
-                procs: 1,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Permit,
-                case: "libpam + pam_permit, pam_mfa.so loaded not called",
-                service: Some("mfa-loaded"),
-                durable: false,
-                count: l,
-                procs: 1,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Mfa,
-                case: "pam_mfa durable",
-                service: Some("mfa-durable"),
-                durable: true,
-                count: l,
-                procs: 1,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Ga,
-                case: "google-authenticator",
-                service: Some("ga"),
-                durable: true,
-                count: l,
-                procs: 1,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Oath,
-                case: "pam_oath",
-                service: Some("oath"),
-                durable: true,
-                count: oath_l,
-                procs: 1,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Mfa,
-                case: "pam_mfa relaxed",
-                service: Some("mfa-relaxed"),
-                durable: false,
-                count: l,
-                procs: 1,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Mfa,
-                case: "pam_mfa durable",
-                service: Some("mfa-durable"),
-                durable: true,
-                count: l,
-                procs: p,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Mfa,
-                case: "pam_mfa durable",
-                service: Some("mfa-durable"),
-                durable: true,
-                count: l,
-                procs: 1,
-                threads: p,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Ga,
-                case: "google-authenticator",
-                service: Some("ga"),
-                durable: true,
-                count: l,
-                procs: p,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Oath,
-                case: "pam_oath",
-                service: Some("oath"),
-                durable: true,
-                count: oath_l,
-                procs: p,
-                threads: 1,
-            },
-            RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Mfa,
-                case: "pam_mfa relaxed",
-                service: Some("mfa-relaxed"),
-                durable: false,
-                count: l,
-                procs: p,
-                threads: 1,
-            },
+        // (kind, case, service, durable, logins, processes, threads); all
+        // from a warm cache (see `Cache`) unless set otherwise below.
+        let table: Vec<SpecRow> = vec![
+            (Kind::Floor, "floor: HMAC + durable write", None, true, l, 1, 1),
+            (Kind::Floor, "floor: HMAC + durable write", None, true, l, p, 1),
+            (Kind::Floor, "floor: HMAC + relaxed write", None, false, l, 1, 1),
+            (Kind::Permit, "libpam + pam_permit only", Some("permit"), false, l, 1, 1),
+            (
+                Kind::Permit,
+                "libpam + pam_permit, pam_mfa.so loaded not called",
+                Some("mfa-loaded"),
+                false,
+                l,
+                1,
+                1,
+            ),
+            (Kind::Mfa, "pam_mfa durable", Some("mfa-durable"), true, l, 1, 1),
+            (Kind::Ga, "google-authenticator", Some("ga"), true, l, 1, 1),
+            (Kind::Oath, "pam_oath", Some("oath"), true, oath_l, 1, 1),
+            (Kind::Mfa, "pam_mfa relaxed", Some("mfa-relaxed"), false, l, 1, 1),
+            (Kind::Mfa, "pam_mfa durable", Some("mfa-durable"), true, l, p, 1),
+            (Kind::Mfa, "pam_mfa durable", Some("mfa-durable"), true, l, 1, p),
+            (Kind::Ga, "google-authenticator", Some("ga"), true, l, p, 1),
+            (Kind::Oath, "pam_oath", Some("oath"), true, oath_l, p, 1),
+            (Kind::Mfa, "pam_mfa relaxed", Some("mfa-relaxed"), false, l, p, 1),
         ];
+        let mut specs: Vec<RunSpec> = table
+            .into_iter()
+            .map(|(kind, case, service, durable, count, procs, threads)| RunSpec {
+                cache: Cache::Warm,
+                kind,
+                case,
+                service,
+                durable,
+                count,
+                procs,
+                threads,
+            })
+            .collect();
         // The same single-thread logins from a cold cache, for the three
         // that matter most (see `Cache`).
         for (kind, case, service) in [
@@ -985,26 +885,21 @@ fn orchestrate(opts: &Opts) -> bool {
             });
         }
         if n == smallest {
-            specs.push(RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Mfa,
-                case: "pam_mfa durable + pam_pwdfile",
-                service: Some("mfa-pwdfile"),
-                durable: true,
-                count: l,
-                procs: 1,
-                threads: 1,
-            });
-            specs.push(RunSpec {
-                cache: Cache::Warm,
-                kind: Kind::Ga,
-                case: "google-authenticator + pam_pwdfile",
-                service: Some("ga-pwdfile"),
-                durable: true,
-                count: l,
-                procs: 1,
-                threads: 1,
-            });
+            for (kind, case, service) in [
+                (Kind::Mfa, "pam_mfa durable + pam_pwdfile", "mfa-pwdfile"),
+                (Kind::Ga, "google-authenticator + pam_pwdfile", "ga-pwdfile"),
+            ] {
+                specs.push(RunSpec {
+                    cache: Cache::Warm,
+                    kind,
+                    case,
+                    service: Some(service),
+                    durable: true,
+                    count: l,
+                    procs: 1,
+                    threads: 1,
+                });
+            }
         }
         for spec in &specs {
             eprintln!(
