@@ -18,9 +18,11 @@ use std::path::PathBuf;
                   2 usage, configuration or I/O error.\nWith --json every command prints one JSON object on stdout."
 )]
 pub struct Cli {
-    /// pam_mfa configuration file (the one the PAM module uses)
-    #[arg(long, global = true, value_name = "FILE", default_value = pam_mfa::config::DEFAULT_PATH)]
-    pub config: PathBuf,
+    /// pam_mfa configuration file (the one the PAM module uses); default
+    /// /etc/pam_mfa.toml, whose absence means the defaults. A file named
+    /// here must exist.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Print one JSON object on stdout instead of text
     #[arg(long, global = true)]
@@ -75,9 +77,6 @@ pub enum Command {
 
     /// Clear a mailbox's lock-out after failed codes
     Unlock(MailboxArg),
-
-    /// Convert a store written by earlier builds (three files per mailbox) to one file per mailbox
-    Migrate,
 
     /// Print a shell completion script
     Completions {
@@ -242,7 +241,7 @@ mod tests {
     fn global_flags_go_anywhere() {
         let c = Cli::try_parse_from(["mfa-ctl", "status", "a@b.c", "--json", "--config", "/x"]).unwrap();
         assert!(c.json);
-        assert_eq!(c.config, PathBuf::from("/x"));
+        assert_eq!(c.config, Some(PathBuf::from("/x")));
     }
 
     #[test]

@@ -195,15 +195,6 @@ pub fn run(admin: &Admin, command: Command, ui: &Ui, now: u64) -> Result<Reply> 
             };
             Ok(Reply::new(human, json!({"mailbox": mb.to_string(), "was_locked": was})))
         }
-        Command::Migrate => {
-            let n = admin.migrate()?;
-            let human = if n == 0 {
-                "Nothing to convert: the store has no mailbox in the old three-file layout.\n".to_string()
-            } else {
-                format!("Converted {n} mailbox(es) to one file each; the old files are removed.\n")
-            };
-            Ok(Reply::new(human, json!({"migrated": n})))
-        }
         Command::Completions { .. } | Command::Man { .. } => Err(AdminError::Other(
             "completions and man are handled before the store is opened".into(),
         )),

@@ -73,7 +73,7 @@ fn run(cli: Cli) -> Result<(), AdminError> {
         _ => {}
     }
     let now = pam_mfa::clock::now().map_err(|e| AdminError::Other(e.to_string()))?;
-    let admin = Admin::open(&cli.config)?;
+    let admin = Admin::open(cli.config.as_deref())?;
     let ui = commands::Ui { json: cli.json };
     let reply = commands::run(&admin, cli.command, &ui, now)?;
     let mut out = std::io::stdout().lock();

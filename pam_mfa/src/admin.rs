@@ -135,9 +135,12 @@ fn clean_code(code: &str) -> SecretString {
 }
 
 impl Admin {
-    /// Opens the configuration (missing file: defaults) and the store.
-    pub fn open(config_path: &Path) -> Result<Admin> {
-        let cfg = Config::load(config_path, crate::ffi::effective_uid()).map_err(AdminError::Config)?;
+    /// Opens the configuration and the store. `named`: the configuration
+    /// file given with `--config`, which must exist; without it the default
+    /// path is read, and if that is missing the defaults apply.
+    pub fn open(named: Option<&Path>) -> Result<Admin> {
+        let (config_path, if_missing) = config::source(named);
+        let cfg = Config::load(config_path, crate::ffi::effective_uid(), if_missing).map_err(AdminError::Config)?;
         let owner = match cfg.store_owner.as_deref() {
             None => None,
             Some(name) => Some(crate::ffi::uid_of(name).ok_or_else(|| {
@@ -528,14 +531,6 @@ impl Admin {
     pub fn logins(&self, mb: &Mailbox, limit: usize) -> Result<Vec<Login>> {
         let state = self.store.read_mailbox(mb)?.unwrap_or_default().state;
         Ok(state.logins.into_iter().rev().take(limit).collect())
-    }
-
-    /// Converts a store written by earlier builds (three files per mailbox)
-    /// to one file per mailbox; returns how many mailboxes were converted.
-    pub fn migrate(&self) -> Result<usize> {
-        let n = self.store.migrate_legacy()?;
-        self.audit(&format!("migrate: mailboxes={n}"));
-        Ok(n)
     }
 
     /// Clears the failure counter. Returns whether the mailbox was locked.

@@ -30,7 +30,8 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
     pub role: Option<Role>,
-    pub config: PathBuf,
+    /// `config=`, if given (then the file must exist).
+    pub config: Option<PathBuf>,
     pub debug: bool,
     /// `verify` asks for the code through the conversation when `split` gave none.
     pub prompt: bool,
@@ -44,7 +45,7 @@ impl Default for Args {
     fn default() -> Self {
         Args {
             role: None,
-            config: PathBuf::from(crate::config::DEFAULT_PATH),
+            config: None,
             debug: false,
             prompt: false,
             fail_delay_ms: 2000,
@@ -80,7 +81,7 @@ impl Args {
                 ("debug", None) => out.debug = true,
                 ("prompt", None) => out.prompt = true,
                 ("nodelay", None) => out.fail_delay_ms = 0,
-                ("config", Some(v)) if v.starts_with('/') => out.config = PathBuf::from(v),
+                ("config", Some(v)) if v.starts_with('/') => out.config = Some(PathBuf::from(v)),
                 ("log_socket", Some(v)) if v.starts_with('/') => out.log_socket = Some(PathBuf::from(v)),
                 ("fail_delay", Some(v)) => {
                     out.fail_delay_ms = v
@@ -116,7 +117,7 @@ mod tests {
         let a = p(&["verify", "prompt", "debug", "config=/tmp/x.toml", "fail_delay=10"]).unwrap();
         assert_eq!(a.role, Some(Role::Verify));
         assert!(a.prompt && a.debug);
-        assert_eq!(a.config, PathBuf::from("/tmp/x.toml"));
+        assert_eq!(a.config, Some(PathBuf::from("/tmp/x.toml")));
         assert_eq!(a.fail_delay_ms, 10);
         assert_eq!(p(&[]).unwrap(), Args::default());
         assert_eq!(p(&["nodelay"]).unwrap().fail_delay_ms, 0);

@@ -1,5 +1,8 @@
 //! The configuration file (`/etc/pam_mfa.toml`), read by the module and by
-//! `mfa-ctl` alike. A missing file means the documented defaults; anything
+//! `mfa-ctl` alike. A missing file at the default path means the documented
+//! defaults; a file named explicitly (`config=` in the PAM line, `mfa-ctl
+//! --config`) must exist, since a typo there would otherwise silently swap
+//! the admin's settings, store included, for the defaults. Anything
 //! else wrong with it (unknown key, bad value, unsafe permissions) is an error
 //! that names the file, the line and the fix, and the module then refuses
 //! logins rather than run with settings the admin did not write.
@@ -13,6 +16,24 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_PATH: &str = "/etc/pam_mfa.toml";
 pub const DEFAULT_STORE: &str = "/var/lib/pam_mfa";
+
+/// What a configuration file that does not exist means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMissing {
+    /// The documented defaults: only for [`DEFAULT_PATH`] when no path was named.
+    Defaults,
+    /// An error: the path was named explicitly.
+    Refuse,
+}
+
+/// The configuration path to use and what its absence means: `named` is
+/// the path given explicitly, if any.
+pub fn source(named: Option<&Path>) -> (&Path, IfMissing) {
+    match named {
+        Some(p) => (p, IfMissing::Refuse),
+        None => (Path::new(DEFAULT_PATH), IfMissing::Defaults),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -165,7 +186,7 @@ static LOADED: std::sync::Mutex<Option<(PathBuf, Stamp, Config)>> = std::sync::M
 impl Config {
     /// [`Config::load`], reusing the last result while the file is unchanged
     /// (one `stat` instead of open, read and parse).
-    pub fn load_cached(path: &Path, trusted_uid: u32) -> Result<Config, ConfigError> {
+    pub fn load_cached(path: &Path, trusted_uid: u32, if_missing: IfMissing) -> Result<Config, ConfigError> {
         let stamp = std::fs::metadata(path).ok().map(|m| Stamp {
             dev: m.dev(),
             ino: m.ino(),
@@ -182,7 +203,7 @@ impl Config {
         {
             return Ok(cfg.clone());
         }
-        let cfg = Config::load(path, trusted_uid)?;
+        let cfg = Config::load(path, trusted_uid, if_missing)?;
         // Stamped before the read: if the file changed in between, the next
         // call sees a different stamp and loads it again.
         if let Some(stamp) = stamp
@@ -193,10 +214,11 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Reads the file at `path`; a missing file gives the defaults.
-    /// `trusted_uid` is the user besides root that may own the file (the
-    /// caller's effective uid), since whoever can edit it can move the store.
-    pub fn load(path: &Path, trusted_uid: u32) -> Result<Config, ConfigError> {
+    /// Reads the file at `path`; a missing file gives the defaults or an
+    /// error, as `if_missing` says. `trusted_uid` is the user besides root
+    /// that may own the file (the caller's effective uid), since whoever can
+    /// edit it can move the store.
+    pub fn load(path: &Path, trusted_uid: u32, if_missing: IfMissing) -> Result<Config, ConfigError> {
         let err = |line, message: String| ConfigError {
             path: path.to_path_buf(),
             line,
@@ -204,7 +226,17 @@ impl Config {
         };
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return match if_missing {
+                    IfMissing::Defaults => Ok(Config::default()),
+                    IfMissing::Refuse => Err(err(
+                        None,
+                        "it does not exist (or is a dangling symbolic link), though it was named explicitly; \
+                         fix the path, or create the file (packaging/pam_mfa.toml lists every key)"
+                            .into(),
+                    )),
+                };
+            }
             Err(e) => return Err(err(None, format!("cannot read it: {e}"))),
         };
         if meta.mode() & 0o022 != 0 {

@@ -14,6 +14,7 @@ use std::ffi::{CStr, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use zeroize::Zeroizing;
 
+const PAM_USER: c_int = 2;
 const PAM_AUTHTOK: c_int = 6;
 const MEMO_KEY: &str = "pam_mfa_memo";
 
@@ -113,6 +114,14 @@ impl PamApi for Handle<'_> {
         if rc == 0 { Ok(()) } else { Err(Code::PAM_SYSTEM_ERR) }
     }
 
+    fn set_user(&mut self, user: &str) -> Result<(), Code> {
+        let name = std::ffi::CString::new(user).map_err(|_| Code::PAM_USER_UNKNOWN)?;
+        let pamh: *mut PamHandle = &raw mut *self.0;
+        // SAFETY: `pamh` is the live handle libpam passed to this hook; `name` is NUL-terminated and outlives the call; libpam copies the string.
+        let rc = unsafe { pam_set_item(pamh, PAM_USER, name.as_ptr().cast()) };
+        if rc == 0 { Ok(()) } else { Err(Code::PAM_SYSTEM_ERR) }
+    }
+
     fn set_memo(&mut self, memo: Memo) -> Result<(), Code> {
         self.0.set_data(MEMO_KEY, Box::new(memo))
     }
@@ -185,4 +194,18 @@ pub fn syslog_timestamp() -> String {
         "{month} {:>2} {:02}:{:02}:{:02}",
         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
     )
+}
+
+/// Whether the kernel considers the system clock synchronised (by NTP or
+/// another time daemon); `None` if it cannot be asked. TOTP codes are only
+/// as right as the clock.
+pub fn clock_synchronised() -> Option<bool> {
+    // SAFETY: `timex` is plain old data; an all-zero value asks for nothing to be changed (modes = 0).
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: `tx` is a live local; with modes = 0 adjtimex only reads the kernel's clock state into it.
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    if state < 0 {
+        return None;
+    }
+    Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
 }

@@ -14,6 +14,7 @@
 //! | files, locking, atomic writes | [`store`] |
 //! | PAM entry points, all `unsafe` | [`ffi`] |
 //! | what mfa-ctl does | [`admin`] |
+//! | checking a setup (`mfa-ctl doctor`) | [`doctor`] |
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -23,6 +24,7 @@ pub mod args;
 pub mod clock;
 pub mod config;
 pub mod decide;
+pub mod doctor;
 pub mod duration;
 pub mod ffi;
 pub mod lockout;
@@ -35,4 +37,5 @@ pub mod recovery;
 pub mod secret;
 pub mod split;
 pub mod store;
+pub mod text;
 pub mod totp;

@@ -75,7 +75,7 @@ impl Logger {
         if level == Level::Debug && !self.debug {
             return;
         }
-        let clean: String = msg.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+        let clean = crate::text::escape_controls(msg);
         let line = format!(
             "<{}>{} {}[{}]: {}",
             LOG_AUTHPRIV | level as u8,

@@ -35,6 +35,8 @@ pub trait PamApi {
     /// PAM_AUTHTOK, asking "Password: " through the conversation if unset.
     fn authtok(&mut self) -> Result<SecretBytes, Code>;
     fn set_authtok(&mut self, tok: &[u8]) -> Result<(), Code>;
+    /// Sets PAM_USER, so the modules after this one judge that account.
+    fn set_user(&mut self, user: &str) -> Result<(), Code>;
     /// Leaves a [`Memo`] on the handle for the later calls (pam_set_data).
     fn set_memo(&mut self, memo: Memo) -> Result<(), Code>;
     /// The [`Memo`] an earlier call of this login left, if any.
@@ -125,11 +127,12 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
         pam.fail_delay(args.fail_delay_ms.saturating_mul(1000));
     }
     let mut memo = pam.memo().unwrap_or_default();
+    let (config_path, if_missing) = crate::config::source(args.config.as_deref());
     let cfg = match &memo.config {
-        Some((path, cfg)) if *path == args.config => cfg.clone(),
-        _ => match Config::load_cached(&args.config, crate::ffi::effective_uid()) {
+        Some((path, cfg)) if path == config_path => cfg.clone(),
+        _ => match Config::load_cached(config_path, crate::ffi::effective_uid(), if_missing) {
             Ok(c) => {
-                memo.config = Some((args.config.clone(), c.clone()));
+                memo.config = Some((config_path.to_path_buf(), c.clone()));
                 c
             }
             Err(e) => {
@@ -174,7 +177,7 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
         Some(None) => {
             log.err(&format!(
                 "configuration {}: store_owner = {:?} is not a known user; logins are refused until it is fixed",
-                args.config.display(),
+                config_path.display(),
                 cfg.store_owner.as_deref().unwrap_or_default()
             ));
             return Err(Code::PAM_SERVICE_ERR);

@@ -123,6 +123,8 @@ impl Env {
         }
         std::fs::write(&config, text).unwrap();
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // As the package's postinst does: a store exists before any login.
+        Admin::open(Some(&config)).unwrap().store.init().unwrap();
         let log_socket = dir.path().join("log.sock");
         // Drained by a thread of its own: the module sends without blocking,
         // so a full socket queue would lose lines the tests look for.
@@ -217,7 +219,7 @@ impl Env {
     }
 
     pub fn admin(&self) -> Admin {
-        Admin::open(&self.config).unwrap()
+        Admin::open(Some(&self.config)).unwrap()
     }
 
     /// Enrols `mailbox` through the library (begin + confirm with oathtool's
@@ -273,14 +275,11 @@ impl Env {
 
     /// The mailbox's file (`STORE/mailboxes/DOMAIN/LOCAL.mfa`).
     pub fn mailbox_file(&self, mailbox: &str) -> PathBuf {
-        self.legacy_file(mailbox, pam_mfa::store::MAILBOX_EXT)
-    }
-
-    /// A file of the three-file layout of earlier builds (`ext`: `toml`
-    /// record, `state`, `lock`), next to where the mailbox file would be.
-    pub fn legacy_file(&self, mailbox: &str, ext: &str) -> PathBuf {
         let (local, domain) = mailbox.split_once('@').unwrap();
-        self.store.join("mailboxes").join(domain).join(format!("{local}.{ext}"))
+        self.store
+            .join("mailboxes")
+            .join(domain)
+            .join(format!("{local}.{}", pam_mfa::store::MAILBOX_EXT))
     }
 
     /// The JSON payload of the newest intact copy in the mailbox's file

@@ -153,7 +153,7 @@ fn hostile_store_files() {
     let slotted = |json: String| write(slots::encode_file(seq + 1, &json).to_vec());
     // Enrolment wrote the file more than once, so both copies hold it.
     let torn = pam_mfa_tests::tear_both_copies(&good);
-    let legacy_record =
+    let toml_record =
         format!("[totp]\nsecret = \"{secret}\"\ndigits = 6\nperiod = 30\nalgorithm = \"SHA1\"\ncreated = 1\n");
     let cases: Vec<(&str, Damage, i32, &str)> = vec![
         (
@@ -176,8 +176,8 @@ fn hostile_store_files() {
             "does not start with",
         ),
         (
-            "a record of the old layout in its place",
-            write(legacy_record.into_bytes()),
+            "a TOML record in its place",
+            write(toml_record.into_bytes()),
             PAM_AUTHINFO_UNAVAIL,
             "does not start with",
         ),

@@ -95,6 +95,22 @@ pub fn check_dir(path: &Path, owners: Owners) -> Result<bool, StoreError> {
     Ok(true)
 }
 
+/// The store marker must be a regular file (not a symlink) that only an
+/// allowed owner can write. `Ok(false)` if it does not exist. A stat, not a
+/// read: every login checks it.
+pub fn check_marker(path: &Path, owners: Owners) -> Result<bool, StoreError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_err(path, "inspect", e)),
+    };
+    if !meta.is_file() {
+        return Err(unsafe_err(path, "it is not a regular file".into()));
+    }
+    check_meta(path, &meta, owners, 0o022)?;
+    Ok(true)
+}
+
 /// Creates a folder 0700 (owned by the store owner) if missing, then checks it.
 pub fn ensure_dir(path: &Path, owners: Owners) -> Result<(), StoreError> {
     match std::fs::DirBuilder::new().mode(0o700).create(path) {
@@ -358,21 +374,6 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
         .map_err(|e| io_err(dir, "open", e))?;
     f.lock().map_err(|e| io_err(dir, "lock", e))?;
     Ok(f)
-}
-
-/// Opens (creating 0600 if needed) and exclusively locks a lock file of the
-/// three-file layout, for `mfa-ctl migrate` only.
-pub fn legacy_lock(path: &Path, owners: Owners) -> Result<File, StoreError> {
-    let mut opts = OpenOptions::new();
-    opts.read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    let (file, _) =
-        open_checked(path, &opts, owners)?.ok_or_else(|| unsafe_err(path, "it vanished while being opened".into()))?;
-    file.lock().map_err(|e| io_err(path, "lock", e))?;
-    Ok(file)
 }
 
 /// Replaces `path` with `bytes` atomically: temp file (0600) in the same

@@ -3,6 +3,7 @@
 //! million):
 //!
 //! ```text
+//! STORE/pam_mfa-store                       the marker: "this folder is a pam_mfa store"
 //! STORE/domains/example.org.toml            domain policy (mfa-ctl; TOML, for admins to read)
 //! STORE/mailboxes/example.org/alice.mfa     the mailbox: secrets (mfa-ctl) and login state (the module)
 //! ```
@@ -23,6 +24,15 @@ pub mod slots;
 /// Suffix of mailbox files.
 pub const MAILBOX_EXT: &str = "mfa";
 
+/// The file at the top of every store. A store folder without it is an
+/// unmounted disk or share, a typo in `store =`, or a folder nobody set up:
+/// read as "no mailbox has MFA" it would let every enrolled mailbox in with
+/// the password alone, so logins are refused instead.
+pub const MARKER: &str = "pam_mfa-store";
+/// What the marker holds (checked by `mfa-ctl store init` and `doctor`; a
+/// login only checks that the marker is there and trustworthy).
+pub const MARKER_TEXT: &str = "pam_mfa store 1\n";
+
 use crate::config::Config;
 use crate::mailbox::Mailbox;
 use crate::policy::DomainPolicy;
@@ -38,6 +48,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
 pub enum StoreError {
+    /// A part of the store that every store has is not there.
+    Missing { path: PathBuf, what: &'static str },
     /// Permissions, owner or file type make the file untrustworthy.
     Unsafe { path: PathBuf, why: String },
     /// The content does not parse.
@@ -47,13 +59,16 @@ pub enum StoreError {
         op: &'static str,
         err: std::io::Error,
     },
-    /// A mailbox file of the three-file layout of earlier builds.
-    Legacy { path: PathBuf },
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            StoreError::Missing { path, what } => write!(
+                f,
+                "{what} {} is missing; if the store is on another disk or share, mount it (and check `store =` in the configuration); on a new install run: mfa-ctl store init",
+                path.display()
+            ),
             StoreError::Unsafe { path, why } => write!(f, "refusing to use {}: {why}", path.display()),
             StoreError::Damaged { path, why } => write!(
                 f,
@@ -61,11 +76,6 @@ impl fmt::Display for StoreError {
                 path.display()
             ),
             StoreError::Io { path, op, err } => write!(f, "cannot {op} {}: {err}", path.display()),
-            StoreError::Legacy { path } => write!(
-                f,
-                "{} is a mailbox record in the three-file layout of earlier pam_mfa builds, which this one does not read; run: mfa-ctl migrate",
-                path.display()
-            ),
         }
     }
 }
@@ -109,31 +119,71 @@ impl Store {
         self.domains_dir().join(format!("{domain}.toml"))
     }
 
-    fn mailbox_file(&self, mb: &Mailbox, ext: &str) -> PathBuf {
-        self.domain_dir(mb.domain()).join(format!("{}.{ext}", mb.local()))
-    }
-
     /// The mailbox's file.
     pub fn mailbox_path(&self, mb: &Mailbox) -> PathBuf {
-        self.mailbox_file(mb, MAILBOX_EXT)
+        self.domain_dir(mb.domain()).join(format!("{}.{MAILBOX_EXT}", mb.local()))
     }
 
-    /// Called when a mailbox has no file: an earlier build's record in its
-    /// place must not read as "no MFA" (that would let the mailbox in with
-    /// the password alone), so it refuses until `mfa-ctl migrate` has run.
-    fn refuse_legacy(&self, mb: &Mailbox) -> Result<(), StoreError> {
-        let old = self.mailbox_file(mb, "toml");
-        match std::fs::symlink_metadata(&old) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            _ => Err(StoreError::Legacy { path: old }),
-        }
+    fn marker_path(&self) -> PathBuf {
+        self.root.join(MARKER)
     }
 
-    /// Checks the folders on the way to a mailbox; `Ok(false)` if one is missing.
-    fn check_path_to(&self, dirs: &[PathBuf]) -> Result<bool, StoreError> {
+    /// Whether the store is there: its folder, marker, `domains/` and
+    /// `mailboxes/`, each trustworthy. Every read goes through this, so a
+    /// missing store is an error, never an empty one.
+    pub fn check_ready(&self) -> Result<(), StoreError> {
+        let missing = |path: PathBuf, what| Err(StoreError::Missing { path, what });
         if !fsio::check_dir(&self.root, self.owners)? {
-            return Ok(false);
+            return missing(self.root.clone(), "the store folder");
         }
+        if !fsio::check_marker(&self.marker_path(), self.owners)? {
+            return missing(self.marker_path(), "the store marker");
+        }
+        if !fsio::check_dir(&self.mailboxes_dir(), self.owners)? {
+            return missing(self.mailboxes_dir(), "the store's mailboxes folder");
+        }
+        if !fsio::check_dir(&self.domains_dir(), self.owners)? {
+            return missing(self.domains_dir(), "the store's domains folder");
+        }
+        Ok(())
+    }
+
+    /// Sets up a store: its folder, marker and sub-folders, whichever are
+    /// missing (`mfa-ctl store init`, the package's postinst, `make
+    /// install`). Returns the paths it created. A marker with other content
+    /// is refused (another program's folder, or a newer store format).
+    pub fn init(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let mut created = Vec::new();
+        for dir in [&self.root, &self.domains_dir(), &self.mailboxes_dir()] {
+            if !fsio::check_dir(dir, self.owners)? {
+                fsio::ensure_dir(dir, self.owners)?;
+                created.push(dir.clone());
+            }
+            if *dir == self.root {
+                let marker = self.marker_path();
+                match fsio::read(&marker, self.owners)? {
+                    Some(text) if text == MARKER_TEXT => {}
+                    Some(_) => {
+                        return Err(StoreError::Damaged {
+                            path: marker,
+                            why: format!("it does not say {:?}", MARKER_TEXT.trim_end()),
+                        });
+                    }
+                    None => {
+                        fsio::write_atomic(&marker, MARKER_TEXT.as_bytes(), self.owners, true, true)?;
+                        created.push(marker);
+                    }
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    /// The folders on the way to a mailbox (`dirs`: those below `domains/`
+    /// and `mailboxes/`); `Ok(false)` if one of those is missing. A missing
+    /// store is an error ([`Store::check_ready`]).
+    fn check_path_to(&self, dirs: &[PathBuf]) -> Result<bool, StoreError> {
+        self.check_ready()?;
         for d in dirs {
             if !fsio::check_dir(d, self.owners)? {
                 return Ok(false);
@@ -142,8 +192,14 @@ impl Store {
         Ok(true)
     }
 
+    /// For mfa-ctl's changes: a store that does not exist yet is set up
+    /// ([`Store::init`]); one whose folder exists without its marker is not
+    /// (it may be a mount point whose disk is missing).
     fn ensure_path_to(&self, dirs: &[PathBuf]) -> Result<(), StoreError> {
-        fsio::ensure_dir(&self.root, self.owners)?;
+        if !fsio::check_dir(&self.root, self.owners)? {
+            self.init()?;
+        }
+        self.check_ready()?;
         for d in dirs {
             fsio::ensure_dir(d, self.owners)?;
         }
@@ -187,9 +243,7 @@ impl Store {
 
     /// The domain's own policy record, if it has one.
     pub fn read_domain(&self, domain: &str) -> Result<Option<DomainPolicy>, StoreError> {
-        if !self.check_path_to(&[self.domains_dir()])? {
-            return Ok(None);
-        }
+        self.check_ready()?;
         self.read_toml(&self.domain_file(domain))
     }
 
@@ -201,8 +255,7 @@ impl Store {
     }
 
     pub fn write_domain(&self, domain: &str, policy: &DomainPolicy) -> Result<(), StoreError> {
-        let dir = self.domains_dir();
-        self.ensure_path_to(std::slice::from_ref(&dir))?;
+        self.ensure_path_to(&[])?;
         // Policy changes are rare and must survive a crash: always durable.
         self.write_toml(&self.domain_file(domain), policy, true, true)
     }
@@ -228,7 +281,7 @@ impl Store {
 
     /// Names in `dir` ending in `suffix`, with the suffix cut off, sorted.
     fn list_dir(&self, dir: &Path, suffix: &str) -> Result<Vec<String>, StoreError> {
-        if !self.check_path_to(&[])? || !fsio::check_dir(dir, self.owners)? {
+        if !self.check_path_to(&[dir.to_path_buf()])? {
             return Ok(Vec::new());
         }
         let rd = std::fs::read_dir(dir).map_err(|e| StoreError::Io {
@@ -255,9 +308,6 @@ impl Store {
         for d in domains {
             if Mailbox::parse_domain(&d).is_err() {
                 continue;
-            }
-            if !fsio::check_dir(&self.mailboxes_dir(), self.owners).unwrap_or(false) {
-                break;
             }
             for local in self.list_dir(&self.domain_dir(&d), ".mfa")? {
                 if let Ok(mb) = Mailbox::parse(format!("{local}@{d}").as_bytes(), None) {
@@ -303,12 +353,11 @@ impl Store {
         mb: &Mailbox,
         writable: bool,
     ) -> Result<Option<(File, std::fs::Metadata, MailboxFile, slots::Pos)>, StoreError> {
-        if !self.check_path_to(&[self.mailboxes_dir(), self.domain_dir(mb.domain())])? {
+        if !self.check_path_to(&[self.domain_dir(mb.domain())])? {
             return Ok(None);
         }
         let path = self.mailbox_path(mb);
         let Some((file, meta)) = fsio::open_locked(&path, self.owners, false, writable)? else {
-            self.refuse_legacy(mb)?;
             return Ok(None);
         };
         let (content, pos) = decode(&path, &fsio::read_all(&file, &meta, &path)?)?;
@@ -346,7 +395,7 @@ impl Store {
     /// without, `None` means the store has no file for the mailbox, so there
     /// is nothing to lock (the module).
     pub fn lock(&self, mb: &Mailbox, create: bool) -> Result<Option<Locked<'_>>, StoreError> {
-        let dirs = [self.mailboxes_dir(), self.domain_dir(mb.domain())];
+        let dirs = [self.domain_dir(mb.domain())];
         if create {
             self.ensure_path_to(&dirs)?;
         } else if !self.check_path_to(&dirs)? {
@@ -360,7 +409,6 @@ impl Store {
                 let (content, pos) = decode(&path, &fsio::read_all(&file, &meta, &path)?)?;
                 return Ok(Some(locked(file, content, pos)));
             }
-            self.refuse_legacy(mb)?;
             if !create {
                 return Ok(None);
             }
@@ -379,71 +427,6 @@ impl Store {
             path,
             why: "it appeared and vanished again while being created; retry".into(),
         })
-    }
-
-    /// Converts mailboxes of the three-file layout of earlier builds
-    /// (`LOCAL.toml` record, `LOCAL.state`, `LOCAL.lock`) to mailbox files.
-    /// Returns how many were converted. Safe to run again after a crash: a
-    /// mailbox is converted (new file synced) before its old files go.
-    pub fn migrate_legacy(&self) -> Result<usize, StoreError> {
-        let mut done = 0;
-        for domain in self.list_dir(&self.mailboxes_dir(), "")? {
-            let dir = self.domain_dir(&domain);
-            if Mailbox::parse_domain(&domain).is_err() || !fsio::check_dir(&dir, self.owners)? {
-                continue;
-            }
-            for local in self.list_dir(&dir, ".toml")? {
-                let Ok(mb) = Mailbox::parse(format!("{local}@{domain}").as_bytes(), None) else {
-                    continue;
-                };
-                let _old_lock = fsio::legacy_lock(&self.mailbox_file(&mb, "lock"), self.owners)?;
-                let record_path = self.mailbox_file(&mb, "toml");
-                let state_path = self.mailbox_file(&mb, "state");
-                let record: MailboxRecord = self.read_toml(&record_path)?.unwrap_or_default();
-                let state = match fsio::read(&state_path, self.owners)? {
-                    None => MailboxState::default(),
-                    Some(text) => {
-                        let text = zeroize::Zeroizing::new(text);
-                        let payload = if text.starts_with(slots::LEGACY_MAGIC) {
-                            slots::decode_with(text.as_bytes(), slots::LEGACY_MAGIC)
-                                .map_err(|why| StoreError::Damaged {
-                                    path: state_path.clone(),
-                                    why,
-                                })?
-                                .0
-                        } else {
-                            &text
-                        };
-                        toml::from_str(payload).map_err(|e| StoreError::Damaged {
-                            path: state_path.clone(),
-                            why: e.message().trim().to_string(),
-                        })?
-                    }
-                };
-                let content = MailboxFile { record, state };
-                let path = self.mailbox_path(&mb);
-                let bytes = slots::encode_file(1, &encode(&path, &content)?);
-                // Both exist: an earlier run stopped between writing the new
-                // file and removing the old ones (then they say the same), or
-                // someone set the mailbox up again in between (then ask).
-                if fsio::create_locked(&path, &bytes, self.owners)?.is_none()
-                    && self.read_mailbox(&mb)?.map(|f| f.record) != Some(content.record)
-                {
-                    return Err(StoreError::Unsafe {
-                        path,
-                        why: format!(
-                            "it exists next to {}; keep one (mfa-ctl status shows the new one) and remove the other",
-                            record_path.display()
-                        ),
-                    });
-                }
-                for ext in ["toml", "state", "lock"] {
-                    fsio::remove(&self.mailbox_file(&mb, ext))?;
-                }
-                done += 1;
-            }
-        }
-        Ok(done)
     }
 }
 
@@ -708,46 +691,6 @@ mod tests {
         assert!(store.relock(&opened).unwrap().is_none());
     }
 
-    /// `mfa-ctl migrate`: record and state of the three-file layout become
-    /// one file; a run stopped after writing it and before removing the old
-    /// files finishes on the next run; a different record is not overwritten.
-    #[test]
-    fn migrate_converts_and_resumes() {
-        let (_dir, store, mb) = store();
-        store
-            .ensure_path_to(&[store.mailboxes_dir(), store.domain_dir(mb.domain())])
-            .unwrap();
-        let record = "[totp]\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\ndigits = 6\nperiod = 30\nalgorithm = \"SHA1\"\ncreated = 1\n";
-        let write_legacy = |rec: &str| {
-            for (ext, text) in [("toml", rec), ("state", "last_step = 7\n"), ("lock", "")] {
-                std::fs::write(store.mailbox_file(&mb, ext), text).unwrap();
-                std::fs::set_permissions(
-                    store.mailbox_file(&mb, ext),
-                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
-                )
-                .unwrap();
-            }
-        };
-        write_legacy(record);
-        assert_eq!(store.migrate_legacy().unwrap(), 1);
-        let migrated = store.read_mailbox(&mb).unwrap().unwrap();
-        assert!(migrated.record.enrolled());
-        assert_eq!(migrated.state.last_step, Some(7));
-        for ext in ["toml", "state", "lock"] {
-            assert!(!store.mailbox_file(&mb, ext).exists(), "{ext} left");
-        }
-        assert_eq!(store.migrate_legacy().unwrap(), 0);
-
-        write_legacy(record);
-        assert_eq!(store.migrate_legacy().unwrap(), 1, "resumed");
-        assert!(!store.mailbox_file(&mb, "toml").exists());
-        assert_eq!(store.read_mailbox(&mb).unwrap().unwrap(), migrated);
-
-        write_legacy(&record.replace("JBSWY3DP", "KRSXG5CT"));
-        assert!(matches!(store.migrate_legacy(), Err(StoreError::Unsafe { .. })));
-        assert_eq!(store.read_mailbox(&mb).unwrap().unwrap(), migrated, "kept");
-    }
-
     /// A temp file left by a writer killed mid-write holds secrets: the next
     /// writer that needs the name removes it (replacement and creation).
     #[test]
@@ -770,10 +713,9 @@ mod tests {
         assert_eq!(store.read_mailbox(&mb).unwrap().unwrap().state, state(3));
     }
 
-    /// An empty mailbox leaves no file; the three-file layout of earlier
-    /// builds is refused until migrated, never read as "no MFA".
+    /// An empty mailbox leaves no file.
     #[test]
-    fn empty_mailboxes_vanish_and_legacy_records_are_refused() {
+    fn empty_mailboxes_vanish() {
         let (_dir, store, mb) = store();
         let l = store.lock(&mb, true).unwrap().unwrap();
         l.write_state(&state(1), true).unwrap();
@@ -781,10 +723,5 @@ mod tests {
         drop(l);
         assert!(!store.mailbox_path(&mb).exists());
         assert!(store.read_mailbox(&mb).unwrap().is_none());
-
-        let legacy = store.mailbox_file(&mb, "toml");
-        std::fs::write(&legacy, "[totp]\nsecret = \"X\"\n").unwrap();
-        assert!(matches!(store.read_mailbox(&mb), Err(StoreError::Legacy { .. })));
-        assert!(matches!(store.lock(&mb, true), Err(StoreError::Legacy { .. })));
     }
 }

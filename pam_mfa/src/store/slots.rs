@@ -12,14 +12,12 @@
 //! pam_mfa-mailbox 1 <seq:16 hex> <len:8 hex> <sha256:64 hex>\n<len bytes of JSON>\n\n\n... (slot padded)
 //! ```
 //! The file is two slots of `SLOT_UNIT` multiples. A file without the magic
-//! is damaged. [`LEGACY_MAGIC`] is the state file of the three-file layout
-//! before it, read only by `mfa-ctl migrate`.
+//! is damaged.
 
 use crate::secret::SecretBytes;
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &str = "pam_mfa-mailbox 1 ";
-pub const LEGACY_MAGIC: &str = "pam_mfa-state 1 ";
 pub const SLOT_UNIT: usize = 4096;
 const HEADER_LEN: usize = MAGIC.len() + 16 + 1 + 8 + 1 + 64 + 1;
 
@@ -113,16 +111,10 @@ pub fn newest_header(bytes: &[u8]) -> Option<(u64, usize)> {
 /// Reads a mailbox file: the newest intact slot's payload and where it is.
 /// `Err` says what is wrong when no copy is intact.
 pub fn decode(bytes: &[u8]) -> Result<(&str, Pos), String> {
-    decode_with(bytes, MAGIC)
-}
-
-/// [`decode`] for files that start with `magic` (also the legacy state files).
-pub fn decode_with<'a>(bytes: &'a [u8], magic: &str) -> Result<(&'a str, Pos), String> {
-    if !bytes.starts_with(magic.as_bytes()) {
+    if !bytes.starts_with(MAGIC.as_bytes()) {
         return Err(format!(
-            "it does not start with \"{}\" (not a pam_mfa {} file)",
-            magic.trim_end(),
-            if magic == MAGIC { "mailbox" } else { "state" }
+            "it does not start with \"{}\" (not a pam_mfa mailbox file)",
+            MAGIC.trim_end()
         ));
     }
     let size = bytes.len() / 2;
@@ -135,7 +127,7 @@ pub fn decode_with<'a>(bytes: &'a [u8], magic: &str) -> Result<(&'a str, Pos), S
         .into_iter()
         .enumerate()
         .filter_map(|(i, slot)| {
-            slot.and_then(|s| slot_header(s, magic))
+            slot.and_then(|s| slot_header(s, MAGIC))
                 .map(|(seq, p, sum)| (seq, p, sum, i))
         })
         .collect();

@@ -17,7 +17,7 @@
 //! Benchmark code, like test code: a panic is how it reports a broken setup.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use pam_mfa::config::Config;
+use pam_mfa::config::{Config, IfMissing};
 use pam_mfa::mailbox::Mailbox;
 use pam_mfa::store::Store;
 use pam_mfa::store::records::{Login, MailboxFile, MailboxRecord, MailboxState, Method};
@@ -442,7 +442,7 @@ fn setup(opts: &Opts, n: u64, module: &Path, pwdfile_hash: &str, with_pwdfile: b
     let started = Instant::now();
     let cfg_path = mfa_config(&w, true);
     mfa_config(&w, false);
-    let cfg = Config::load(&cfg_path, 0).unwrap();
+    let cfg = Config::load(&cfg_path, 0, IfMissing::Refuse).unwrap();
     let store = Store::new(&cfg, None);
     let mb0 = Mailbox::parse(user(0).as_bytes(), None).unwrap();
     {
@@ -979,9 +979,9 @@ fn orchestrate(opts: &Opts) -> bool {
 fn breakdown(w: &World) -> Vec<(&'static str, f64, u32)> {
     let cfg_d = w.root.join("mfa-durable.toml");
     let cfg_r = w.root.join("mfa-relaxed.toml");
-    let cfg = Config::load(&cfg_d, 0).unwrap();
+    let cfg = Config::load(&cfg_d, 0, IfMissing::Refuse).unwrap();
     let store = Store::new(&cfg, None);
-    let relaxed = Store::new(&Config::load(&cfg_r, 0).unwrap(), None);
+    let relaxed = Store::new(&Config::load(&cfg_r, 0, IfMissing::Refuse).unwrap(), None);
     let k = 300.min(w.n);
     let mbs: Vec<(u64, Mailbox)> = (0..k)
         .map(|j| {
@@ -1011,14 +1011,14 @@ fn breakdown(w: &World) -> Vec<(&'static str, f64, u32)> {
         (
             "Config::load (open, read, parse the configuration; not per login)",
             time(&mut |_, _| {
-                Config::load(&cfg_d, 0).unwrap();
+                Config::load(&cfg_d, 0, IfMissing::Refuse).unwrap();
             }),
             0,
         ),
         (
             "Config::load_cached (stat the configuration)",
             time(&mut |_, _| {
-                Config::load_cached(&cfg_d, 0).unwrap();
+                Config::load_cached(&cfg_d, 0, IfMissing::Refuse).unwrap();
             }),
             1,
         ),

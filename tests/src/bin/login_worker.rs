@@ -172,7 +172,7 @@ fn crash(config: &Path, confdir: &Path, password: &str, app_password: &str) {
         say(&format!("PANIC {info}"));
         std::process::exit(101);
     }));
-    let admin = Admin::open(config).unwrap();
+    let admin = Admin::open(Some(config)).unwrap();
     let alice = admin.mailbox("alice@example.org").unwrap();
     let bob = admin.mailbox("bob@example.org").unwrap();
     // Where the previous (killed) writer left things.

@@ -1,0 +1,97 @@
+//! Text that came from outside (client addresses, service names, labels)
+//! on its way to a log line or a terminal: control characters are shown as
+//! escapes, so nobody can forge a second log line or send escape sequences
+//! to the terminal of an admin reading `mfa-ctl logins`.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Characters shown escaped: C0 and C1 controls, DEL, and the bidi
+/// overrides and isolates that make a terminal show text in another order
+/// than it is.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every such character written as `\xNN` (below U+0100) or
+/// `\u{NNNN}`, and backslashes doubled so an escape cannot be faked;
+/// unchanged (borrowed) when there is nothing to escape.
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| needs_escape(c) || c == '\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if needs_escape(c) && u32::from(c) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The longest client address (PAM_RHOST) kept, in bytes: a host name is at
+/// most 253, an IPv6 address with a zone well under that.
+pub const MAX_RHOST: usize = 255;
+
+/// Marks a client address that was cut to [`MAX_RHOST`].
+pub const CUT_MARK: &str = "...(cut)";
+
+/// A client address as it is stored and logged: control characters escaped,
+/// then cut to at most [`MAX_RHOST`] bytes (on a character boundary) and
+/// marked as cut, so a hostile PAM_RHOST can neither grow a mailbox file
+/// nor reach a terminal raw.
+pub fn clean_rhost(raw: &str) -> String {
+    let escaped = escape_controls(raw);
+    if escaped.len() <= MAX_RHOST {
+        return escaped.into_owned();
+    }
+    let mut end = MAX_RHOST - CUT_MARK.len();
+    while !escaped.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = escaped.get(..end).unwrap_or_default().to_string();
+    out.push_str(CUT_MARK);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_controls_and_bidi_only() {
+        assert!(matches!(escape_controls("192.0.2.7"), Cow::Borrowed(_)));
+        assert_eq!(escape_controls("a\x1b[2Jb\n"), "a\\x1b[2Jb\\x0a");
+        assert_eq!(escape_controls("\u{9b}31m"), "\\x9b31m");
+        assert_eq!(escape_controls("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(escape_controls("a\\x1b"), "a\\\\x1b", "a typed escape is not an escape");
+        assert_eq!(escape_controls("ünïcode"), "ünïcode");
+    }
+
+    #[test]
+    fn rhost_is_bounded_and_marked() {
+        assert_eq!(clean_rhost("192.0.2.7"), "192.0.2.7");
+        let long = "é".repeat(200_000);
+        let c = clean_rhost(&long);
+        assert!(c.len() <= MAX_RHOST && c.ends_with(CUT_MARK), "{}", c.len());
+        let c = clean_rhost(&"\x1b".repeat(1000));
+        assert!(c.len() <= MAX_RHOST && c.starts_with("\\x1b") && c.ends_with(CUT_MARK));
+        assert_eq!(clean_rhost(&"a".repeat(MAX_RHOST)).len(), MAX_RHOST);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cleaned_text_has_no_controls(s in ".{0,600}") {
+            let c = clean_rhost(&s);
+            proptest::prop_assert!(c.len() <= MAX_RHOST);
+            proptest::prop_assert!(!c.chars().any(needs_escape));
+        }
+    }
+}
