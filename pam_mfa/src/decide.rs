@@ -174,8 +174,14 @@ pub fn decide(
                 finish(Outcome::Refused(r), next)
             }
             CodeCheck::Wrong => {
+                // The step is part of the fingerprint: a wrong code repeated
+                // within one step (a client retrying) counts once, but one
+                // fixed guess sent every step counts every step. Without it a
+                // guess of a future step's code would be tried for free until
+                // that step came into the window.
                 let mut what = b"code:".to_vec();
                 what.extend_from_slice(code.as_bytes());
+                what.extend_from_slice(format!(":step:{}", generator.step_of(req.now)).as_bytes());
                 let d = refuse_counted(next, &what);
                 zeroize::Zeroize::zeroize(&mut what);
                 d
@@ -379,6 +385,42 @@ mod tests {
         let d = decide(&req(T + 6), None, &optional(), Some(&rec), &s, &cfg());
         assert_eq!(d.outcome, Outcome::Refused(Refusal::CodeMissing));
         assert_eq!(d.state.unwrap().failures, 2);
+    }
+
+    /// One fixed wrong code, sent again and again: once per step it counts,
+    /// so it reaches the back-off and the block like any other guessing.
+    #[test]
+    fn a_fixed_wrong_code_counts_again_in_every_later_step() {
+        let rec = enrolled();
+        let cfg = Config {
+            lockout: crate::config::LockoutConfig {
+                after: 2,
+                backoff: 1,
+                max_backoff: 1,
+                block_after: 3,
+            },
+            ..cfg()
+        };
+        // A guess at the code of the step five ahead: wrong now, right later.
+        let guess = code(T + 150);
+        let mut s = MailboxState::default();
+        let mut counted = Vec::new();
+        for now in [T, T + 1, T + 10, T + 30, T + 31, T + 60] {
+            let d = decide(&req(now), Some(&guess), &optional(), Some(&rec), &s, &cfg);
+            match d.outcome {
+                Outcome::Refused(Refusal::WrongCode { counted: c, .. }) => counted.push(c),
+                Outcome::Refused(Refusal::Locked(Lock::Blocked)) => counted.push(false),
+                other => panic!("at {now}: {other:?}"),
+            }
+            if let Some(next) = d.state {
+                s = next;
+            }
+        }
+        assert_eq!(counted, [true, false, false, true, false, true], "once per step");
+        assert_eq!(s.failures, 3);
+        // Blocked before the guessed step came into the window.
+        let d = decide(&req(T + 120), Some(&guess), &optional(), Some(&rec), &s, &cfg);
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::Locked(Lock::Blocked)));
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //!
 //! Both parts are lower-cased: mail systems treat `Alice@Example.ORG` and
 //! `alice@example.org` as one mailbox, and one mailbox must have one record.
+//! Lower-casing is ASCII only, and a name with any other letter is refused:
+//! Unicode case rules fold names that password modules keep apart (the
+//! Kelvin sign `K` becomes `k`), and the module hands the password module
+//! the name it parsed (PAM_USER), so both must mean one account.
 
 use std::fmt;
 
@@ -65,9 +69,10 @@ impl fmt::Display for Mailbox {
 }
 
 fn check_local(local: &str) -> Result<String, MailboxError> {
-    // Lower-case first and check the result: lower-casing can change a
-    // character's class or length, and the checked form is what is stored.
-    let local = local.to_lowercase();
+    if let Some(c) = local.chars().find(|c| !c.is_ascii()) {
+        return Err(MailboxError::NonAscii(c));
+    }
+    let local = local.to_ascii_lowercase();
     if local.is_empty() {
         return Err(MailboxError::EmptyPart("local part"));
     }
@@ -76,13 +81,13 @@ fn check_local(local: &str) -> Result<String, MailboxError> {
     }
     // The local part becomes a file name: no separators, no leading dot (hidden
     // files, `.` and `..`), no `..` anywhere, nothing a shell or a log would
-    // misread. Non-ASCII letters are allowed (SMTPUTF8 addresses).
+    // misread.
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err(MailboxError::Dots);
     }
     if let Some(c) = local
         .chars()
-        .find(|&c| !(c.is_alphanumeric() || "!#$%&'*+-=?^_`{|}~.".contains(c)))
+        .find(|&c| !(c.is_ascii_alphanumeric() || "!#$%&'*+-=?^_`{|}~.".contains(c)))
     {
         return Err(MailboxError::BadChar(c));
     }
@@ -119,6 +124,7 @@ pub enum MailboxError {
     TooLong(usize),
     NotUtf8,
     BadChar(char),
+    NonAscii(char),
     NoDomain,
     EmptyPart(&'static str),
     Dots,
@@ -139,6 +145,10 @@ impl fmt::Display for MailboxError {
             MailboxError::BadChar(c) => write!(
                 f,
                 "the user name contains the character {c:?}, which a mailbox name may not hold"
+            ),
+            MailboxError::NonAscii(c) => write!(
+                f,
+                "the user name contains the non-ASCII character {c:?}; pam_mfa takes ASCII names only (log in with the mailbox's ASCII address)"
             ),
             MailboxError::NoDomain => {
                 f.write_str("the user name has no @domain and no default_domain is set in the configuration")
@@ -170,7 +180,17 @@ mod tests {
         assert_eq!(ok("Alice@Example.ORG"), "alice@example.org");
         assert_eq!(ok("bob"), "bob@example.org");
         assert_eq!(ok("j.doe+tag@mail.example.org"), "j.doe+tag@mail.example.org");
-        assert_eq!(ok("Ünïcode@example.org"), "ünïcode@example.org");
+    }
+
+    /// Unicode case folding would make two names the password module keeps
+    /// apart one mailbox here (the Kelvin sign folds to `k`).
+    #[test]
+    fn ascii_only() {
+        let p = |s: &str| Mailbox::parse(s.as_bytes(), Some("example.org"));
+        assert_eq!(p("Ünïcode@example.org"), Err(MailboxError::NonAscii('Ü')));
+        assert_eq!(p("\u{212a}im@example.org"), Err(MailboxError::NonAscii('\u{212a}')));
+        assert_eq!(p("bo\u{130}b"), Err(MailboxError::NonAscii('\u{130}')));
+        assert_eq!(ok("KIM@EXAMPLE.ORG"), "kim@example.org");
     }
 
     #[test]

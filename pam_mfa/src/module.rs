@@ -65,6 +65,23 @@ pub struct Memo {
     /// An accepting call found the mailbox not blocked, so `account` has
     /// nothing to read.
     account_ok: bool,
+    /// How far this login's auth lines got. Kept when PAM_USER changes: it
+    /// is about the stack, not about one mailbox.
+    progress: Progress,
+}
+
+/// What `account` needs to know about the auth lines that ran before it:
+/// `split` cut a code off, so a `verify` line must have accepted the login.
+/// If none ran (no verify line) or one refused and the stack still passed
+/// (a `sufficient` or `optional` verify), password + any digits would log
+/// in; `account` refuses that instead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Progress {
+    #[default]
+    NoSplit,
+    Split,
+    VerifyRefused,
+    VerifyAccepted,
 }
 
 /// Everything a role needs, gathered once.
@@ -154,8 +171,13 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
             return Err(Code::PAM_AUTH_ERR);
         }
     };
-    let service = pam.service().unwrap_or_else(|| "-".to_string());
-    let rhost = pam.rhost().filter(|r| !r.is_empty());
+    let service = pam
+        .service()
+        .map_or_else(|| "-".to_string(), |s| crate::text::escape_controls(&s).into_owned());
+    let rhost = pam
+        .rhost()
+        .filter(|r| !r.is_empty())
+        .map(|r| crate::text::clean_rhost(&r));
     let raw_user = pam.user()?;
     let mailbox = match Mailbox::parse(&raw_user, cfg.default_domain.as_deref()) {
         Ok(m) => m,
@@ -185,10 +207,25 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
     };
     let store = Store::new(&cfg, owner);
     let name = mailbox.to_string();
+    // One identity for both factors: the lines after these (the password
+    // module) judge the account pam_mfa judges, not another spelling of it
+    // (`Bob@Example.org`, a bare name) that the password module may keep as
+    // a separate account with its own password.
+    if matches!(args.role, Some(Role::Split | Role::AppPassword)) && raw_user != name.as_bytes() {
+        if let Err(e) = pam.set_user(&name) {
+            log.err(&format!(
+                "{}: mailbox={name} cannot set PAM_USER to the mailbox name (PAM error {e:?}); the login is refused",
+                args.role.map_or("auth", Role::as_str)
+            ));
+            return Err(Code::PAM_SYSTEM_ERR);
+        }
+        log.debug(|| format!("mailbox={name} PAM_USER set from the name as typed"));
+    }
     if memo.mailbox != name {
         memo = Memo {
             config: memo.config,
             mailbox: name.clone(),
+            progress: memo.progress,
             ..Memo::default()
         };
     }
@@ -239,6 +276,7 @@ pub fn authenticate(pam: &mut dyn PamApi, raw_args: &[&[u8]]) -> Code {
 
 /// `split`: cuts the code off the typed string for mailboxes that need one.
 fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
+    memo.progress = Progress::Split;
     let policy = match ctx.store.policy_for(ctx.mailbox.domain(), &ctx.cfg) {
         Ok(p) => p,
         Err(e) => return ctx.store_failed("split", &e),
@@ -410,10 +448,17 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
         Outcome::Accepted(_) => {
             // A success resets the failure counter: not blocked.
             memo.account_ok = true;
+            memo.progress = Progress::VerifyAccepted;
             Code::PAM_SUCCESS
         }
-        Outcome::Refused(Refusal::Locked(_)) => Code::PAM_MAXTRIES,
-        Outcome::Refused(_) => Code::PAM_AUTH_ERR,
+        Outcome::Refused(r) => {
+            memo.progress = Progress::VerifyRefused;
+            if matches!(r, Refusal::Locked(_)) {
+                Code::PAM_MAXTRIES
+            } else {
+                Code::PAM_AUTH_ERR
+            }
+        }
     }
 }
 
@@ -522,6 +567,18 @@ pub fn account(pam: &mut dyn PamApi, raw_args: &[&[u8]]) -> Code {
         Ok(x) => x,
         Err(code) => return code,
     };
+    let stack_error = match memo.progress {
+        Progress::NoSplit | Progress::VerifyAccepted => None,
+        Progress::Split => Some("no verify line ran after split"),
+        Progress::VerifyRefused => Some("verify refused the code but the stack let the login through"),
+    };
+    if let Some(what) = stack_error {
+        ctx.log.err(&format!(
+            "account: {} result=refused reason=\"stack error: {what}; see pam_mfa(8)\" fix=\"the auth stack needs split requisite, the password module requisite, verify required (mfa-ctl doctor checks it)\"",
+            ctx.who()
+        ));
+        return Code::PAM_PERM_DENIED;
+    }
     if memo.account_ok {
         return Code::PAM_SUCCESS;
     }

@@ -340,6 +340,8 @@ postlog   unix-dgram n  -       n       -       1       postlogd
     def start(self):
         try:
             self.write_config()
+            # As the package's postinst does: the store exists before any login.
+            self.mfa_ctl("store", "init")
             self.write_postfix()
             self.write_pam()
             self.write_dovecot()

@@ -333,12 +333,13 @@ class Parallel(Case):
         self.assertEqual(rc, 0)
         rc, _ = WORLD.mfa_ctl("list")
         self.assertEqual(rc, 0)
-        # One file per mailbox (NAME.mfa) and per domain policy (NAME.toml):
-        # anything else (a temp file, a file of the old three-file layout) is a leftover.
+        # The marker, one file per mailbox (NAME.mfa) and per domain policy
+        # (NAME.toml): anything else (a temp file) is a leftover.
         leftovers = [
             p
             for p in WORLD.store.rglob("*")
             if p.is_file()
+            and p != WORLD.store / "pam_mfa-store"
             and not (p.parent.parent == WORLD.store / "mailboxes" and p.suffix == ".mfa")
             and not (p.parent == WORLD.store / "domains" and p.suffix == ".toml")
         ]

@@ -66,6 +66,15 @@ pub fn oathtool(secret: &str, t: u64) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// A six-digit code valid in no step of `t`±2.
+pub fn wrong_code(secret: &str, t: u64) -> String {
+    let valid: Vec<String> = (0..5).map(|i| oathtool(secret, t + i * 30 - 60)).collect();
+    (0..)
+        .map(|n: u32| format!("{:06}", (n * 7919 + 12345) % 1_000_000))
+        .find(|c| !valid.contains(c))
+        .unwrap()
+}
+
 pub fn now() -> u64 {
     pam_mfa::clock::now().unwrap()
 }

@@ -81,6 +81,7 @@ check_installed() {
   cmp -s /etc/pam_mfa.toml packaging/pam_mfa.toml || fail "/etc/pam_mfa.toml differs from packaging/pam_mfa.toml"
   [ -d /var/lib/pam_mfa ] || fail "the store /var/lib/pam_mfa is not a folder"
   expect_mode /var/lib/pam_mfa 700 root:root
+  expect_mode /var/lib/pam_mfa/pam_mfa-store 600 root:root
   for f in man8/pam_mfa.8 man5/pam_mfa.toml.5 $(cd "$TARGET/generated" && ls man8/mfa-ctl*.8); do
     expect_mode "/usr/share/man/$f$gz" 644 root:root
     # groff warnings (what lintian reports as groff-message) fail the test.

@@ -121,7 +121,8 @@ impl Store {
 
     /// The mailbox's file.
     pub fn mailbox_path(&self, mb: &Mailbox) -> PathBuf {
-        self.domain_dir(mb.domain()).join(format!("{}.{MAILBOX_EXT}", mb.local()))
+        self.domain_dir(mb.domain())
+            .join(format!("{}.{MAILBOX_EXT}", mb.local()))
     }
 
     fn marker_path(&self) -> PathBuf {
