@@ -78,6 +78,23 @@ pub enum Command {
     /// Clear a mailbox's lock-out after failed codes
     Unlock(MailboxArg),
 
+    /// Set up the store (folder, marker, domains/, mailboxes/)
+    #[command(subcommand)]
+    Store(StoreCmd),
+
+    /// Check the setup: configuration, store, PAM service files, Dovecot, clock
+    ///
+    /// Run it after setting up or changing anything. Each problem is one line,
+    /// `ERROR FILE:LINE: what is wrong — what to do` or `WARNING ...`. It runs
+    /// even when the configuration is broken (that is then one of the errors).
+    /// Exit status: 0 no error (warnings allowed), 1 at least one error, 2
+    /// doctor could not run (a PAM file or folder cannot be read).
+    ///
+    /// Dovecot is checked with `doveconf -n` where doveconf is on PATH; the
+    /// environment variable PAM_MFA_DOVECONF names another program to run
+    /// instead (tests use a script), and set but empty skips the check.
+    Doctor(DoctorArgs),
+
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -94,6 +111,30 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value = "1")]
         section: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCmd {
+    /// Create the store folder (0700), its marker file, domains/ and
+    /// mailboxes/, whichever are missing
+    Init {
+        /// Set up this folder instead of the configuration's `store` (for
+        /// staging a package or `make install DESTDIR=...`)
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Check only this PAM service file (repeat for more); then the PAM
+    /// folder is not scanned
+    #[arg(long = "pam-file", value_name = "FILE")]
+    pub pam_files: Vec<PathBuf>,
+    /// Folder scanned for service files that load pam_mfa.so, and where
+    /// includes are looked up
+    #[arg(long, value_name = "DIR", default_value = "/etc/pam.d")]
+    pub pam_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +283,18 @@ mod tests {
         let c = Cli::try_parse_from(["mfa-ctl", "status", "a@b.c", "--json", "--config", "/x"]).unwrap();
         assert!(c.json);
         assert_eq!(c.config, Some(PathBuf::from("/x")));
+    }
+
+    #[test]
+    fn doctor_and_store_init() {
+        let c = Cli::try_parse_from(["mfa-ctl", "doctor", "--pam-file", "/a", "--pam-file", "/b"]).unwrap();
+        let Command::Doctor(d) = c.command else {
+            panic!("parsed as {:?}", c.command)
+        };
+        assert_eq!(d.pam_files, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(d.pam_dir, PathBuf::from("/etc/pam.d"));
+        let c = Cli::try_parse_from(["mfa-ctl", "store", "init", "/stage/var/lib/pam_mfa"]).unwrap();
+        assert!(matches!(c.command, Command::Store(StoreCmd::Init { dir: Some(_) })));
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! what happened and what to do next. No rule is decided here; the store,
 //! the policy and the code checks are the library's, shared with the module.
 
-use crate::cli::{AppPasswordCmd, Command, DomainCmd, EnrollArgs};
+use crate::cli::{AppPasswordCmd, Command, DoctorArgs, DomainCmd, EnrollArgs, StoreCmd};
 use crate::show::{self, Reply, list_or, when, when_or};
 use crate::{enroll, qr};
 use pam_mfa::admin::{Admin, AdminError, AppPasswordView, DomainView, Enrolment, Status};
+use pam_mfa::doctor::{self, Finding, Level};
 use pam_mfa::duration;
 use pam_mfa::policy::Policy;
 use pam_mfa::store::records::Login;
+use pam_mfa::text::escape_controls;
 use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
 
 type Result<T> = std::result::Result<T, AdminError>;
 
@@ -195,8 +198,26 @@ pub fn run(admin: &Admin, command: Command, ui: &Ui, now: u64) -> Result<Reply> 
             };
             Ok(Reply::new(human, json!({"mailbox": mb.to_string(), "was_locked": was})))
         }
-        Command::Completions { .. } | Command::Man { .. } => Err(AdminError::Other(
-            "completions and man are handled before the store is opened".into(),
+        Command::Store(StoreCmd::Init { dir }) => {
+            let (root, created) = admin.store_init(dir.as_deref())?;
+            let root_text = escape_controls(&root.to_string_lossy()).into_owned();
+            let human = if created.is_empty() {
+                format!("The store {root_text} was already complete; nothing was created.\n")
+            } else {
+                let mut h = format!("Store {root_text}: created\n");
+                for p in &created {
+                    h.push_str(&format!("  {}\n", escape_controls(&p.to_string_lossy())));
+                }
+                h
+            };
+            let created: Vec<String> = created.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+            Ok(Reply::new(
+                human,
+                json!({"store": root.to_string_lossy(), "created": created}),
+            ))
+        }
+        Command::Completions { .. } | Command::Man { .. } | Command::Doctor(_) => Err(AdminError::Other(
+            "completions, man and doctor are handled before the store is opened".into(),
         )),
     }
 }
@@ -435,10 +456,14 @@ fn login_line(l: &Login) -> String {
     format!(
         "{} {} from {}, {}, {}",
         when(l.at),
-        l.service,
-        if l.rhost.is_empty() { "-" } else { &l.rhost },
+        escape_controls(&l.service),
+        if l.rhost.is_empty() {
+            "-".into()
+        } else {
+            escape_controls(&l.rhost)
+        },
         l.method.as_str(),
-        l.result
+        escape_controls(&l.result)
     )
 }
 
@@ -461,5 +486,92 @@ fn app_password_json(a: &AppPasswordView) -> Value {
         "expires": a.expires,
         "last_used": a.last_used,
         "last_ip": a.last_rhost,
+    })
+}
+
+/// The doveconf program doctor asks: `PAM_MFA_DOVECONF` if set (empty: no
+/// Dovecot check; tests point it at a script), else `doveconf` on PATH, if
+/// there is one.
+fn doveconf() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PAM_MFA_DOVECONF") {
+        return (!p.is_empty()).then(|| PathBuf::from(p));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join("doveconf"))
+        .find(|p| p.is_file())
+}
+
+/// `mfa-ctl doctor`: runs the checks and returns what to print and the exit
+/// status (0 no error, 1 an error found); `Err` when it could not run (2).
+pub fn doctor(config: Option<&Path>, args: &DoctorArgs) -> Result<(Reply, u8)> {
+    let opts = doctor::Options {
+        config: config.map(Path::to_path_buf),
+        pam_files: args.pam_files.clone(),
+        pam_dir: args.pam_dir.clone(),
+        doveconf: doveconf(),
+    };
+    let report = doctor::run(&opts).map_err(AdminError::Other)?;
+    let (errors, warnings) = (report.errors(), report.warnings());
+    let mut human: String = report.findings.iter().map(finding_line).collect();
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let files: Vec<String> = report
+        .pam_files
+        .iter()
+        .map(|p| escape_controls(&p.to_string_lossy()).into_owned())
+        .collect();
+    human.push_str(&match report.store.as_deref() {
+        Some(store) => format!(
+            "doctor: checked the store {} and the PAM service files {}\n",
+            escape_controls(&store.to_string_lossy()),
+            list_or(&files, "-")
+        ),
+        None => format!(
+            "doctor: checked the PAM service files {} (not the store: the configuration is broken)\n",
+            list_or(&files, "-")
+        ),
+    });
+    human.push_str(&if errors + warnings == 0 {
+        "doctor: no problems found\n".to_string()
+    } else {
+        format!("doctor: {}, {}\n", plural(errors, "error"), plural(warnings, "warning"))
+    });
+    let findings: Vec<Value> = report.findings.iter().map(finding_json).collect();
+    let json = json!({
+        "findings": findings,
+        "errors": errors,
+        "warnings": warnings,
+        "store": report.store.as_deref().map(|p| p.to_string_lossy()),
+        "pam_files": report.pam_files.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+    });
+    Ok((Reply::new(human, json), u8::from(errors > 0)))
+}
+
+/// `ERROR FILE:LINE: what is wrong — what to do`; everything from a file
+/// escaped, so a hostile service file cannot drive the admin's terminal.
+fn finding_line(f: &Finding) -> String {
+    let level = match f.level {
+        Level::Error => "ERROR",
+        Level::Warning => "WARNING",
+    };
+    let place = match (&f.file, f.line) {
+        (Some(p), Some(n)) => format!("{}:{n}: ", escape_controls(&p.to_string_lossy())),
+        (Some(p), None) => format!("{}: ", escape_controls(&p.to_string_lossy())),
+        (None, _) => String::new(),
+    };
+    let fix = if f.fix.is_empty() {
+        String::new()
+    } else {
+        format!(" \u{2014} {}", escape_controls(&f.fix))
+    };
+    format!("{level} {place}{}{fix}\n", escape_controls(&f.message))
+}
+
+fn finding_json(f: &Finding) -> Value {
+    json!({
+        "level": f.level.as_str(),
+        "file": f.file.as_deref().map(|p| p.to_string_lossy()),
+        "line": f.line,
+        "message": f.message,
+        "fix": f.fix,
     })
 }

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("mfa-ctl: {e}");
             if json {
@@ -48,18 +48,20 @@ fn man_pages(cmd: clap::Command, dir: &std::path::Path, section: &str) -> std::i
     clap_mangen::Man::new(cmd).section(section).generate_to(dir).map(|_| ())
 }
 
-fn run(cli: Cli) -> Result<(), AdminError> {
+/// Runs the command; `Ok` holds the exit status (doctor's 1 is a finding, not an error).
+fn run(cli: Cli) -> Result<u8, AdminError> {
     let io = |e: std::io::Error| AdminError::Other(format!("writing the output: {e}"));
     match cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mfa-ctl", &mut std::io::stdout());
-            return Ok(());
+            return Ok(0);
         }
         Command::Man { dir: None, section } => {
-            return clap_mangen::Man::new(Cli::command())
+            clap_mangen::Man::new(Cli::command())
                 .section(section)
                 .render(&mut std::io::stdout())
-                .map_err(io);
+                .map_err(io)?;
+            return Ok(0);
         }
         Command::Man {
             dir: Some(dir),
@@ -67,8 +69,16 @@ fn run(cli: Cli) -> Result<(), AdminError> {
         } => {
             let mut cmd = Cli::command().disable_help_subcommand(true);
             cmd.build();
-            return man_pages(cmd, &dir, &section)
-                .map_err(|e| AdminError::Other(format!("writing man pages to {}: {e}", dir.display())));
+            man_pages(cmd, &dir, &section)
+                .map_err(|e| AdminError::Other(format!("writing man pages to {}: {e}", dir.display())))?;
+            return Ok(0);
+        }
+        // Before Admin::open: doctor must run, and report, when the
+        // configuration or the store is what is broken.
+        Command::Doctor(args) => {
+            let (reply, code) = commands::doctor(cli.config.as_deref(), &args)?;
+            print(&reply, cli.json)?;
+            return Ok(code);
         }
         _ => {}
     }
@@ -76,8 +86,14 @@ fn run(cli: Cli) -> Result<(), AdminError> {
     let admin = Admin::open(cli.config.as_deref())?;
     let ui = commands::Ui { json: cli.json };
     let reply = commands::run(&admin, cli.command, &ui, now)?;
+    print(&reply, cli.json)?;
+    Ok(0)
+}
+
+fn print(reply: &show::Reply, json: bool) -> Result<(), AdminError> {
+    let io = |e: std::io::Error| AdminError::Other(format!("writing the output: {e}"));
     let mut out = std::io::stdout().lock();
-    if cli.json {
+    if json {
         writeln!(out, "{}", reply.json.as_str()).map_err(io)?;
     } else {
         write!(out, "{}", reply.human.as_str()).map_err(io)?;

@@ -3,6 +3,7 @@
 //! scripts and hosting panels). Both are held in zeroizing strings because
 //! some carry a secret that is shown once (seed, app password, recovery codes).
 
+use pam_mfa::text::escape_controls;
 use zeroize::Zeroizing;
 
 /// What a command prints on success: `human` unless `--json`, then `json`.
@@ -19,9 +20,39 @@ impl Reply {
         scrub(&mut json);
         Reply {
             human: Zeroizing::new(human.into()),
-            json: text,
+            json: escape_json_controls(text),
         }
     }
+}
+
+/// Characters serde_json writes raw that a terminal or a log viewer acts on:
+/// DEL, C1 controls (U+009B alone starts an escape sequence on many
+/// terminals), bidi overrides and isolates, and the line and paragraph
+/// separators JavaScript treats as line ends.
+fn json_needs_escape(c: char) -> bool {
+    matches!(
+        c,
+        '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// serde_json's text with those characters written as `\uXXXX`: still the
+/// same JSON, since outside strings its text has none of them.
+fn escape_json_controls(text: Zeroizing<String>) -> Zeroizing<String> {
+    let n = text.chars().filter(|c| json_needs_escape(*c)).count();
+    if n == 0 {
+        return text;
+    }
+    // Sized up front: a growing String would leave copies of secrets behind.
+    let mut out = Zeroizing::new(String::with_capacity(text.len() + 6 * n));
+    for c in text.chars() {
+        if json_needs_escape(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn scrub(v: &mut serde_json::Value) {
@@ -62,8 +93,15 @@ pub fn when_or(ts: Option<u64>, none: &str) -> String {
     ts.map_or_else(|| none.to_string(), when)
 }
 
-/// Left-aligned columns separated by two spaces, with a header row.
+/// Left-aligned columns separated by two spaces, with a header row. Cells
+/// hold text from the store (client addresses, labels, service names), so
+/// control characters are shown escaped, never sent to the terminal.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape_controls(c).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -127,6 +165,16 @@ mod tests {
             &[vec!["xyz".into(), "1".into()], vec!["".into(), "".into()]],
         );
         assert_eq!(t, "A    LONGER\nxyz  1\n\n");
+    }
+
+    #[test]
+    fn cells_and_json_are_escaped() {
+        let t = table(&["IP"], &[vec!["\x1b]0;x\x07\u{9b}1m".into()]]);
+        assert_eq!(t, "IP\n\\x1b]0;x\\x07\\x9b1m\n");
+        let r = Reply::new("", serde_json::json!({"ip": "a\x1b\u{7f}\u{9b}\u{202e}b"}));
+        assert_eq!(r.json.as_str(), r#"{"ip":"a\u001b\u007f\u009b\u202eb"}"#);
+        let back: serde_json::Value = serde_json::from_str(&r.json).unwrap();
+        assert_eq!(back["ip"], "a\x1b\u{7f}\u{9b}\u{202e}b");
     }
 
     #[test]

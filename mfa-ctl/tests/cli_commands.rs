@@ -522,3 +522,64 @@ fn man_page_and_completions_come_from_the_definitions() {
             .success()
     );
 }
+
+/// What the store holds came from clients (PAM_RHOST, the service name) or
+/// was written by anyone who could write the file: mfa-ctl must never send
+/// it to an admin's terminal raw, as text or as JSON (serde_json leaves DEL,
+/// C1 controls and bidi overrides raw).
+#[test]
+fn store_text_reaches_the_terminal_escaped() {
+    use pam_mfa::store::records::{LastUse, Login, Method};
+    let env = Env::new();
+    let mb = "mallory@example.org";
+    enroll(&env, mb);
+    ctl(&env, &["app-password", "add", mb, "--label", "Phone"]).expect(0);
+    let hostile = "\x1b]0;pwned\x07\x1b[2J\u{9b}31m\u{7f}\u{85}\u{202e}gro.elpmaxe";
+    {
+        let admin = env.admin();
+        let mailbox = admin.mailbox(mb).unwrap();
+        let locked = admin.store.lock(&mailbox, false).unwrap().unwrap();
+        let id = locked.read_record().unwrap().unwrap().app_passwords[0].id.clone();
+        let mut state = locked.read_state().unwrap();
+        state.push_login(
+            Login {
+                at: now(),
+                service: format!("imap{hostile}"),
+                rhost: hostile.to_string(),
+                method: Method::Code,
+                result: format!("refused {hostile}"),
+            },
+            20,
+        );
+        state.app_password_use.insert(
+            id,
+            LastUse {
+                at: now(),
+                rhost: hostile.to_string(),
+            },
+        );
+        locked.write_state(&state, true).unwrap();
+    }
+    for args in [
+        &["logins", mb][..],
+        &["status", mb],
+        &["app-password", "list", mb],
+        &["--json", "logins", mb],
+        &["--json", "status", mb],
+        &["--json", "app-password", "list", mb],
+    ] {
+        let out = ctl(&env, args).expect(0);
+        assert_no_controls(&out.stdout);
+        assert!(!out.stdout.bytes().any(|b| b == 0x1b || b == 0x07), "{args:?}");
+        if args[0] == "--json" {
+            // Escaped, not lost: the JSON still carries the exact text.
+            assert!(out.json().to_string().contains("pwned"), "{args:?}: {}", out.stdout);
+        } else {
+            assert!(out.stdout.contains("\\x1b]0;pwned\\x07"), "{args:?}: {}", out.stdout);
+        }
+    }
+    let logins = ctl(&env, &["--json", "logins", mb]).expect(0).json();
+    assert_eq!(logins["logins"][0]["ip"], hostile);
+    let list = ctl(&env, &["--json", "app-password", "list", mb]).expect(0).json();
+    assert_eq!(list["app_passwords"][0]["last_ip"], hostile);
+}

@@ -543,6 +543,35 @@ impl Admin {
         self.audit(&format!("unlock: mailbox={mb} was_locked={was}"));
         Ok(was)
     }
+
+    /// Sets up the store ([`Store::init`]) for `mfa-ctl store init`: in
+    /// `dir` instead of the configured folder when given (staging for a
+    /// package or `make install`). Returns the store folder and what was created.
+    pub fn store_init(&self, dir: Option<&Path>) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>)> {
+        let store = match dir {
+            None => self.store.clone(),
+            Some(d) => {
+                let root = std::path::absolute(d)
+                    .map_err(|e| AdminError::Usage(format!("{}: not a usable folder name: {e}", d.display())))?;
+                // Already resolved once by Admin::open, which refuses an unknown name.
+                let owner = self.cfg.store_owner.as_deref().and_then(crate::ffi::uid_of);
+                Store::new(
+                    &Config {
+                        store: root,
+                        ..self.cfg.clone()
+                    },
+                    owner,
+                )
+            }
+        };
+        let created = store.init()?;
+        self.audit(&format!(
+            "store init: store={} created={}",
+            crate::text::escape_controls(&store.root().to_string_lossy()),
+            created.len()
+        ));
+        Ok((store.root().to_path_buf(), created))
+    }
 }
 
 fn view_of(a: &AppPassword, state: &MailboxState) -> AppPasswordView {

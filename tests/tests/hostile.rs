@@ -348,21 +348,14 @@ fn hostile_config_files() {
     std::fs::set_permissions(&env.config, std::fs::Permissions::from_mode(0o664)).unwrap();
     assert_eq!(env.login("mail", "bob@example.org", "bobpw").auth, PAM_SERVICE_ERR);
     assert!(env.logs().join("\n").contains("chmod go-w"));
-    // Missing: the documented defaults (store /var/lib/pam_mfa, policy
-    // optional), so a mailbox that store does not know logs in with its
-    // password and nothing is created.
+    // Missing, though named with config=: refused, never the defaults
+    // (whose store is another one).
     std::fs::remove_file(&env.config).unwrap();
-    let default_dir = std::path::Path::new("/var/lib/pam_mfa/mailboxes/example.org");
-    for name in ["bob.mfa", "bob.toml"] {
-        assert!(
-            !default_dir.join(name).exists(),
-            "this machine's default store knows bob ({name}); the case below assumes it does not"
-        );
-    }
-    assert!(env.login("mail", "bob@example.org", "bobpw").ok());
-    assert!(!default_dir.join("bob.mfa").exists(), "a login created a mailbox file");
+    let r = env.login("mail", "bob@example.org", "bobpw");
+    assert_eq!((r.auth, r.acct), (PAM_SERVICE_ERR, None));
+    assert!(env.logs().join("\n").contains("does not exist"));
     eprintln!(
-        "FIGURE hostile config: unknown key, a directory in place of the file, group-writable -> PAM_SERVICE_ERR with the fix logged; missing -> documented defaults"
+        "FIGURE hostile config: unknown key, a directory in place of the file, group-writable, missing -> PAM_SERVICE_ERR with the fix logged"
     );
 }
 

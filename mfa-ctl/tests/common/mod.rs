@@ -43,10 +43,16 @@ impl Out {
 
 /// Runs `mfa-ctl --config <env's config> ARGS`, stdin closed.
 pub fn ctl(env: &Env, args: &[&str]) -> Out {
+    ctl_with_env(env, &[], args)
+}
+
+/// [`ctl`] with environment variables set for mfa-ctl (`vars`).
+pub fn ctl_with_env(env: &Env, vars: &[(&str, &str)], args: &[&str]) -> Out {
     let out = Command::new(mfa_ctl_path())
         .arg("--config")
         .arg(&env.config)
         .args(args)
+        .envs(vars.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run mfa-ctl");
@@ -211,4 +217,16 @@ pub fn decode_qr(lines: &[String], light_background: bool) -> String {
         .unwrap()
         .trim_end_matches('\n')
         .to_string()
+}
+
+/// Fails if `text` holds a character a terminal acts on: C0 controls other
+/// than newline (ESC, BEL, ...), DEL, C1 controls (U+009B starts an escape
+/// sequence by itself), bidi overrides and isolates.
+#[track_caller]
+pub fn assert_no_controls(text: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|&c| (c.is_control() && c != '\n') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        .collect();
+    assert!(bad.is_empty(), "control characters {bad:?} in output:\n{text:?}");
 }
