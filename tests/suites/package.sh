@@ -125,6 +125,11 @@ auth     requisite   pam_pwdfile.so pwdfile=$TMP/passwd use_first_pass
 auth     required    pam_mfa.so verify nodelay
 account  required    pam_mfa.so
 EOF
+  # The installed doctor finds nothing wrong with the recommended stack and
+  # the store the installation set up (warnings, e.g. an unsynchronised
+  # clock, are allowed: exit 0).
+  /usr/sbin/mfa-ctl doctor --pam-file "/etc/pam.d/$SERVICE" >"$TMP/doctor" 2>&1 \
+    || fail "[$label] mfa-ctl doctor found errors in the recommended stack: $(cat "$TMP/doctor")"
   # Not enrolled yet, optional policy (the default): the password alone works.
   printf '%s\n' "$pw" | pamtester -I rhost=192.0.2.7 "$SERVICE" "$mailbox" authenticate acct_mgmt >"$TMP/out" 2>&1 \
     || fail "[$label] password-only login of an unenrolled mailbox refused: $(cat "$TMP/out")"
