@@ -57,12 +57,22 @@ impl Default for Args {
 impl Args {
     pub fn parse<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Result<Args, String> {
         let mut out = Args::default();
+        let mut seen: Vec<&str> = Vec::new();
         for raw in args {
             let arg = std::str::from_utf8(raw).map_err(|_| "an argument is not UTF-8".to_string())?;
             let (key, value) = match arg.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
                 None => (arg, None),
             };
+            // Two `config=` (or `fail_delay=`...) on one line: which one the
+            // admin meant is a guess, and a guess about the store is not ours
+            // to make.
+            if value.is_some() {
+                if seen.contains(&key) {
+                    return Err(format!("'{key}=' given twice: give it once"));
+                }
+                seen.push(key);
+            }
             let mut set_role = |r: Role| match out.role {
                 Some(old) if old != r => Err(format!(
                     "both '{}' and '{}' given: one role per line",
@@ -90,8 +100,11 @@ impl Args {
                         .filter(|ms| *ms <= 60_000)
                         .ok_or_else(|| format!("fail_delay={v}: give milliseconds, 0 to 60000"))?;
                 }
-                ("config" | "log_socket", _) => {
-                    return Err(format!("'{arg}': give an absolute path, e.g. {key}=/etc/pam_mfa.toml"));
+                ("config", _) => {
+                    return Err(format!("'{arg}': give an absolute path, e.g. config=/etc/pam_mfa.toml"));
+                }
+                ("log_socket", _) => {
+                    return Err(format!("'{arg}': give an absolute path, e.g. log_socket=/dev/log"));
                 }
                 _ => {
                     return Err(format!(
@@ -130,5 +143,7 @@ mod tests {
         assert!(p(&["config=relative.toml"]).is_err());
         assert!(p(&["fail_delay=soon"]).is_err());
         assert!(p(&["debug=1"]).is_err());
+        assert!(p(&["config=/a.toml", "config=/b.toml"]).unwrap_err().contains("twice"));
+        assert!(p(&["log_socket=dev/log"]).unwrap_err().contains("log_socket=/dev/log"));
     }
 }

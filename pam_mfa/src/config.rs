@@ -11,11 +11,15 @@ use crate::duration;
 use crate::policy::Policy;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_PATH: &str = "/etc/pam_mfa.toml";
 pub const DEFAULT_STORE: &str = "/var/lib/pam_mfa";
+
+/// A configuration larger than this is refused unread (the shipped one,
+/// every key commented, is about 3 KiB).
+const MAX_SIZE: u64 = 1 << 20;
 
 /// What a configuration file that does not exist means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,8 +228,15 @@ impl Config {
             line,
             message,
         };
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
+        // Non-blocking, so a FIFO named as the configuration cannot hang an
+        // auth worker; the checks below are on what was opened (fstat), not
+        // on the path, so nothing can be swapped in between.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path);
+        let mut file = match opened {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return match if_missing {
                     IfMissing::Defaults => Ok(Config::default()),
@@ -239,6 +250,19 @@ impl Config {
             }
             Err(e) => return Err(err(None, format!("cannot read it: {e}"))),
         };
+        let meta = file.metadata().map_err(|e| err(None, format!("cannot read it: {e}")))?;
+        if !meta.is_file() {
+            return Err(err(
+                None,
+                "cannot read it: it is not a regular file (a folder, FIFO or device?)".into(),
+            ));
+        }
+        if meta.len() > MAX_SIZE {
+            return Err(err(
+                None,
+                format!("it is larger than {MAX_SIZE} bytes: not a pam_mfa configuration"),
+            ));
+        }
         if meta.mode() & 0o022 != 0 {
             return Err(err(
                 None,
@@ -259,7 +283,8 @@ impl Config {
                 ),
             ));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| err(None, format!("cannot read it: {e}")))?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).map_err(|e| err(None, format!("cannot read it: {e}")))?;
         Config::parse(&text).map_err(|(line, message)| err(line, message))
     }
 

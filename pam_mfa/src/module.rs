@@ -147,6 +147,17 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
     let (config_path, if_missing) = crate::config::source(args.config.as_deref());
     let cfg = match &memo.config {
         Some((path, cfg)) if path == config_path => cfg.clone(),
+        // The lines of one login read two stores or two policies: whatever
+        // `verify` then decides rests on what another configuration said.
+        Some((path, _)) => {
+            log.err(&format!(
+                "{}: the pam_mfa lines of this PAM service name different configuration files ({} on an earlier line, {} here); give every pam_mfa line the same config= (or none)",
+                args.role.map_or("account", Role::as_str),
+                path.display(),
+                config_path.display()
+            ));
+            return Err(Code::PAM_SERVICE_ERR);
+        }
         _ => match Config::load_cached(config_path, crate::ffi::effective_uid(), if_missing) {
             Ok(c) => {
                 memo.config = Some((config_path.to_path_buf(), c.clone()));
@@ -173,7 +184,7 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
     };
     let service = pam
         .service()
-        .map_or_else(|| "-".to_string(), |s| crate::text::escape_controls(&s).into_owned());
+        .map_or_else(|| "-".to_string(), |s| crate::text::escape_field(&s).into_owned());
     let rhost = pam
         .rhost()
         .filter(|r| !r.is_empty())

@@ -65,6 +65,21 @@ pub fn tails(typed: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     })
 }
 
+/// The tail of `typed` in the form codes are shown in, `xxxx-xxxx-xxxx`
+/// (any case), normalised, with the length of its prefix.
+pub fn dashed_tail(typed: &[u8]) -> Option<(usize, SecretString)> {
+    let cut = typed.len().checked_sub(LEN + 2)?;
+    let tail = typed.get(cut..)?;
+    let shaped = tail.iter().enumerate().all(|(i, b)| match i {
+        4 | 9 => *b == b'-',
+        _ => ALPHABET.contains(&b.to_ascii_lowercase()),
+    });
+    if !shaped {
+        return None;
+    }
+    normalize(std::str::from_utf8(tail).ok()?).map(|code| (cut, code))
+}
+
 /// Index of the unused code in `set` that `candidate` (normalised) matches.
 /// Compares every hash in constant time.
 pub fn find(set: &RecoverySet, used: &[u16], mailbox: &str, candidate: &str) -> Option<usize> {

@@ -11,7 +11,8 @@ use zeroize::Zeroizing;
 pub enum Factor {
     /// The trailing digits: a TOTP code.
     Totp(SecretString),
-    /// A tail matching one of the mailbox's unused recovery codes (normalised).
+    /// A tail matching one of the mailbox's unused recovery codes, or typed
+    /// in their dashed form `xxxx-xxxx-xxxx` (normalised).
     Recovery(SecretString),
 }
 
@@ -33,6 +34,12 @@ pub struct Split {
 /// `is_recovery` says whether a normalised tail is one of the mailbox's
 /// unused recovery codes; it is asked before the digits are taken, so a
 /// recovery code is never cut into "password" + "digits".
+/// A tail in the dashed form of a recovery code that matches none is still
+/// cut off as one: it is a guess, and `verify` must count it like a wrong
+/// code (a password handed on with it would fail as a wrong password, and
+/// guesses would go uncounted). The dashed form cannot end in a TOTP code,
+/// so no code login is mistaken for one; the undashed form can (12 letters
+/// and digits), so it is cut only when it matches.
 /// A string without a trailing code is handed on whole (the password check
 /// still runs, and `verify` refuses it as "code missing").
 pub fn split(typed: &[u8], digits: u8, is_recovery: impl Fn(&str) -> bool) -> Split {
@@ -55,6 +62,12 @@ pub fn split(typed: &[u8], digits: u8, is_recovery: impl Fn(&str) -> bool) -> Sp
         return Split {
             password: Zeroizing::new(pw.to_vec()),
             factor: Some(Factor::Totp(Zeroizing::new(String::from_utf8_lossy(code).into_owned()))),
+        };
+    }
+    if let Some((cut, code)) = recovery::dashed_tail(typed) {
+        return Split {
+            password: Zeroizing::new(typed.get(..cut).unwrap_or_default().to_vec()),
+            factor: Some(Factor::Recovery(code)),
         };
     }
     Split {
@@ -109,10 +122,31 @@ mod tests {
         assert_eq!(s.factor, Some(Factor::Recovery(Zeroizing::new("abcdefghjkmn".into()))));
         let s = split(b"pwABCDEFGHJKMN", 6, is_mine);
         assert_eq!(&s.password[..], b"pw");
-        // A password ending like a recovery code that is not one stays a password.
-        let s = split(b"pwabcd-efgh-jkmp", 6, is_mine);
-        assert_eq!(&s.password[..], b"pwabcd-efgh-jkmp");
+        // Without dashes, a tail that is no recovery code stays with the
+        // password: 12 letters and digits 2-9 may be a password's end plus a
+        // TOTP code.
+        let s = split(b"pwabcdef234567", 6, is_mine);
+        assert_eq!(&s.password[..], b"pwabcdef");
+        assert_eq!(s.factor, Some(Factor::Totp(Zeroizing::new("234567".into()))));
+        let s = split(b"pwabcdefghjkmp", 6, is_mine);
+        assert_eq!(&s.password[..], b"pwabcdefghjkmp");
         assert!(s.factor.is_none());
+    }
+
+    /// A guess at a recovery code, in the form they are shown in, is cut off
+    /// even though it matches none, so `verify` counts it.
+    #[test]
+    fn dashed_recovery_guesses_are_factors() {
+        let is_mine = |c: &str| c == "abcdefghjkmn";
+        let s = split(b"pwabcd-efgh-jkmp", 6, is_mine);
+        assert_eq!(&s.password[..], b"pw");
+        assert_eq!(s.factor, Some(Factor::Recovery(Zeroizing::new("abcdefghjkmp".into()))));
+        let s = split(b"pwABCD-EFGH-JKMP", 6, is_mine);
+        assert_eq!(s.factor, Some(Factor::Recovery(Zeroizing::new("abcdefghjkmp".into()))));
+        // Not the shape: a letter outside the alphabet, a dash misplaced.
+        for typed in [&b"pwabcd-efgh-jkm1"[..], b"pwabcde-fgh-jkmp", b"pwabcd-efgh-jkmp1"] {
+            assert!(split(typed, 6, is_mine).factor.is_none(), "{typed:?}");
+        }
     }
 
     proptest! {

@@ -19,16 +19,27 @@ fn needs_escape(c: char) -> bool {
 /// backslash typed by a client can look like an escape, but it cannot do
 /// what the character would have done.
 pub fn escape_controls(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(needs_escape) {
+    escape_where(s, needs_escape)
+}
+
+/// [`escape_controls`], and white space too: for a value that stands
+/// unquoted in a `key=value` log line (client address, service), where a
+/// space would let it add fields of its own (`rhost=1.2.3.4 result=accepted`).
+pub fn escape_field(s: &str) -> Cow<'_, str> {
+    escape_where(s, |c| needs_escape(c) || c.is_whitespace())
+}
+
+fn escape_where(s: &str, escape: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !s.chars().any(&escape) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
-            c if needs_escape(c) && u32::from(c) < 0x100 => {
+            c if escape(c) && u32::from(c) < 0x100 => {
                 let _ = write!(out, "\\x{:02x}", u32::from(c));
             }
-            c if needs_escape(c) => {
+            c if escape(c) => {
                 let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
             }
             c => out.push(c),
@@ -44,12 +55,12 @@ pub const MAX_RHOST: usize = 255;
 /// Marks a client address that was cut to [`MAX_RHOST`].
 pub const CUT_MARK: &str = "...(cut)";
 
-/// A client address as it is stored and logged: control characters escaped,
-/// then cut to at most [`MAX_RHOST`] bytes (on a character boundary) and
+/// A client address as it is stored and logged: control characters and
+/// white space escaped ([`escape_field`]), then cut to at most [`MAX_RHOST`] bytes (on a character boundary) and
 /// marked as cut, so a hostile PAM_RHOST can neither grow a mailbox file
 /// nor reach a terminal raw.
 pub fn clean_rhost(raw: &str) -> String {
-    let escaped = escape_controls(raw);
+    let escaped = escape_field(raw);
     if escaped.len() <= MAX_RHOST {
         return escaped.into_owned();
     }
@@ -75,6 +86,16 @@ mod tests {
         let once = escape_controls("a\x1bb").into_owned();
         assert_eq!(escape_controls(&once), once, "escaping twice changes nothing");
         assert_eq!(escape_controls("ünïcode"), "ünïcode");
+    }
+
+    #[test]
+    fn fields_cannot_add_fields() {
+        assert_eq!(escape_field("10.0.0.1 result=accepted"), "10.0.0.1\\x20result=accepted");
+        assert_eq!(escape_field("a\u{a0}b\u{2028}c"), "a\\xa0b\\u{2028}c");
+        assert_eq!(
+            clean_rhost("10.0.0.1\nFAKE result=accepted"),
+            "10.0.0.1\\x0aFAKE\\x20result=accepted"
+        );
     }
 
     #[test]

@@ -398,3 +398,92 @@ fn hostile_client_addresses_are_bounded_and_escaped() {
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{args:?}: {text:?}");
     }
 }
+
+/// Found in the attack after the fixes above: guesses at a recovery code
+/// matched no code, so `split` handed the whole string on as the password,
+/// and they failed as wrong passwords, never counted. Typed in the form
+/// codes are shown in, a guess is now a factor that `verify` counts.
+#[test]
+fn recovery_code_guesses_are_counted() {
+    let (env, _) = enrolled("");
+    let admin = env.admin();
+    let mb = admin.mailbox(ALICE).unwrap();
+    let codes = admin.recovery_codes(&mb, now()).unwrap();
+    for guess in ["aaaa-aaaa-aa9a", "ABCD-EFGH-JKMN", "zzzz-zzzz-zzzz"] {
+        let r = env.login("mail", ALICE, &format!("{PW}{guess}"));
+        assert_eq!(r.auth, PAM_AUTH_ERR, "{guess}: {r:?}");
+    }
+    assert_eq!(failures(&env, ALICE), 3);
+    let logs = env.logs().join("\n");
+    assert_eq!(logs.matches("reason=\"wrong code\"").count(), 3, "{logs}");
+    // A real one still logs in (and clears the counter).
+    assert!(env.login("mail", ALICE, &format!("{PW}{}", codes[0].as_str())).ok());
+    assert_eq!(failures(&env, ALICE), 0);
+}
+
+/// Found in the attack: a FIFO named as the configuration blocked the
+/// login (and the auth worker) in its read; it is refused at once.
+#[test]
+fn a_fifo_as_the_configuration_is_refused_not_waited_on() {
+    let env = Env::quick("");
+    env.set_password("bob@example.org", "bobpw");
+    let fifo = env.dir.path().join("fifo.toml");
+    let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let stack = env
+        .stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", "")
+        .replace(&env.config.display().to_string(), &fifo.display().to_string());
+    env.write_service("fifo", &stack);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let confdir = env.confdir.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(pam::login(&confdir, "fifo", b"bob@example.org", b"bobpw", None));
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the login hung on the FIFO");
+    assert_eq!(r.auth, PAM_SERVICE_ERR, "{r:?}");
+    assert!(env.logs().join("\n").contains("not a regular file"));
+}
+
+/// Found in the attack: the lines of one stack naming different
+/// configuration files made `verify` read another store than `split` did
+/// and blame the mailbox file; the login is refused with the real reason.
+#[test]
+fn lines_with_different_configurations_are_refused() {
+    let (env, secret) = enrolled("");
+    let other = env.dir.path().join("other.toml");
+    std::fs::copy(&env.config, &other).unwrap();
+    let stack = env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", "");
+    let verify_line = stack.lines().find(|l| l.contains(" verify ")).unwrap();
+    let stack = stack.replace(
+        verify_line,
+        &verify_line.replace(&env.config.display().to_string(), &other.display().to_string()),
+    );
+    env.write_service("mixed", &stack);
+    let t = fresh_step(3);
+    let r = env.login("mixed", ALICE, &format!("{PW}{}", oathtool(&secret, t)));
+    assert_eq!(r.auth, PAM_SERVICE_ERR, "{r:?}");
+    let logs = env.logs().join("\n");
+    assert!(logs.contains("name different configuration files"), "{logs}");
+}
+
+/// Found in the attack: a client address with spaces could add fields of
+/// its own to the `key=value` log line (`rhost=10.0.0.1 result=accepted`).
+#[test]
+fn a_client_address_cannot_add_log_fields() {
+    let env = Env::quick("");
+    env.set_password("bob@example.org", "bobpw");
+    let r = env.login_raw(
+        "mail",
+        b"bob@example.org",
+        b"wrong",
+        Some("10.0.0.1 result=accepted method=code"),
+    );
+    assert_eq!(r.auth, PAM_AUTH_ERR);
+    let r = env.login_raw("mail", b"bob@example.org", b"bobpw", Some("10.0.0.1 result=refused"));
+    assert!(r.ok());
+    let logs = env.logs().join("\n");
+    assert!(logs.contains("rhost=10.0.0.1\\x20result=refused "), "{logs}");
+    assert_eq!(logs.matches(" result=").count(), 1, "one field, not two: {logs}");
+}
