@@ -314,7 +314,7 @@ fn hostile_store_files() {
             .ok()
     );
     eprintln!(
-        "FIGURE hostile store files: {}/{} damaged or unsafe mailbox files refused with the exact PAM result and a log line naming the fix (truncated, empty, not a mailbox file, old-layout record, both copies torn, JSON cut short / not JSON / wrong type / unknown key, 80-bit and non-base32 secret, 0666/0644, foreign owner, symlink to /etc/shadow, a folder); store unchanged by each; the secret in no log line",
+        "FIGURE hostile store files: {}/{} damaged or unsafe mailbox files refused with the exact PAM result and a log line naming the fix (truncated, empty, not a mailbox file, a TOML record, both copies torn, JSON cut short / not JSON / wrong type / unknown key, 80-bit and non-base32 secret, 0666/0644, foreign owner, symlink to /etc/shadow, a folder); store unchanged by each; the secret in no log line",
         cases.len(),
         cases.len()
     );
