@@ -115,8 +115,30 @@ pub fn decide(
         }
         Requirement::Code => {}
     }
-    // Enrolled from here on.
-    let Some(seed) = record.and_then(|r| r.totp.as_ref()) else {
+    match record {
+        Some(record) => decide_code(req, factor, record, state, cfg),
+        None => finish(Outcome::Refused(Refusal::EnrolmentRequired), next),
+    }
+}
+
+/// The second factor of a mailbox that must give one: lock-out, seed,
+/// window, replay, failure counting. `mfa-ctl disable --code` checks its
+/// code here too, so proving possession to switch MFA off is held to the
+/// same rules as a login.
+pub fn decide_code(
+    req: &Request,
+    factor: Option<&Factor>,
+    record: &MailboxRecord,
+    state: &MailboxState,
+    cfg: &Config,
+) -> Decision {
+    let keep = cfg.state.keep_logins;
+    let mut next = state.clone();
+    let finish = |outcome: Outcome, next: MailboxState| Decision {
+        state: Some(next),
+        outcome,
+    };
+    let Some(seed) = record.totp.as_ref() else {
         return finish(Outcome::Refused(Refusal::EnrolmentRequired), next);
     };
     if let Some(lock) = lockout::lock(state, &cfg.lockout, req.now) {
@@ -188,7 +210,7 @@ pub fn decide(
             }
         },
         Some(Factor::Recovery(code)) => {
-            let set = record.and_then(|r| r.recovery.as_ref());
+            let set = record.recovery.as_ref();
             let found = set.and_then(|set| {
                 let used = state.recovery_used_of(&set.id);
                 recovery::find(set, used, req.mailbox, code).map(|i| (set, used.len(), i))
