@@ -1,7 +1,7 @@
 //! The command line, as clap definitions. Other tools (hosting panels,
-//! scripts) depend on these names, so they are the documented interface of
-//! issue #3; the man page and shell completions are generated from these
-//! same definitions so they can never drift from it.
+//! scripts) depend on these names, so they are a documented interface; the
+//! man page and shell completions are generated from these same definitions
+//! so they can never drift from it.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -34,6 +34,45 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    // Flattened: these are top-level commands like the ones below; they are
+    // grouped because each needs the configuration and the store opened.
+    #[command(flatten)]
+    Admin(AdminCommand),
+
+    /// Check the setup: configuration, store, PAM service files, Dovecot, clock
+    ///
+    /// Run it after setting up or changing anything. Each problem is one line,
+    /// `ERROR FILE:LINE: what is wrong — what to do` or `WARNING ...`. It runs
+    /// even when the configuration is broken (that is then one of the errors).
+    /// Exit status: 0 no error (warnings allowed), 1 at least one error, 2
+    /// doctor could not run (a PAM file or folder cannot be read).
+    ///
+    /// Dovecot is checked with `doveconf -n` where doveconf is on PATH; the
+    /// environment variable PAM_MFA_DOVECONF names another program to run
+    /// instead (tests use a script), and set but empty skips the check.
+    Doctor(DoctorArgs),
+
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff), or write one page per command into a folder
+    Man {
+        /// Write mfa-ctl.N, mfa-ctl-enroll.N, ... here instead of printing mfa-ctl.N
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Manual section, in the page headers, file names and cross-references
+        /// (8 where mfa-ctl is installed in sbin)
+        #[arg(long, value_name = "N", default_value = "1")]
+        section: String,
+    },
+}
+
+/// The commands that work on the store.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
     /// Per-domain policy: required, optional or disabled
     #[command(subcommand)]
     Domain(DomainCmd),
@@ -81,36 +120,6 @@ pub enum Command {
     /// Set up the store (folder, marker, domains/, mailboxes/)
     #[command(subcommand)]
     Store(StoreCmd),
-
-    /// Check the setup: configuration, store, PAM service files, Dovecot, clock
-    ///
-    /// Run it after setting up or changing anything. Each problem is one line,
-    /// `ERROR FILE:LINE: what is wrong — what to do` or `WARNING ...`. It runs
-    /// even when the configuration is broken (that is then one of the errors).
-    /// Exit status: 0 no error (warnings allowed), 1 at least one error, 2
-    /// doctor could not run (a PAM file or folder cannot be read).
-    ///
-    /// Dovecot is checked with `doveconf -n` where doveconf is on PATH; the
-    /// environment variable PAM_MFA_DOVECONF names another program to run
-    /// instead (tests use a script), and set but empty skips the check.
-    Doctor(DoctorArgs),
-
-    /// Print a shell completion script
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
-
-    /// Print the man page (roff), or write one page per command into a folder
-    Man {
-        /// Write mfa-ctl.N, mfa-ctl-enroll.N, ... here instead of printing mfa-ctl.N
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        /// Manual section, in the page headers, file names and cross-references
-        /// (8 where mfa-ctl is installed in sbin)
-        #[arg(long, value_name = "N", default_value = "1")]
-        section: String,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,7 +303,10 @@ mod tests {
         assert_eq!(d.pam_files, [PathBuf::from("/a"), PathBuf::from("/b")]);
         assert_eq!(d.pam_dir, PathBuf::from("/etc/pam.d"));
         let c = Cli::try_parse_from(["mfa-ctl", "store", "init", "/stage/var/lib/pam_mfa"]).unwrap();
-        assert!(matches!(c.command, Command::Store(StoreCmd::Init { dir: Some(_) })));
+        assert!(matches!(
+            c.command,
+            Command::Admin(AdminCommand::Store(StoreCmd::Init { dir: Some(_) }))
+        ));
     }
 
     #[test]
@@ -312,7 +324,7 @@ mod tests {
             "sieve",
         ])
         .unwrap();
-        let Command::AppPassword(AppPasswordCmd::Add { services, .. }) = c.command else {
+        let Command::Admin(AdminCommand::AppPassword(AppPasswordCmd::Add { services, .. })) = c.command else {
             panic!("parsed as {:?}", c.command)
         };
         assert_eq!(services, ["imap", "smtp", "sieve"]);

@@ -1,240 +1,137 @@
 //! One function per command: call the `pam_mfa::admin` operation, then say
 //! what happened and what to do next. No rule is decided here; the store,
 //! the policy and the code checks are the library's, shared with the module.
+//! The JSON forms are the library's views, serialised as they are.
 
-use crate::cli::{AppPasswordCmd, Command, DoctorArgs, DomainCmd, EnrollArgs, StoreCmd};
+use crate::cli::{AdminCommand, AppPasswordCmd, DisableArgs, DoctorArgs, DomainCmd, EnrollArgs, StoreCmd};
+use crate::error::Error;
 use crate::show::{self, Reply, list_or, when, when_or};
 use crate::{enroll, qr};
-use pam_mfa::admin::{Admin, AdminError, AppPasswordView, DomainView, Enrolment, Status};
+use pam_mfa::admin::{
+    Admin, AppPasswordView, DomainView, Enrolment, LockState, LoginNeeds, LoginView, MfaState, Status,
+};
 use pam_mfa::doctor::{self, Finding, Level};
 use pam_mfa::duration;
+use pam_mfa::mailbox::Mailbox;
 use pam_mfa::policy::Policy;
-use pam_mfa::store::records::Login;
+use pam_mfa::secret;
 use pam_mfa::text::escape_controls;
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-type Result<T> = std::result::Result<T, AdminError>;
+type Result<T> = std::result::Result<T, Error>;
 
 /// Options that change how results are shown, not what is done.
 pub struct Ui {
     pub json: bool,
 }
 
-pub fn run(admin: &Admin, command: Command, ui: &Ui, now: u64) -> Result<Reply> {
+pub fn run(admin: &Admin, command: AdminCommand, ui: &Ui, now: u64) -> Result<Reply> {
     match command {
-        Command::Domain(DomainCmd::Set { domain, policy, grace }) => {
-            let v = admin.domain_set(&domain, policy.into(), grace, now)?;
-            let mut human = format!("{}: MFA {}", v.domain, v.policy.policy);
-            if let (Some(g), Some(ends)) = (v.policy.grace, v.policy.grace_ends()) {
-                human.push_str(&format!(
-                    "; mailboxes that have not enrolled may log in with the password alone for {} more (until {})",
-                    duration::format(g),
-                    when(ends)
-                ));
-            }
-            human.push_str(".\n");
-            Ok(Reply::new(human, domain_json(&v)))
+        AdminCommand::Domain(DomainCmd::Set { domain, policy, grace }) => {
+            domain_set(admin, &domain, policy.into(), grace, now)
         }
-        Command::Domain(DomainCmd::Show { domain }) => {
-            let v = admin.domain_show(&domain)?;
-            let mut human = format!("domain:  {}\npolicy:  {}", v.domain, v.policy.policy);
-            if v.explicit {
-                human.push_str(&format!(" (set {})\n", when(v.policy.since)));
-            } else {
-                human.push_str(" (default_policy of the configuration: the domain has no policy of its own)\n");
-            }
-            if let (Some(g), Some(ends)) = (v.policy.grace, v.policy.grace_ends()) {
-                human.push_str(&format!("grace:   {}, ends {}\n", duration::format(g), when(ends)));
-            }
-            Ok(Reply::new(human, domain_json(&v)))
-        }
-        Command::Domain(DomainCmd::List) => {
-            let list = admin.domain_list()?;
-            let human = if list.is_empty() {
-                format!(
-                    "No domain has a policy of its own: all follow default_policy = {}.\n",
-                    admin.cfg.default_policy
-                )
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|v| {
-                        vec![
-                            v.domain.clone(),
-                            v.policy.policy.to_string(),
-                            v.policy.grace.map_or_else(|| "-".into(), duration::format),
-                            when_or(v.policy.grace_ends(), "-"),
-                            when(v.policy.since),
-                        ]
-                    })
-                    .collect();
-                show::table(&["DOMAIN", "POLICY", "GRACE", "GRACE ENDS", "SET"], &rows)
-            };
-            let domains: Vec<Value> = list.iter().map(domain_json).collect();
-            Ok(Reply::new(
-                human,
-                json!({"default_policy": admin.cfg.default_policy.as_str(), "domains": domains}),
-            ))
-        }
-        Command::Enroll(args) => enroll_cmd(admin, args, ui, now),
-        Command::Disable(args) => {
-            let mb = admin.mailbox(&args.mailbox)?;
-            admin.disable(&mb, args.code.as_deref(), args.force, now)?;
-            let after = admin.status(&mb, now)?;
-            let mut human = format!(
-                "MFA is now off for {mb}{}. The user may delete the entry \"{} ({mb})\" from the authenticator app; \
-                 its recovery codes no longer work.\n",
-                if args.force {
-                    " (forced by an admin; logged)"
-                } else {
-                    ""
-                },
-                admin.cfg.issuer
-            );
-            if after.login_needs == "enrolment_required" {
-                human.push_str(&format!(
-                    "The domain {} requires MFA: logins of {mb} are refused until it enrols again (mfa-ctl enroll {mb}).\n",
-                    mb.domain()
-                ));
-            }
-            Ok(Reply::new(
-                human,
-                json!({"mailbox": mb.to_string(), "state": after.state, "forced": args.force,
-                       "login_needs": after.login_needs}),
-            ))
-        }
-        Command::Status(a) => {
-            let mb = admin.mailbox(&a.mailbox)?;
-            let s = admin.status(&mb, now)?;
-            Ok(Reply::new(status_human(&s), status_json(&s)))
-        }
-        Command::List { domain } => {
-            let list = admin.list(domain.as_deref(), now)?;
-            let human = if list.is_empty() {
-                "No mailbox has MFA data in the store yet (enrol one with: mfa-ctl enroll MAILBOX).\n".to_string()
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|s| {
-                        vec![
-                            s.mailbox.clone(),
-                            s.state.to_string(),
-                            s.policy.policy.to_string(),
-                            s.login_needs.to_string(),
-                            s.lock.to_string(),
-                            s.recovery_codes_left.to_string(),
-                            s.app_passwords.to_string(),
-                            when_or(s.last_login.as_ref().map(|l| l.at), "-"),
-                        ]
-                    })
-                    .collect();
-                show::table(
-                    &[
-                        "MAILBOX",
-                        "MFA",
-                        "POLICY",
-                        "LOGIN NEEDS",
-                        "LOCK",
-                        "RECOVERY",
-                        "APP PW",
-                        "LAST LOGIN",
-                    ],
-                    &rows,
-                )
-            };
-            let mailboxes: Vec<Value> = list.iter().map(status_json).collect();
-            Ok(Reply::new(human, json!({ "mailboxes": mailboxes })))
-        }
-        Command::RecoveryCodes(a) => {
-            let mb = admin.mailbox(&a.mailbox)?;
-            let codes = admin.recovery_codes(&mb, now)?;
-            let mut human = format!("New recovery codes for {mb} (any older codes no longer work):\n\n");
-            for c in &codes {
-                human.push_str(&format!("  {}\n", c.as_str()));
-            }
-            human.push_str(
-                "\nEach code works once, typed in place of the 6-digit code (the password followed by the code), \
-                 when the phone is not at hand.\nKeep them somewhere safe: they are shown only now.\n",
-            );
-            let list: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
-            Ok(Reply::new(human, json!({"mailbox": mb.to_string(), "codes": list})))
-        }
-        Command::AppPassword(cmd) => app_password_cmd(admin, cmd, now),
-        Command::Logins { mailbox, limit } => {
+        AdminCommand::Domain(DomainCmd::Show { domain }) => domain_show(admin, &domain),
+        AdminCommand::Domain(DomainCmd::List) => domain_list(admin),
+        AdminCommand::Enroll(args) => enroll(admin, &args, ui, now),
+        AdminCommand::Disable(args) => disable(admin, &args, now),
+        AdminCommand::Status(a) => status(admin, &admin.mailbox(&a.mailbox)?, now),
+        AdminCommand::List { domain } => list(admin, domain.as_deref(), now),
+        AdminCommand::RecoveryCodes(a) => recovery_codes(admin, &admin.mailbox(&a.mailbox)?, now),
+        AdminCommand::AppPassword(AppPasswordCmd::Add {
+            mailbox,
+            label,
+            services,
+            from,
+            expires,
+        }) => {
             let mb = admin.mailbox(&mailbox)?;
-            let logins = admin.logins(&mb, limit)?;
-            let human = if logins.is_empty() {
-                format!("No logins recorded for {mb}.\n")
-            } else {
-                let rows: Vec<Vec<String>> = logins
-                    .iter()
-                    .map(|l| {
-                        vec![
-                            when(l.at),
-                            l.service.clone(),
-                            if l.rhost.is_empty() {
-                                "-".into()
-                            } else {
-                                l.rhost.clone()
-                            },
-                            l.method.as_str().to_string(),
-                            l.result.clone(),
-                        ]
-                    })
-                    .collect();
-                show::table(&["TIME", "SERVICE", "IP", "METHOD", "RESULT"], &rows)
-            };
-            let list: Vec<Value> = logins.iter().map(login_json).collect();
-            Ok(Reply::new(human, json!({"mailbox": mb.to_string(), "logins": list})))
+            app_password_add(admin, &mb, &label, &services, &from, expires, now)
         }
-        Command::Unlock(a) => {
-            let mb = admin.mailbox(&a.mailbox)?;
-            let was = admin.unlock(&mb, now)?;
-            let human = if was {
-                format!("{mb} is unlocked: its failed-code counter is back to 0.\n")
-            } else {
-                format!("{mb} was not locked (no failed codes); nothing changed.\n")
-            };
-            Ok(Reply::new(human, json!({"mailbox": mb.to_string(), "was_locked": was})))
+        AdminCommand::AppPassword(AppPasswordCmd::List { mailbox }) => {
+            app_password_list(admin, &admin.mailbox(&mailbox)?)
         }
-        Command::Store(StoreCmd::Init { dir }) => {
-            let (root, created) = admin.store_init(dir.as_deref())?;
-            let root_text = escape_controls(&root.to_string_lossy()).into_owned();
-            let human = if created.is_empty() {
-                format!("The store {root_text} was already complete; nothing was created.\n")
-            } else {
-                let mut h = format!("Store {root_text}: created\n");
-                for p in &created {
-                    h.push_str(&format!("  {}\n", escape_controls(&p.to_string_lossy())));
-                }
-                h
-            };
-            let created: Vec<String> = created.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-            Ok(Reply::new(
-                human,
-                json!({"store": root.to_string_lossy(), "created": created}),
-            ))
+        AdminCommand::AppPassword(AppPasswordCmd::Revoke { mailbox, label }) => {
+            app_password_revoke(admin, &admin.mailbox(&mailbox)?, &label)
         }
-        Command::Completions { .. } | Command::Man { .. } | Command::Doctor(_) => Err(AdminError::Other(
-            "completions, man and doctor are handled before the store is opened".into(),
-        )),
+        AdminCommand::Logins { mailbox, limit } => logins(admin, &admin.mailbox(&mailbox)?, limit),
+        AdminCommand::Unlock(a) => unlock(admin, &admin.mailbox(&a.mailbox)?, now),
+        AdminCommand::Store(StoreCmd::Init { dir }) => store_init(admin, dir.as_deref()),
     }
 }
 
-fn enroll_cmd(admin: &Admin, args: EnrollArgs, ui: &Ui, now: u64) -> Result<Reply> {
+// ---- domains ----
+
+fn domain_set(admin: &Admin, domain: &str, policy: Policy, grace: Option<u64>, now: u64) -> Result<Reply> {
+    let v = admin.domain_set(domain, policy, grace, now)?;
+    let mut human = format!("{}: MFA {}", v.domain, v.policy.policy);
+    if let (Some(g), Some(ends)) = (v.policy.grace, v.policy.grace_ends()) {
+        human.push_str(&format!(
+            "; mailboxes that have not enrolled may log in with the password alone for {} more (until {})",
+            duration::format(g),
+            when(ends)
+        ));
+    }
+    human.push_str(".\n");
+    Ok(Reply::new(human, json!(v)))
+}
+
+fn domain_show(admin: &Admin, domain: &str) -> Result<Reply> {
+    let v = admin.domain_show(domain)?;
+    let mut human = format!("domain:  {}\npolicy:  {}", v.domain, v.policy.policy);
+    if v.explicit {
+        human.push_str(&format!(" (set {})\n", when(v.policy.since)));
+    } else {
+        human.push_str(" (default_policy of the configuration: the domain has no policy of its own)\n");
+    }
+    if let (Some(g), Some(ends)) = (v.policy.grace, v.policy.grace_ends()) {
+        human.push_str(&format!("grace:   {}, ends {}\n", duration::format(g), when(ends)));
+    }
+    Ok(Reply::new(human, json!(v)))
+}
+
+fn domain_list(admin: &Admin) -> Result<Reply> {
+    let list: Vec<DomainView> = admin.domain_list()?;
+    let human = if list.is_empty() {
+        format!(
+            "No domain has a policy of its own: all follow default_policy = {}.\n",
+            admin.cfg.default_policy
+        )
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|v| {
+                vec![
+                    v.domain.clone(),
+                    v.policy.policy.to_string(),
+                    v.policy.grace.map_or_else(|| "-".into(), duration::format),
+                    when_or(v.policy.grace_ends(), "-"),
+                    when(v.policy.since),
+                ]
+            })
+            .collect();
+        show::table(&["DOMAIN", "POLICY", "GRACE", "GRACE ENDS", "SET"], &rows)
+    };
+    Ok(Reply::new(
+        human,
+        json!({"default_policy": admin.cfg.default_policy, "domains": list}),
+    ))
+}
+
+// ---- enrolment and disabling ----
+
+fn enroll(admin: &Admin, args: &EnrollArgs, ui: &Ui, now: u64) -> Result<Reply> {
     let mb = admin.mailbox(&args.mailbox)?;
     if let Some(code) = args.confirm.as_deref() {
         admin.enroll_confirm(&mb, code, now)?;
         return Ok(Reply::new(
-            enabled_text(&mb.to_string()),
-            json!({"mailbox": mb.to_string(), "state": "enabled"}),
+            enabled_text(mb.as_str()),
+            json!({"mailbox": mb.as_str(), "state": MfaState::Enabled}),
         ));
     }
     if !args.begin && ui.json {
-        return Err(AdminError::Usage(
-            "the interactive enrolment has no JSON form; use --begin --json, then --confirm CODE --json".into(),
-        ));
+        return Err(Error::InteractiveJson);
     }
     let e = admin.enroll_begin(&mb, now)?;
     let mut human = enrolment_text(&e, !args.no_qr && !ui.json, args.invert)?;
@@ -242,10 +139,22 @@ fn enroll_cmd(admin: &Admin, args: EnrollArgs, ui: &Ui, now: u64) -> Result<Repl
         human.push_str(&format!(
             "\nMFA stays off until the code is confirmed: mfa-ctl enroll {mb} --confirm CODE\n"
         ));
-        return Ok(Reply::new(human, enrolment_json(&e)));
+        let begun = Begun {
+            enrolment: &e,
+            state: MfaState::Pending,
+        };
+        return Ok(Reply::new(human, json!(begun)));
     }
     enroll::challenge(admin, &mb, &e, &human)?;
-    Ok(Reply::new(enabled_text(&mb.to_string()), Value::Null))
+    Ok(Reply::new(enabled_text(mb.as_str()), Value::Null))
+}
+
+/// `enroll --begin --json`: the enrolment to show, and the state it leaves.
+#[derive(Serialize)]
+struct Begun<'a> {
+    #[serde(flatten)]
+    enrolment: &'a Enrolment,
+    state: MfaState,
 }
 
 /// The screen a user scans: QR code, the secret for typing by hand, the URI.
@@ -256,7 +165,7 @@ pub fn enrolment_text(e: &Enrolment, with_qr: bool, invert: bool) -> Result<Stri
             "\nScan this QR code with an authenticator app (Google Authenticator, Authy, Aegis, FreeOTP, \
              Microsoft Authenticator, ...):\n\n",
         );
-        out.push_str(&qr::render(e.otpauth_uri.as_str(), invert).map_err(AdminError::Other)?);
+        out.push_str(&qr::render(e.otpauth_uri.as_str(), invert).map_err(Error::Qr)?);
         out.push_str(if invert {
             "\n\nIf the app does not read it, run this again without --invert (drawn for a light terminal background).\n"
         } else {
@@ -268,24 +177,10 @@ pub fn enrolment_text(e: &Enrolment, with_qr: bool, invert: bool) -> Result<Stri
         e.digits,
         e.period,
         e.mailbox,
-        show::grouped(e.secret.as_str()).as_str(),
+        secret::grouped(e.secret.as_str(), ' ').as_str(),
         e.otpauth_uri.as_str()
     ));
     Ok(out)
-}
-
-fn enrolment_json(e: &Enrolment) -> Value {
-    json!({
-        "mailbox": e.mailbox,
-        "state": "pending",
-        "secret": e.secret.as_str(),
-        "otpauth_uri": e.otpauth_uri.as_str(),
-        "issuer": e.issuer,
-        "algorithm": e.algorithm.as_str(),
-        "digits": e.digits,
-        "period": e.period,
-        "seconds_left": e.seconds_left,
-    })
 }
 
 pub fn enabled_text(mb: &str) -> String {
@@ -296,144 +191,109 @@ pub fn enabled_text(mb: &str) -> String {
     )
 }
 
-fn app_password_cmd(admin: &Admin, cmd: AppPasswordCmd, now: u64) -> Result<Reply> {
-    match cmd {
-        AppPasswordCmd::Add {
-            mailbox,
-            label,
-            services,
-            from,
-            expires,
-        } => {
-            let mb = admin.mailbox(&mailbox)?;
-            let (v, password) = admin.app_password_add(&mb, &label, &services, &from, expires, now)?;
-            let human = format!(
-                "App password \"{}\" for {mb}:\n\n  {}\n\n\
-                 Type it in the mail client instead of the password (dashes and spaces are optional). It is shown only now.\n\
-                 services: {}\nfrom:     {}\nexpires:  {}\n",
-                v.label,
-                password.as_str(),
-                list_or(&v.services, "any"),
-                list_or(&v.from, "anywhere"),
-                when_or(v.expires, "never"),
-            );
-            let mut j = app_password_json(&v);
-            if let Value::Object(o) = &mut j {
-                o.insert("mailbox".into(), mb.to_string().into());
-                o.insert("password".into(), password.as_str().into());
-            }
-            Ok(Reply::new(human, j))
-        }
-        AppPasswordCmd::List { mailbox } => {
-            let mb = admin.mailbox(&mailbox)?;
-            let list = admin.app_password_list(&mb)?;
-            let human = if list.is_empty() {
-                format!(
-                    "{mb} has no app passwords (create one with: mfa-ctl app-password add {mb} --label NAME --service imap).\n"
-                )
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|a| {
-                        vec![
-                            a.label.clone(),
-                            list_or(&a.services, "any"),
-                            list_or(&a.from, "anywhere"),
-                            when(a.created),
-                            when_or(a.expires, "never"),
-                            when_or(a.last_used, "never"),
-                            a.last_rhost.clone().unwrap_or_else(|| "-".into()),
-                        ]
-                    })
-                    .collect();
-                show::table(
-                    &[
-                        "LABEL",
-                        "SERVICES",
-                        "FROM",
-                        "CREATED",
-                        "EXPIRES",
-                        "LAST USED",
-                        "LAST IP",
-                    ],
-                    &rows,
-                )
-            };
-            let list: Vec<Value> = list.iter().map(app_password_json).collect();
-            Ok(Reply::new(
-                human,
-                json!({"mailbox": mb.to_string(), "app_passwords": list}),
-            ))
-        }
-        AppPasswordCmd::Revoke { mailbox, label } => {
-            let mb = admin.mailbox(&mailbox)?;
-            admin.app_password_revoke(&mb, &label)?;
-            Ok(Reply::new(
-                format!("App password \"{label}\" of {mb} is revoked: mail clients using it can no longer log in.\n"),
-                json!({"mailbox": mb.to_string(), "label": label, "revoked": true}),
-            ))
-        }
+fn disable(admin: &Admin, args: &DisableArgs, now: u64) -> Result<Reply> {
+    let mb = admin.mailbox(&args.mailbox)?;
+    admin.disable(&mb, args.code.as_deref(), args.force, now)?;
+    let after = admin.status(&mb, now)?;
+    let mut human = format!(
+        "MFA is now off for {mb}{}. The user may delete the entry \"{} ({mb})\" from the authenticator app; \
+         its recovery codes no longer work.\n",
+        if args.force {
+            " (forced by an admin; logged)"
+        } else {
+            ""
+        },
+        admin.cfg.issuer
+    );
+    if after.login_needs == LoginNeeds::EnrolmentRequired {
+        human.push_str(&format!(
+            "The domain {} requires MFA: logins of {mb} are refused until it enrols again (mfa-ctl enroll {mb}).\n",
+            mb.domain()
+        ));
     }
+    Ok(Reply::new(
+        human,
+        json!({"mailbox": mb.as_str(), "state": after.state, "forced": args.force,
+               "login_needs": after.login_needs}),
+    ))
 }
 
-fn domain_json(v: &DomainView) -> Value {
-    json!({
-        "domain": v.domain,
-        "policy": v.policy.policy.as_str(),
-        "explicit": v.explicit,
-        "grace": v.policy.grace.map(duration::format),
-        "grace_seconds": v.policy.grace,
-        "grace_ends": v.policy.grace_ends(),
-        "since": v.explicit.then_some(v.policy.since),
-    })
+// ---- status ----
+
+fn status(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {
+    let s = admin.status(mb, now)?;
+    Ok(Reply::new(status_human(&s), json!(s)))
 }
 
-fn status_json(s: &Status) -> Value {
-    json!({
-        "mailbox": s.mailbox,
-        "state": s.state,
-        "policy": s.policy.policy.as_str(),
-        "login_needs": s.login_needs,
-        "grace_ends": s.grace_ends,
-        "failures": s.failures,
-        "lock": s.lock,
-        "locked_until": s.locked_until,
-        "recovery_codes_left": s.recovery_codes_left,
-        "app_passwords": s.app_passwords,
-        "last_login": s.last_login.as_ref().map(login_json),
-    })
+fn list(admin: &Admin, domain: Option<&str>, now: u64) -> Result<Reply> {
+    let list = admin.list(domain, now)?;
+    let human = if list.is_empty() {
+        "No mailbox has MFA data in the store yet (enrol one with: mfa-ctl enroll MAILBOX).\n".to_string()
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|s| {
+                vec![
+                    s.mailbox.clone(),
+                    s.state.to_string(),
+                    s.policy.policy.to_string(),
+                    s.login_needs.to_string(),
+                    s.lock.to_string(),
+                    s.recovery_codes_left.to_string(),
+                    s.app_passwords.to_string(),
+                    when_or(s.last_login.as_ref().map(|l| l.at), "-"),
+                ]
+            })
+            .collect();
+        show::table(
+            &[
+                "MAILBOX",
+                "MFA",
+                "POLICY",
+                "LOGIN NEEDS",
+                "LOCK",
+                "RECOVERY",
+                "APP PW",
+                "LAST LOGIN",
+            ],
+            &rows,
+        )
+    };
+    Ok(Reply::new(human, json!({ "mailboxes": list })))
 }
 
 fn status_human(s: &Status) -> String {
     let mb = &s.mailbox;
     let state = match s.state {
-        "pending" => {
+        MfaState::Pending => {
             format!("pending (a secret was shown but not confirmed; finish with: mfa-ctl enroll {mb} --confirm CODE)")
         }
-        other => other.to_string(),
+        MfaState::Enabled | MfaState::Disabled => s.state.to_string(),
     };
     let needs = match s.login_needs {
-        "code" => "password followed by the code from the app".to_string(),
-        "password_only" => match s.grace_ends {
+        LoginNeeds::Code => "password followed by the code from the app".to_string(),
+        LoginNeeds::PasswordOnly => match s.grace_ends {
             Some(ends) => format!(
                 "password only, until {} (grace period; then MFA is required)",
                 when(ends)
             ),
             None => "password only".to_string(),
         },
-        _ => format!("nothing works: the domain requires MFA; enrol with: mfa-ctl enroll {mb}"),
+        LoginNeeds::EnrolmentRequired => {
+            format!("nothing works: the domain requires MFA; enrol with: mfa-ctl enroll {mb}")
+        }
     };
     let lock = match s.lock {
-        "backoff" => format!(
+        LockState::Backoff => format!(
             "backing off until {} after {} failed codes (mfa-ctl unlock {mb} clears it)",
             when_or(s.locked_until, "-"),
             s.failures
         ),
-        "blocked" => format!(
+        LockState::Blocked => format!(
             "blocked after {} failed codes; clear with: mfa-ctl unlock {mb}",
             s.failures
         ),
-        _ => format!(
+        LockState::None => format!(
             "none ({} failed code{} in a row)",
             s.failures,
             if s.failures == 1 { "" } else { "s" }
@@ -452,41 +312,169 @@ fn status_human(s: &Status) -> String {
     )
 }
 
-fn login_line(l: &Login) -> String {
+fn login_line(l: &LoginView) -> String {
     format!(
         "{} {} from {}, {}, {}",
         when(l.at),
         escape_controls(&l.service),
-        if l.rhost.is_empty() {
-            "-".into()
-        } else {
-            escape_controls(&l.rhost)
-        },
+        l.ip.as_deref().map_or_else(|| "-".into(), escape_controls),
         l.method.as_str(),
         escape_controls(&l.result)
     )
 }
 
-fn login_json(l: &Login) -> Value {
-    json!({
-        "at": l.at,
-        "service": l.service,
-        "ip": if l.rhost.is_empty() { None } else { Some(&l.rhost) },
-        "method": l.method.as_str(),
-        "result": l.result,
-    })
+// ---- recovery codes and app passwords ----
+
+fn recovery_codes(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {
+    let codes = admin.recovery_codes(mb, now)?;
+    let mut human = format!("New recovery codes for {mb} (any older codes no longer work):\n\n");
+    for c in &codes {
+        human.push_str(&format!("  {}\n", c.as_str()));
+    }
+    human.push_str(
+        "\nEach code works once, typed in place of the 6-digit code (the password followed by the code), \
+         when the phone is not at hand.\nKeep them somewhere safe: they are shown only now.\n",
+    );
+    let list: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+    Ok(Reply::new(human, json!({"mailbox": mb.as_str(), "codes": list})))
 }
 
-fn app_password_json(a: &AppPasswordView) -> Value {
-    json!({
-        "label": a.label,
-        "services": a.services,
-        "from": a.from,
-        "created": a.created,
-        "expires": a.expires,
-        "last_used": a.last_used,
-        "last_ip": a.last_rhost,
-    })
+fn app_password_add(
+    admin: &Admin,
+    mb: &Mailbox,
+    label: &str,
+    services: &[String],
+    from: &[String],
+    expires: Option<u64>,
+    now: u64,
+) -> Result<Reply> {
+    let (v, password) = admin.app_password_add(mb, label, services, from, expires, now)?;
+    let human = format!(
+        "App password \"{}\" for {mb}:\n\n  {}\n\n\
+         Type it in the mail client instead of the password (dashes and spaces are optional). It is shown only now.\n\
+         services: {}\nfrom:     {}\nexpires:  {}\n",
+        v.label,
+        password.as_str(),
+        list_or(&v.services, "any"),
+        list_or(&v.from, "anywhere"),
+        when_or(v.expires, "never"),
+    );
+    let added = Added {
+        mailbox: mb.as_str(),
+        view: &v,
+        password: password.as_str(),
+    };
+    Ok(Reply::new(human, json!(added)))
+}
+
+/// `app-password add --json`: the new app password, shown this once.
+#[derive(Serialize)]
+struct Added<'a> {
+    mailbox: &'a str,
+    #[serde(flatten)]
+    view: &'a AppPasswordView,
+    password: &'a str,
+}
+
+fn app_password_list(admin: &Admin, mb: &Mailbox) -> Result<Reply> {
+    let list = admin.app_password_list(mb)?;
+    let human = if list.is_empty() {
+        format!(
+            "{mb} has no app passwords (create one with: mfa-ctl app-password add {mb} --label NAME --service imap).\n"
+        )
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|a| {
+                vec![
+                    a.label.clone(),
+                    list_or(&a.services, "any"),
+                    list_or(&a.from, "anywhere"),
+                    when(a.created),
+                    when_or(a.expires, "never"),
+                    when_or(a.last_used, "never"),
+                    a.last_rhost.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        show::table(
+            &[
+                "LABEL",
+                "SERVICES",
+                "FROM",
+                "CREATED",
+                "EXPIRES",
+                "LAST USED",
+                "LAST IP",
+            ],
+            &rows,
+        )
+    };
+    Ok(Reply::new(
+        human,
+        json!({"mailbox": mb.as_str(), "app_passwords": list}),
+    ))
+}
+
+fn app_password_revoke(admin: &Admin, mb: &Mailbox, label: &str) -> Result<Reply> {
+    admin.app_password_revoke(mb, label)?;
+    Ok(Reply::new(
+        format!("App password \"{label}\" of {mb} is revoked: mail clients using it can no longer log in.\n"),
+        json!({"mailbox": mb.as_str(), "label": label, "revoked": true}),
+    ))
+}
+
+// ---- logins, lock-out, store ----
+
+fn logins(admin: &Admin, mb: &Mailbox, limit: usize) -> Result<Reply> {
+    let logins: Vec<LoginView> = admin.logins(mb, limit)?.iter().map(LoginView::from).collect();
+    let human = if logins.is_empty() {
+        format!("No logins recorded for {mb}.\n")
+    } else {
+        let rows: Vec<Vec<String>> = logins
+            .iter()
+            .map(|l| {
+                vec![
+                    when(l.at),
+                    l.service.clone(),
+                    l.ip.clone().unwrap_or_else(|| "-".into()),
+                    l.method.as_str().to_string(),
+                    l.result.clone(),
+                ]
+            })
+            .collect();
+        show::table(&["TIME", "SERVICE", "IP", "METHOD", "RESULT"], &rows)
+    };
+    Ok(Reply::new(human, json!({"mailbox": mb.as_str(), "logins": logins})))
+}
+
+fn unlock(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {
+    let was = admin.unlock(mb, now)?;
+    let human = if was {
+        format!("{mb} is unlocked: its failed-code counter is back to 0.\n")
+    } else {
+        format!("{mb} was not locked (no failed codes); nothing changed.\n")
+    };
+    Ok(Reply::new(human, json!({"mailbox": mb.as_str(), "was_locked": was})))
+}
+
+fn store_init(admin: &Admin, dir: Option<&Path>) -> Result<Reply> {
+    let (root, created) = admin.store_init(dir)?;
+    let root_text = escape_controls(&root.to_string_lossy()).into_owned();
+    let human = if created.is_empty() {
+        format!("The store {root_text} was already complete; nothing was created.\n")
+    } else {
+        let mut h = format!("Store {root_text}: created\n");
+        for p in &created {
+            h.push_str(&format!("  {}\n", escape_controls(&p.to_string_lossy())));
+        }
+        h
+    };
+    let created: Vec<String> = created.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    Ok(Reply::new(
+        human,
+        json!({"store": root.to_string_lossy(), "created": created}),
+    ))
 }
 
 /// The doveconf program doctor asks: `PAM_MFA_DOVECONF` if set (empty: no
@@ -510,7 +498,7 @@ pub fn doctor(config: Option<&Path>, args: &DoctorArgs) -> Result<(Reply, u8)> {
         pam_dir: args.pam_dir.clone(),
         doveconf: doveconf(),
     };
-    let report = doctor::run(&opts).map_err(AdminError::Other)?;
+    let report = doctor::run(&opts).map_err(Error::Doctor)?;
     let (errors, warnings) = (report.errors(), report.warnings());
     let mut human: String = report.findings.iter().map(finding_line).collect();
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });

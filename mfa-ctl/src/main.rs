@@ -6,12 +6,14 @@
 mod cli;
 mod commands;
 mod enroll;
+mod error;
 mod qr;
 mod show;
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};
-use pam_mfa::admin::{Admin, AdminError};
+use error::Error;
+use pam_mfa::admin::Admin;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -24,14 +26,9 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("mfa-ctl: {e}");
             if json {
-                let kind = match e {
-                    AdminError::Refused(_) => "refused",
-                    AdminError::Usage(_) => "usage",
-                    _ => "error",
-                };
                 println!(
                     "{}",
-                    serde_json::json!({"error": kind, "message": e.to_string(), "exit_code": e.exit_code()})
+                    serde_json::json!({"error": e.kind(), "message": e.to_string(), "exit_code": e.exit_code()})
                 );
             }
             ExitCode::from(e.exit_code())
@@ -49,19 +46,18 @@ fn man_pages(cmd: clap::Command, dir: &std::path::Path, section: &str) -> std::i
 }
 
 /// Runs the command; `Ok` holds the exit status (doctor's 1 is a finding, not an error).
-fn run(cli: Cli) -> Result<u8, AdminError> {
-    let io = |e: std::io::Error| AdminError::Other(format!("writing the output: {e}"));
+fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mfa-ctl", &mut std::io::stdout());
-            return Ok(0);
+            Ok(0)
         }
         Command::Man { dir: None, section } => {
             clap_mangen::Man::new(Cli::command())
                 .section(section)
                 .render(&mut std::io::stdout())
-                .map_err(io)?;
-            return Ok(0);
+                .map_err(Error::Output)?;
+            Ok(0)
         }
         Command::Man {
             dir: Some(dir),
@@ -69,29 +65,29 @@ fn run(cli: Cli) -> Result<u8, AdminError> {
         } => {
             let mut cmd = Cli::command().disable_help_subcommand(true);
             cmd.build();
-            man_pages(cmd, &dir, &section)
-                .map_err(|e| AdminError::Other(format!("writing man pages to {}: {e}", dir.display())))?;
-            return Ok(0);
+            man_pages(cmd, &dir, &section).map_err(|error| Error::ManPages { dir, error })?;
+            Ok(0)
         }
-        // Before Admin::open: doctor must run, and report, when the
+        // Without opening the store: doctor must run, and report, when the
         // configuration or the store is what is broken.
         Command::Doctor(args) => {
             let (reply, code) = commands::doctor(cli.config.as_deref(), &args)?;
             print(&reply, cli.json)?;
-            return Ok(code);
+            Ok(code)
         }
-        _ => {}
+        Command::Admin(command) => {
+            let now = pam_mfa::clock::now().map_err(Error::Clock)?;
+            let admin = Admin::open(cli.config.as_deref())?;
+            let ui = commands::Ui { json: cli.json };
+            let reply = commands::run(&admin, command, &ui, now)?;
+            print(&reply, cli.json)?;
+            Ok(0)
+        }
     }
-    let now = pam_mfa::clock::now().map_err(|e| AdminError::Other(e.to_string()))?;
-    let admin = Admin::open(cli.config.as_deref())?;
-    let ui = commands::Ui { json: cli.json };
-    let reply = commands::run(&admin, cli.command, &ui, now)?;
-    print(&reply, cli.json)?;
-    Ok(0)
 }
 
-fn print(reply: &show::Reply, json: bool) -> Result<(), AdminError> {
-    let io = |e: std::io::Error| AdminError::Other(format!("writing the output: {e}"));
+fn print(reply: &show::Reply, json: bool) -> Result<(), Error> {
+    let io = Error::Output;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", reply.json.as_str()).map_err(io)?;

@@ -134,18 +134,6 @@ pub fn list_or(items: &[String], empty: &str) -> String {
     }
 }
 
-/// The base32 secret in groups of four, as apps let people type it.
-pub fn grouped(secret: &str) -> Zeroizing<String> {
-    Zeroizing::new(
-        secret
-            .as_bytes()
-            .chunks(4)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,10 +163,5 @@ mod tests {
         assert_eq!(r.json.as_str(), r#"{"ip":"a\u001b\u007f\u009b\u202eb"}"#);
         let back: serde_json::Value = serde_json::from_str(&r.json).unwrap();
         assert_eq!(back["ip"], "a\x1b\u{7f}\u{9b}\u{202e}b");
-    }
-
-    #[test]
-    fn groups_of_four() {
-        assert_eq!(grouped("ABCDEFGHIJ").as_str(), "ABCD EFGH IJ");
     }
 }

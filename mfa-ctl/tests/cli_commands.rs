@@ -289,6 +289,55 @@ fn disable_with_code_then_password_plus_code_is_refused() {
     );
 }
 
+/// `disable --code` is held to the rules of a login's code: one fixed wrong
+/// code counts once per time step (a client retrying within a step counts
+/// once, a guesser sending it every step counts every time), spaces and
+/// dashes typed around it change nothing, and enough of them lock the
+/// mailbox against `disable` too. At fixed instants, through the library.
+#[test]
+fn a_fixed_wrong_code_to_disable_counts_again_in_every_later_step() {
+    use pam_mfa::admin::{AdminError, Refusal};
+    const T: u64 = 1_700_000_020; // 20 s left in its step
+    let env = Env::new();
+    let admin = env.admin();
+    let mb = admin.mailbox("hal@example.org").unwrap();
+    let secret = admin.enroll_begin(&mb, T).unwrap().secret.to_string();
+    admin.enroll_confirm(&mb, &oathtool(&secret, T), T).unwrap();
+    let valid: Vec<String> = (0..8).map(|i| oathtool(&secret, T - 30 + 30 * i)).collect();
+    let wrong = (0..10)
+        .map(|d| d.to_string().repeat(6))
+        .find(|c| !valid.contains(c))
+        .unwrap();
+    let failures = |t| admin.status(&mb, t).unwrap().failures;
+    let disable = |code: &str, t| admin.disable(&mb, Some(code), false, t).unwrap_err();
+
+    let e = disable(&wrong, T);
+    assert!(
+        matches!(&e, AdminError::Refused(Refusal::WrongCode { seconds_left: 20, .. })),
+        "{e:?}"
+    );
+    assert_eq!(failures(T), 1);
+    // Again in the same step, also typed with a space and a dash: not counted.
+    disable(&wrong, T + 5);
+    disable(&format!(" {}-{} ", &wrong[..3], &wrong[3..]), T + 6);
+    assert_eq!(failures(T + 6), 1);
+    // The same code in each later step: counted each time.
+    for (i, t) in [T + 30, T + 60, T + 90, T + 120].into_iter().enumerate() {
+        disable(&wrong, t);
+        assert_eq!(failures(t), 2 + i as u32, "at {t}");
+    }
+    // Five failures: backing off, and a refusal while locked is not counted.
+    let e = disable(&oathtool(&secret, T + 125), T + 125);
+    assert!(matches!(&e, AdminError::Refused(Refusal::Locked { .. })), "{e:?}");
+    assert_eq!(failures(T + 125), 5);
+    assert_eq!(admin.status(&mb, T + 125).unwrap().state, "enabled");
+    // After the back-off the right code switches MFA off.
+    admin
+        .disable(&mb, Some(&oathtool(&secret, T + 160)), false, T + 160)
+        .unwrap();
+    assert_eq!(admin.status(&mb, T + 160).unwrap().state, "disabled");
+}
+
 #[test]
 fn disable_tells_the_user_to_delete_the_app_entry() {
     let env = Env::new();

@@ -3,31 +3,130 @@
 //! parses arguments and prints; every rule lives here or below, shared with
 //! the module. Each mailbox change is a read-modify-write under the
 //! mailbox lock, so it never loses an update made by a login meanwhile.
+//! Errors say what happened, not which flag to use: that wording is the CLI's.
 
 use crate::app_password::{self, AppPassword};
 use crate::config::{self, Config};
+use crate::decide::{self, Outcome, Request};
 use crate::lockout::{self, Lock};
 use crate::log::{Level, Logger};
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Mailbox, MailboxError};
 use crate::net::Cidr;
-use crate::policy::{self, DomainPolicy, Policy, Requirement};
+use crate::policy::{self, DomainPolicy, NoCodeReason, Policy, Requirement};
 use crate::recovery;
 use crate::secret::{RandomError, SecretString};
-use crate::store::records::{Login, MailboxFile, MailboxRecord, MailboxState};
+use crate::split::Factor;
+use crate::store::records::{Login, MailboxFile, MailboxRecord, MailboxState, Method};
 use crate::store::{Locked, Store, StoreError};
-use crate::totp::{CodeCheck, TotpSeed};
+use crate::totp::{self, CodeCheck, SeedError, TotpSeed};
+use serde::{Serialize, Serializer};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Why an admin operation did not happen. `Refused` is a "no" (exit 1);
-/// the others are errors (exit 2).
+/// Why an admin operation did not happen. [`AdminError::Refused`] is a "no"
+/// to a well-formed request (exit 1); the others are errors (exit 2).
 #[derive(Debug)]
 pub enum AdminError {
-    Refused(String),
-    Usage(String),
+    Refused(Refusal),
+    /// The request itself is not acceptable (a name, a label, an option).
+    Invalid(Invalid),
     Config(config::ConfigError),
     Store(StoreError),
-    Other(String),
+    /// The store folder for a mailbox could not be created under `root`.
+    NoStoreFolders {
+        root: PathBuf,
+    },
+    /// The mailbox's active seed cannot compute codes (fail closed).
+    UnusableSecret {
+        mailbox: String,
+        error: SeedError,
+    },
+    /// The seed of the enrolment in progress cannot compute codes.
+    UnusablePendingSecret {
+        mailbox: String,
+        error: SeedError,
+    },
+    Random(RandomError),
+}
+
+/// A "no": the request was understood and the rules forbid it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The domain's policy is `disabled`: nobody there can enrol.
+    DomainDisabled {
+        domain: String,
+    },
+    AlreadyEnrolled {
+        mailbox: String,
+    },
+    NoEnrolmentInProgress {
+        mailbox: String,
+    },
+    /// The code given to confirm an enrolment is not one of the new secret.
+    WrongEnrolmentCode {
+        mailbox: String,
+        seconds_left: u64,
+    },
+    /// The code given as proof of possession is wrong (and was counted).
+    WrongCode {
+        mailbox: String,
+        seconds_left: u64,
+    },
+    /// The code was right but its step was already used.
+    CodeReplayed,
+    /// Too many failed codes: the same lock-out a login meets.
+    Locked {
+        mailbox: String,
+        lock: Lock,
+    },
+    /// The domain requires MFA, so only an admin may turn it off.
+    RequiredByPolicy {
+        domain: String,
+    },
+    NotEnrolled {
+        mailbox: String,
+    },
+    DuplicateLabel {
+        mailbox: String,
+        label: String,
+    },
+    NoSuchAppPassword {
+        mailbox: String,
+        label: String,
+    },
+}
+
+/// A request that cannot be carried out as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalid {
+    Mailbox {
+        name: String,
+        error: MailboxError,
+    },
+    Domain {
+        name: String,
+        error: MailboxError,
+    },
+    /// A grace period was given for a policy other than `required`.
+    GraceWithoutRequired,
+    /// An app password label must be 1 to 64 printable characters.
+    Label,
+    /// Not a PAM service name.
+    Service {
+        service: String,
+    },
+    /// Not a network (CIDR or address); the parser's explanation.
+    Network(String),
+    /// A folder name that cannot be made absolute.
+    Folder {
+        dir: PathBuf,
+        error: String,
+    },
+    /// The configuration's `store_owner` names no user.
+    StoreOwner {
+        config: PathBuf,
+        name: String,
+    },
 }
 
 impl AdminError {
@@ -43,9 +142,74 @@ impl AdminError {
 impl fmt::Display for AdminError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AdminError::Refused(m) | AdminError::Usage(m) | AdminError::Other(m) => f.write_str(m),
+            AdminError::Refused(r) => write!(f, "{r}"),
+            AdminError::Invalid(i) => write!(f, "{i}"),
             AdminError::Config(e) => write!(f, "{e}"),
             AdminError::Store(e) => write!(f, "{e}"),
+            AdminError::NoStoreFolders { root } => {
+                write!(f, "cannot create the store folders under {}", root.display())
+            }
+            AdminError::UnusableSecret { mailbox, error } => {
+                write!(f, "the secret of {mailbox} is unusable ({error})")
+            }
+            AdminError::UnusablePendingSecret { mailbox, error } => {
+                write!(f, "the pending secret of {mailbox} is unusable ({error})")
+            }
+            AdminError::Random(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::DomainDisabled { domain } => write!(f, "MFA is disabled for the domain {domain}"),
+            Refusal::AlreadyEnrolled { mailbox } => write!(f, "MFA is already enabled for {mailbox}"),
+            Refusal::NoEnrolmentInProgress { mailbox } => write!(f, "{mailbox} has no enrolment in progress"),
+            Refusal::WrongEnrolmentCode { mailbox, seconds_left } => write!(
+                f,
+                "that code is not valid for {mailbox}: check the app's entry is the new one, wait for the app to show a fresh code ({seconds_left} s left on the current one) and try again"
+            ),
+            Refusal::WrongCode { mailbox, seconds_left } => write!(
+                f,
+                "that code is not valid for {mailbox}; wait for the app to show a fresh code ({seconds_left} s left) and try again"
+            ),
+            Refusal::CodeReplayed => f.write_str("that code was already used; wait for the app to show a fresh code"),
+            Refusal::Locked { mailbox, .. } => write!(f, "{mailbox} is locked after too many failed codes"),
+            Refusal::RequiredByPolicy { domain } => write!(
+                f,
+                "MFA is required for the domain {domain}; only an admin can disable it"
+            ),
+            Refusal::NotEnrolled { mailbox } => write!(f, "MFA is not enabled for {mailbox}"),
+            Refusal::DuplicateLabel { mailbox, label } => write!(
+                f,
+                "{mailbox} already has an app password labelled '{label}'; revoke it first or choose another label"
+            ),
+            Refusal::NoSuchAppPassword { mailbox, label } => {
+                write!(f, "{mailbox} has no app password labelled '{label}'")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invalid::Mailbox { name, error } => write!(f, "'{name}' is not a mailbox name: {error}"),
+            Invalid::Domain { name, error } => write!(f, "'{name}' is not a domain name: {error}"),
+            Invalid::GraceWithoutRequired => f.write_str("a grace period only applies to the required policy"),
+            Invalid::Label => f.write_str("an app password label must be 1 to 64 printable characters"),
+            Invalid::Service { service } => write!(
+                f,
+                "'{service}' is not a PAM service name (e.g. imap, pop3, smtp, sieve)"
+            ),
+            Invalid::Network(e) => f.write_str(e),
+            Invalid::Folder { dir, error } => write!(f, "{}: not a usable folder name: {error}", dir.display()),
+            Invalid::StoreOwner { config, name } => write!(
+                f,
+                "configuration {}: store_owner = {name:?} is not a known user",
+                config.display()
+            ),
         }
     }
 }
@@ -60,13 +224,91 @@ impl From<StoreError> for AdminError {
 
 impl From<RandomError> for AdminError {
     fn from(e: RandomError) -> Self {
-        AdminError::Other(e.to_string())
+        AdminError::Random(e)
+    }
+}
+
+impl From<Refusal> for AdminError {
+    fn from(r: Refusal) -> Self {
+        AdminError::Refused(r)
+    }
+}
+
+impl From<Invalid> for AdminError {
+    fn from(i: Invalid) -> Self {
+        AdminError::Invalid(i)
     }
 }
 
 type Result<T> = std::result::Result<T, AdminError>;
 
-/// A domain's policy as shown to admins.
+/// An enum shown to people and scripts by one fixed name: `as_str`,
+/// `Display` and the serde form are the same string (a test checks it).
+/// Comparing with a `&str` is for tests that read these as text.
+macro_rules! named_enum {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vm])* $variant,)*
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// Whether a mailbox uses MFA.
+    pub enum MfaState {
+        Enabled => "enabled",
+        /// A secret was shown but its first code not yet confirmed.
+        Pending => "pending",
+        Disabled => "disabled",
+    }
+}
+
+named_enum! {
+    /// What a login of the mailbox needs now, besides the password.
+    pub enum LoginNeeds {
+        Code => "code",
+        PasswordOnly => "password_only",
+        /// Nothing works: the domain requires MFA and the grace period is over.
+        EnrolmentRequired => "enrolment_required",
+    }
+}
+
+named_enum! {
+    /// The mailbox's lock-out after failed codes.
+    pub enum LockState {
+        None => "none",
+        /// Codes are refused until `locked_until`.
+        Backoff => "backoff",
+        /// Codes are refused until an admin unlocks the mailbox.
+        Blocked => "blocked",
+    }
+}
+
+/// A domain's policy as shown to admins. Its JSON form spells the policy
+/// out for panels: the grace period as text and in seconds, and its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainView {
     pub domain: String,
@@ -75,26 +317,73 @@ pub struct DomainView {
     pub explicit: bool,
 }
 
+impl Serialize for DomainView {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let p = &self.policy;
+        let mut out = s.serialize_struct("DomainView", 7)?;
+        out.serialize_field("domain", &self.domain)?;
+        out.serialize_field("policy", &p.policy)?;
+        out.serialize_field("explicit", &self.explicit)?;
+        out.serialize_field("grace", &p.grace.map(crate::duration::format))?;
+        out.serialize_field("grace_seconds", &p.grace)?;
+        out.serialize_field("grace_ends", &p.grace_ends())?;
+        // A domain without a record of its own was never set.
+        out.serialize_field("since", &self.explicit.then_some(p.since))?;
+        out.end()
+    }
+}
+
 /// A mailbox's MFA state as shown to admins and users.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
     pub mailbox: String,
-    /// `enabled`, `pending` or `disabled`.
-    pub state: &'static str,
+    pub state: MfaState,
+    /// Shown as the policy's name; the grace period is in `grace_ends`.
+    #[serde(serialize_with = "policy_name")]
     pub policy: DomainPolicy,
-    /// `code`, `password_only` or `enrolment_required`: what a login needs now.
-    pub login_needs: &'static str,
+    pub login_needs: LoginNeeds,
+    /// When the password alone stops being enough (grace period of a
+    /// `required` domain, for a mailbox that has not enrolled).
     pub grace_ends: Option<u64>,
     pub failures: u32,
-    /// `none`, `backoff` or `blocked`.
-    pub lock: &'static str,
+    pub lock: LockState,
     pub locked_until: Option<u64>,
     pub recovery_codes_left: usize,
     pub app_passwords: usize,
-    pub last_login: Option<Login>,
+    pub last_login: Option<LoginView>,
+}
+
+fn policy_name<S: Serializer>(p: &DomainPolicy, s: S) -> std::result::Result<S::Ok, S::Error> {
+    p.policy.serialize(s)
+}
+
+/// One recorded login as shown to admins and users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoginView {
+    pub at: u64,
+    pub service: String,
+    /// The client's address, when the service gave one.
+    pub ip: Option<String>,
+    pub method: Method,
+    /// `ok`, or why it was refused.
+    pub result: String,
+}
+
+impl From<&Login> for LoginView {
+    fn from(l: &Login) -> Self {
+        LoginView {
+            at: l.at,
+            service: l.service.clone(),
+            ip: Some(l.rhost.clone()).filter(|r| !r.is_empty()),
+            method: l.method,
+            result: l.result.clone(),
+        }
+    }
 }
 
 /// A fresh enrolment to show the user (secret and URI are secrets).
+#[derive(Serialize)]
 pub struct Enrolment {
     pub mailbox: String,
     pub secret: SecretString,
@@ -107,8 +396,11 @@ pub struct Enrolment {
     pub seconds_left: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An app password as shown to admins and users (never the password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AppPasswordView {
+    /// Internal identifier, not shown: people name it by its label.
+    #[serde(skip)]
     pub id: String,
     pub label: String,
     pub services: Vec<String>,
@@ -116,6 +408,7 @@ pub struct AppPasswordView {
     pub created: u64,
     pub expires: Option<u64>,
     pub last_used: Option<u64>,
+    #[serde(rename = "last_ip")]
     pub last_rhost: Option<String>,
 }
 
@@ -125,29 +418,19 @@ pub struct Admin {
     pub log: Logger,
 }
 
-fn refused(msg: impl Into<String>) -> AdminError {
-    AdminError::Refused(msg.into())
-}
-
-/// Strips what people type around a code (spaces, dashes).
-fn clean_code(code: &str) -> SecretString {
-    zeroize::Zeroizing::new(code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect())
-}
-
 impl Admin {
     /// Opens the configuration and the store. `named`: the configuration
     /// file given with `--config`, which must exist; without it the default
     /// path is read, and if that is missing the defaults apply.
     pub fn open(named: Option<&Path>) -> Result<Admin> {
         let (config_path, if_missing) = config::source(named);
-        let cfg = Config::load(config_path, crate::ffi::effective_uid(), if_missing).map_err(AdminError::Config)?;
+        let cfg =
+            Config::load(config_path, crate::ffi::sys::effective_uid(), if_missing).map_err(AdminError::Config)?;
         let owner = match cfg.store_owner.as_deref() {
             None => None,
-            Some(name) => Some(crate::ffi::uid_of(name).ok_or_else(|| {
-                AdminError::Usage(format!(
-                    "configuration {}: store_owner = {name:?} is not a known user",
-                    config_path.display()
-                ))
+            Some(name) => Some(crate::ffi::sys::uid_of(name).ok_or_else(|| Invalid::StoreOwner {
+                config: config_path.to_path_buf(),
+                name: name.to_string(),
             })?),
         };
         let store = Store::new(&cfg, owner);
@@ -157,26 +440,45 @@ impl Admin {
     }
 
     pub fn mailbox(&self, name: &str) -> Result<Mailbox> {
-        Mailbox::parse(name.as_bytes(), self.cfg.default_domain.as_deref())
-            .map_err(|e| AdminError::Usage(format!("'{name}' is not a mailbox name: {e}")))
+        Mailbox::parse(name.as_bytes(), self.cfg.default_domain.as_deref()).map_err(|error| {
+            Invalid::Mailbox {
+                name: name.to_string(),
+                error,
+            }
+            .into()
+        })
     }
 
     fn domain(name: &str) -> Result<String> {
-        Mailbox::parse_domain(name).map_err(|e| AdminError::Usage(format!("'{name}' is not a domain name: {e}")))
+        Mailbox::parse_domain(name).map_err(|error| {
+            Invalid::Domain {
+                name: name.to_string(),
+                error,
+            }
+            .into()
+        })
     }
 
     fn audit(&self, msg: &str) {
-        let uid = crate::ffi::effective_uid();
+        let uid = crate::ffi::sys::effective_uid();
         self.log.log(Level::Notice, &format!("{msg} by_uid={uid}"));
     }
 
     fn locked(&self, mb: &Mailbox) -> Result<Locked<'_>> {
-        self.store.lock(mb, true)?.ok_or_else(|| {
-            AdminError::Other(format!(
-                "cannot create the store folders under {}",
-                self.store.root().display()
-            ))
+        self.store.lock(mb, true)?.ok_or_else(|| AdminError::NoStoreFolders {
+            root: self.store.root().to_path_buf(),
         })
+    }
+
+    /// Refused for a domain whose policy is `disabled`, where nobody enrols.
+    fn check_enrolment_allowed(&self, mb: &Mailbox) -> Result<()> {
+        if self.store.policy_for(mb.domain(), &self.cfg)?.policy == Policy::Disabled {
+            return Err(Refusal::DomainDisabled {
+                domain: mb.domain().to_string(),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     // ---- domains ----
@@ -184,7 +486,7 @@ impl Admin {
     pub fn domain_set(&self, domain: &str, policy: Policy, grace: Option<u64>, now: u64) -> Result<DomainView> {
         let domain = Self::domain(domain)?;
         if grace.is_some() && policy != Policy::Required {
-            return Err(AdminError::Usage("--grace only applies to the required policy".into()));
+            return Err(Invalid::GraceWithoutRequired.into());
         }
         let p = DomainPolicy {
             policy,
@@ -233,26 +535,20 @@ impl Admin {
 
     /// Step 1: a new pending secret. Logins are unaffected until [`Self::enroll_confirm`].
     pub fn enroll_begin(&self, mb: &Mailbox, now: u64) -> Result<Enrolment> {
-        let policy = self.store.policy_for(mb.domain(), &self.cfg)?;
-        if policy.policy == Policy::Disabled {
-            return Err(refused(format!(
-                "MFA is disabled for the domain {}; an admin can change that with: mfa-ctl domain set {} optional",
-                mb.domain(),
-                mb.domain()
-            )));
-        }
+        self.check_enrolment_allowed(mb)?;
         let lock = self.locked(mb)?;
         let mut record = lock.read_record()?.unwrap_or_default();
         if record.enrolled() {
-            return Err(refused(format!(
-                "MFA is already enabled for {mb}; to move it to a new phone, disable it first (mfa-ctl disable {mb} --code CODE)"
-            )));
+            return Err(Refusal::AlreadyEnrolled {
+                mailbox: mb.to_string(),
+            }
+            .into());
         }
         let seed = TotpSeed::generate(self.cfg.totp.digits, self.cfg.totp.period, now)?;
         let e = Enrolment {
             mailbox: mb.to_string(),
             secret: seed.secret.clone(),
-            otpauth_uri: seed.otpauth_uri(&self.cfg.issuer, &mb.to_string()),
+            otpauth_uri: seed.otpauth_uri(&self.cfg.issuer, mb.as_str()),
             issuer: self.cfg.issuer.clone(),
             algorithm: seed.algorithm,
             digits: seed.digits,
@@ -268,31 +564,30 @@ impl Admin {
     /// Step 2: activates the pending secret if `code` is valid. The code's
     /// step counts as used, so the same code cannot also log in.
     pub fn enroll_confirm(&self, mb: &Mailbox, code: &str, now: u64) -> Result<()> {
-        // Checked again here: the policy may have changed since --begin.
-        if self.store.policy_for(mb.domain(), &self.cfg)?.policy == Policy::Disabled {
-            return Err(refused(format!(
-                "MFA is disabled for the domain {}; an admin can change that with: mfa-ctl domain set {} optional",
-                mb.domain(),
-                mb.domain()
-            )));
-        }
+        // Checked again here: the policy may have changed since step 1.
+        self.check_enrolment_allowed(mb)?;
         let lock = self.locked(mb)?;
         let mut record = lock.read_record()?.unwrap_or_default();
         if record.enrolled() {
-            return Err(refused(format!("MFA is already enabled for {mb}")));
+            return Err(Refusal::AlreadyEnrolled {
+                mailbox: mb.to_string(),
+            }
+            .into());
         }
         let Some(pending) = record.pending.clone() else {
-            return Err(refused(format!(
-                "{mb} has no enrolment in progress; start one with: mfa-ctl enroll {mb} --begin"
-            )));
+            return Err(Refusal::NoEnrolmentInProgress {
+                mailbox: mb.to_string(),
+            }
+            .into());
         };
-        let g = pending.generator().map_err(|e| {
-            AdminError::Other(format!(
-                "the pending secret of {mb} is unusable ({e}); start again with --begin"
-            ))
+        let g = pending.generator().map_err(|error| AdminError::UnusablePendingSecret {
+            mailbox: mb.to_string(),
+            error,
         })?;
         let mut state = lock.read_state()?;
-        match g.check(&clean_code(code), now, self.cfg.totp.window, None) {
+        // No replay check and no failure counting: the secret is not in
+        // force yet, so a wrong code here guards nothing.
+        match g.check(&totp::clean_code(code), now, self.cfg.totp.window, None) {
             CodeCheck::Fresh { step } | CodeCheck::Replayed { step } => {
                 record.totp = Some(pending);
                 record.pending = None;
@@ -303,10 +598,11 @@ impl Admin {
                 self.audit(&format!("enroll confirm: mailbox={mb} result=enabled"));
                 Ok(())
             }
-            CodeCheck::Wrong => Err(refused(format!(
-                "that code is not valid for {mb}: check the app's entry is the new one, wait for the app to show a fresh code ({} s left on the current one) and try again",
-                g.seconds_left(now)
-            ))),
+            CodeCheck::Wrong => Err(Refusal::WrongEnrolmentCode {
+                mailbox: mb.to_string(),
+                seconds_left: g.seconds_left(now),
+            }
+            .into()),
         }
     }
 
@@ -315,49 +611,16 @@ impl Admin {
     pub fn disable(&self, mb: &Mailbox, code: Option<&str>, force: bool, now: u64) -> Result<()> {
         let policy = self.store.policy_for(mb.domain(), &self.cfg)?;
         if policy.policy == Policy::Required && !force {
-            return Err(refused(format!(
-                "MFA is required for the domain {}; only an admin can disable it (--force)",
-                mb.domain()
-            )));
+            return Err(Refusal::RequiredByPolicy {
+                domain: mb.domain().to_string(),
+            }
+            .into());
         }
         let lock = self.locked(mb)?;
         let mut record = lock.read_record()?.unwrap_or_default();
         let mut state = lock.read_state()?;
         if !force {
-            let Some(seed) = record.totp.as_ref() else {
-                return Err(refused(format!("MFA is not enabled for {mb}")));
-            };
-            let g = seed.generator().map_err(|e| {
-                AdminError::Other(format!("the secret of {mb} is unusable ({e}); an admin can --force"))
-            })?;
-            if let Some(Lock::Backoff { .. } | Lock::Blocked) = lockout::lock(&state, &self.cfg.lockout, now) {
-                return Err(refused(format!(
-                    "{mb} is locked after too many failed codes; wait, or ask an admin to run: mfa-ctl unlock {mb}"
-                )));
-            }
-            match g.check(
-                &clean_code(code.unwrap_or_default()),
-                now,
-                self.cfg.totp.window,
-                state.last_step,
-            ) {
-                CodeCheck::Fresh { .. } => {}
-                CodeCheck::Replayed { .. } => {
-                    return Err(refused(
-                        "that code was already used; wait for the app to show a fresh code",
-                    ));
-                }
-                CodeCheck::Wrong => {
-                    let mut what = b"disable:".to_vec();
-                    what.extend_from_slice(clean_code(code.unwrap_or_default()).as_bytes());
-                    lockout::record_failure(&mut state, crate::secret::fingerprint(g.key(), &what), now);
-                    lock.write_state(&state, true)?;
-                    return Err(refused(format!(
-                        "that code is not valid for {mb}; wait for the app to show a fresh code ({} s left) and try again",
-                        g.seconds_left(now)
-                    )));
-                }
-            }
+            self.prove_possession(&lock, mb, code.unwrap_or_default(), &record, &state, now)?;
         }
         let was = record.enrolled() || record.pending.is_some();
         record.totp = None;
@@ -370,6 +633,54 @@ impl Admin {
         lock.write_state(&state, true)?;
         self.audit(&format!("disable: mailbox={mb} force={force} was_enabled={was}"));
         Ok(())
+    }
+
+    /// The code that proves the user holds the phone, checked by the same
+    /// decision as a login's code (lock-out, window, replay, a wrong code
+    /// counted once per step), so switching MFA off is no easier a target
+    /// for guessing than logging in. A refusal's new state is written.
+    fn prove_possession(
+        &self,
+        lock: &Locked<'_>,
+        mb: &Mailbox,
+        code: &str,
+        record: &MailboxRecord,
+        state: &MailboxState,
+        now: u64,
+    ) -> Result<()> {
+        let Some(seed) = record.totp.as_ref() else {
+            return Err(Refusal::NotEnrolled {
+                mailbox: mb.to_string(),
+            }
+            .into());
+        };
+        let req = Request {
+            mailbox: mb.as_str(),
+            service: "mfa-ctl",
+            rhost: None,
+            now,
+        };
+        let factor = Factor::Totp(totp::clean_code(code));
+        let decision = decide::decide_code(&req, Some(&factor), record, state, &self.cfg);
+        let refusal = match decision.outcome {
+            Outcome::Accepted(_) => return Ok(()),
+            Outcome::Refused(r) => r,
+        };
+        if let Some(next) = &decision.state {
+            lock.write_state(next, true)?;
+        }
+        let mailbox = mb.to_string();
+        Err(match refusal {
+            decide::Refusal::Replayed { .. } => Refusal::CodeReplayed.into(),
+            decide::Refusal::WrongCode { .. } | decide::Refusal::CodeMissing => Refusal::WrongCode {
+                mailbox,
+                seconds_left: seed.generator().map_or(0, |g| g.seconds_left(now)),
+            }
+            .into(),
+            decide::Refusal::Locked(lock) => Refusal::Locked { mailbox, lock }.into(),
+            decide::Refusal::BadSeed(error) => AdminError::UnusableSecret { mailbox, error },
+            decide::Refusal::EnrolmentRequired => Refusal::NotEnrolled { mailbox }.into(),
+        })
     }
 
     // ---- status ----
@@ -390,15 +701,15 @@ impl Admin {
     ) -> Status {
         let enrolled = record.enrolled();
         let (login_needs, grace_ends) = match policy::requirement(&policy, enrolled, now) {
-            Requirement::Code => ("code", None),
-            Requirement::PasswordOnly(policy::NoCodeReason::Grace { ends }) => ("password_only", Some(ends)),
-            Requirement::PasswordOnly(_) => ("password_only", None),
-            Requirement::EnrolmentRequired => ("enrolment_required", None),
+            Requirement::Code => (LoginNeeds::Code, None),
+            Requirement::PasswordOnly(NoCodeReason::Grace { ends }) => (LoginNeeds::PasswordOnly, Some(ends)),
+            Requirement::PasswordOnly(_) => (LoginNeeds::PasswordOnly, None),
+            Requirement::EnrolmentRequired => (LoginNeeds::EnrolmentRequired, None),
         };
         let (lock, locked_until) = match enrolled.then(|| lockout::lock(state, &self.cfg.lockout, now)).flatten() {
-            None => ("none", None),
-            Some(Lock::Backoff { until }) => ("backoff", Some(until)),
-            Some(Lock::Blocked) => ("blocked", None),
+            None => (LockState::None, None),
+            Some(Lock::Backoff { until }) => (LockState::Backoff, Some(until)),
+            Some(Lock::Blocked) => (LockState::Blocked, None),
         };
         let recovery_codes_left = record.recovery.as_ref().map_or(0, |set| {
             set.hashes.len().saturating_sub(state.recovery_used_of(&set.id).len())
@@ -406,11 +717,11 @@ impl Admin {
         Status {
             mailbox: mb.to_string(),
             state: if enrolled {
-                "enabled"
+                MfaState::Enabled
             } else if record.pending.is_some() {
-                "pending"
+                MfaState::Pending
             } else {
-                "disabled"
+                MfaState::Disabled
             },
             policy,
             login_needs,
@@ -420,7 +731,7 @@ impl Admin {
             locked_until,
             recovery_codes_left,
             app_passwords: record.app_passwords.len(),
-            last_login: state.logins.last().cloned(),
+            last_login: state.logins.last().map(LoginView::from),
         }
     }
 
@@ -447,9 +758,10 @@ impl Admin {
         let lock = self.locked(mb)?;
         let mut record = lock.read_record()?.unwrap_or_default();
         if !record.enrolled() {
-            return Err(refused(format!(
-                "MFA is not enabled for {mb}: enrol first (mfa-ctl enroll {mb})"
-            )));
+            return Err(Refusal::NotEnrolled {
+                mailbox: mb.to_string(),
+            }
+            .into());
         }
         let (set, codes) = recovery::generate(&mb.to_string(), recovery::DEFAULT_COUNT, now)?;
         record.recovery = Some(set);
@@ -471,15 +783,13 @@ impl Admin {
     ) -> Result<(AppPasswordView, SecretString)> {
         let label = label.trim();
         if label.is_empty() || label.len() > 64 || label.chars().any(char::is_control) {
-            return Err(AdminError::Usage("--label must be 1 to 64 printable characters".into()));
+            return Err(Invalid::Label.into());
         }
         let mut svcs = Vec::new();
         for s in services {
             let s = s.to_ascii_lowercase();
             if s.is_empty() || s.len() > 32 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(AdminError::Usage(format!(
-                    "--service '{s}' is not a PAM service name (e.g. imap, pop3, smtp, sieve)"
-                )));
+                return Err(Invalid::Service { service: s }.into());
             }
             if !svcs.contains(&s) {
                 svcs.push(s);
@@ -487,14 +797,16 @@ impl Admin {
         }
         let mut nets = Vec::new();
         for n in from {
-            nets.push(Cidr::parse(n).map_err(AdminError::Usage)?.to_string());
+            nets.push(Cidr::parse(n).map_err(Invalid::Network)?.to_string());
         }
         let lock = self.locked(mb)?;
         let mut record = lock.read_record()?.unwrap_or_default();
         if record.app_passwords.iter().any(|a| a.label == label) {
-            return Err(refused(format!(
-                "{mb} already has an app password labelled '{label}'; revoke it first or choose another label"
-            )));
+            return Err(Refusal::DuplicateLabel {
+                mailbox: mb.to_string(),
+                label: label.to_string(),
+            }
+            .into());
         }
         let expires = expires_in.map(|e| now.saturating_add(e));
         let (ap, shown) = app_password::generate(&mb.to_string(), label, svcs, nets, expires, now)?;
@@ -516,9 +828,11 @@ impl Admin {
         let before = record.app_passwords.len();
         record.app_passwords.retain(|a| a.label != label);
         if record.app_passwords.len() == before {
-            return Err(refused(format!(
-                "{mb} has no app password labelled '{label}' (see: mfa-ctl app-password list {mb})"
-            )));
+            return Err(Refusal::NoSuchAppPassword {
+                mailbox: mb.to_string(),
+                label: label.to_string(),
+            }
+            .into());
         }
         lock.write_record(&record)?;
         self.audit(&format!("app-password revoke: mailbox={mb} label={label:?}"));
@@ -551,10 +865,12 @@ impl Admin {
         let store = match dir {
             None => self.store.clone(),
             Some(d) => {
-                let root = std::path::absolute(d)
-                    .map_err(|e| AdminError::Usage(format!("{}: not a usable folder name: {e}", d.display())))?;
+                let root = std::path::absolute(d).map_err(|e| Invalid::Folder {
+                    dir: d.to_path_buf(),
+                    error: e.to_string(),
+                })?;
                 // Already resolved once by Admin::open, which refuses an unknown name.
-                let owner = self.cfg.store_owner.as_deref().and_then(crate::ffi::uid_of);
+                let owner = self.cfg.store_owner.as_deref().and_then(crate::ffi::sys::uid_of);
                 Store::new(
                     &Config {
                         store: root,
@@ -585,5 +901,49 @@ fn view_of(a: &AppPassword, state: &MailboxState) -> AppPasswordView {
         expires: a.expires,
         last_used: used.map(|u| u.at),
         last_rhost: used.map(|u| u.rhost.clone()).filter(|r| !r.is_empty()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_serialise_as_their_names() {
+        let all = [
+            (serde_json::to_value(MfaState::Enabled), MfaState::Enabled.as_str()),
+            (serde_json::to_value(MfaState::Pending), MfaState::Pending.as_str()),
+            (serde_json::to_value(MfaState::Disabled), MfaState::Disabled.as_str()),
+            (serde_json::to_value(LoginNeeds::Code), LoginNeeds::Code.as_str()),
+            (
+                serde_json::to_value(LoginNeeds::PasswordOnly),
+                LoginNeeds::PasswordOnly.as_str(),
+            ),
+            (
+                serde_json::to_value(LoginNeeds::EnrolmentRequired),
+                LoginNeeds::EnrolmentRequired.as_str(),
+            ),
+            (serde_json::to_value(LockState::None), LockState::None.as_str()),
+            (serde_json::to_value(LockState::Backoff), LockState::Backoff.as_str()),
+            (serde_json::to_value(LockState::Blocked), LockState::Blocked.as_str()),
+        ];
+        for (json, name) in all {
+            assert_eq!(json.ok(), Some(serde_json::Value::from(name)));
+        }
+    }
+
+    #[test]
+    fn a_domain_without_a_policy_of_its_own_has_no_since() {
+        let v = DomainView {
+            domain: "example.org".into(),
+            policy: DomainPolicy::default_for(Policy::Optional),
+            explicit: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&v).ok().as_deref(),
+            Some(
+                r#"{"domain":"example.org","policy":"optional","explicit":false,"grace":null,"grace_seconds":null,"grace_ends":null,"since":null}"#
+            )
+        );
     }
 }

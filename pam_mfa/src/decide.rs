@@ -85,6 +85,12 @@ fn login(req: &Request, method: Method, result: &str) -> Login {
     }
 }
 
+/// Whether a login of this mailbox must give a code now: `split` cuts one
+/// off and `verify` (with `prompt`) asks for one only then.
+pub fn needs_code(policy: &DomainPolicy, record: Option<&MailboxRecord>, now: u64) -> bool {
+    policy::requirement(policy, record.is_some_and(MailboxRecord::enrolled), now) == Requirement::Code
+}
+
 /// What a login that got the password right may do, given the factor typed
 /// after it (if any). `record` is `None` for a mailbox the store does not
 /// know; such a mailbox gets no state (nothing is written for it).

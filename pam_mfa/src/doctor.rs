@@ -804,7 +804,7 @@ pub fn check_doveconf(text: &str) -> Vec<Finding> {
 // ---------------------------------------------------------------------------
 // Clock
 
-/// What [`crate::ffi::clock_synchronised`] says, as a finding.
+/// What [`crate::ffi::sys::clock_synchronised`] says, as a finding.
 pub fn check_clock(synchronised: Option<bool>) -> Option<Finding> {
     match synchronised {
         Some(true) => None,
@@ -832,7 +832,7 @@ pub fn check_clock(synchronised: Option<bool>) -> Option<Finding> {
 /// `store_owner` resolved; findings for what is wrong.
 pub fn check_config(named: Option<&Path>) -> (Option<Store>, Vec<Finding>) {
     let (path, if_missing) = config::source(named);
-    let cfg = match Config::load(path, crate::ffi::effective_uid(), if_missing) {
+    let cfg = match Config::load(path, crate::ffi::sys::effective_uid(), if_missing) {
         Ok(c) => c,
         Err(e) => {
             return (
@@ -849,7 +849,7 @@ pub fn check_config(named: Option<&Path>) -> (Option<Store>, Vec<Finding>) {
     };
     let owner = match cfg.store_owner.as_deref() {
         None => None,
-        Some(name) => match crate::ffi::uid_of(name) {
+        Some(name) => match crate::ffi::sys::uid_of(name) {
             Some(uid) => Some(uid),
             None => {
                 return (
@@ -879,7 +879,9 @@ fn store_finding(e: &StoreError) -> Finding {
             ),
         ),
         StoreError::Unsafe { path, why } => (path, format!("pam_mfa refuses to use it, and so every login: {why}")),
-        StoreError::Damaged { path, .. } | StoreError::Io { path, .. } => (path, e.to_string()),
+        StoreError::Damaged { path, .. } | StoreError::Io { path, .. } | StoreError::RemovedDuringLogin { path } => {
+            (path, e.to_string())
+        }
     };
     let (message, fix) = text.split_once("; ").unwrap_or((&text, ""));
     Finding::error(path, None, message.to_string(), fix)
@@ -1023,7 +1025,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     if let Some(prog) = &opts.doveconf {
         report.findings.extend(run_doveconf(prog));
     }
-    report.findings.extend(check_clock(crate::ffi::clock_synchronised()));
+    report
+        .findings
+        .extend(check_clock(crate::ffi::sys::clock_synchronised()));
     report.findings = dedup(std::mem::take(&mut report.findings));
     Ok(report)
 }

@@ -79,7 +79,7 @@ impl Logger {
         let line = format!(
             "<{}>{} {}[{}]: {}",
             LOG_AUTHPRIV | level as u8,
-            crate::ffi::syslog_timestamp(),
+            crate::ffi::sys::syslog_timestamp(),
             self.ident,
             std::process::id(),
             clean

@@ -16,10 +16,14 @@ pub const MAX_LOCAL: usize = 64;
 pub const MAX_DOMAIN: usize = 253;
 pub const MAX_MAILBOX: usize = 320;
 
+/// A mailbox, by its canonical address: the one identity the module, the
+/// store, the logs and mfa-ctl use (and what PAM_USER is set to).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Mailbox {
-    local: String,
-    domain: String,
+    /// `local@domain`, checked and lower-cased.
+    address: String,
+    /// Where the `@` is in `address`.
+    at: usize,
 }
 
 impl Mailbox {
@@ -45,7 +49,10 @@ impl Mailbox {
         };
         let local = check_local(local)?;
         let domain = check_domain(domain)?;
-        Ok(Mailbox { local, domain })
+        Ok(Mailbox {
+            at: local.len(),
+            address: format!("{local}@{domain}"),
+        })
     }
 
     /// A domain name alone, checked by the same rules (for `mfa-ctl domain`).
@@ -54,17 +61,22 @@ impl Mailbox {
     }
 
     pub fn local(&self) -> &str {
-        &self.local
+        self.address.get(..self.at).unwrap_or_default()
     }
 
     pub fn domain(&self) -> &str {
-        &self.domain
+        self.address.get(self.at + 1..).unwrap_or_default()
+    }
+
+    /// The canonical address, `local@domain`.
+    pub fn as_str(&self) -> &str {
+        &self.address
     }
 }
 
 impl fmt::Display for Mailbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.local, self.domain)
+        f.write_str(&self.address)
     }
 }
 

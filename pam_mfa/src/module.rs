@@ -2,7 +2,7 @@
 //! written against [`PamApi`], a safe view of a PAM handle. They gather the
 //! request, call the pure decision in [`crate::decide`] under the mailbox
 //! lock, write the new state and log the outcome. The unsafe glue that
-//! implements [`PamApi`] for a real handle is in [`crate::ffi`].
+//! implements [`PamApi`] for a real handle is in [`crate::ffi::pam`].
 //!
 //! One login runs up to four of these calls on one handle; what one call
 //! learned (configuration, policy, record, the verdict) is left in a
@@ -17,7 +17,7 @@ use crate::decide::{self, Accept, AppDecision, Outcome, Refusal, Request};
 use crate::lockout::Lock;
 use crate::log::{Level, Logger};
 use crate::mailbox::Mailbox;
-use crate::policy::{self, DomainPolicy, NoCodeReason, Requirement};
+use crate::policy::{DomainPolicy, NoCodeReason};
 use crate::recovery;
 use crate::secret::SecretBytes;
 use crate::split::{self, Factor};
@@ -55,11 +55,9 @@ pub struct Memo {
     config: Option<(PathBuf, Config)>,
     /// The mailbox the fields below are about (a module in between could
     /// change PAM_USER; then they are ignored).
-    mailbox: String,
-    /// `split` ran: the factor it cut off (`None` inside: no code typed).
-    factor: Option<Option<Factor>>,
-    /// The policy and record `split` read.
-    seen: Option<(DomainPolicy, Option<MailboxRecord>)>,
+    mailbox: Option<Mailbox>,
+    /// What `split` found, for `verify`.
+    split: Option<SplitFound>,
     /// The mailbox file `split` read, still open for `verify`.
     opened: Option<std::sync::Arc<Opened>>,
     /// An accepting call found the mailbox not blocked, so `account` has
@@ -68,6 +66,18 @@ pub struct Memo {
     /// How far this login's auth lines got. Kept when PAM_USER changes: it
     /// is about the stack, not about one mailbox.
     progress: Progress,
+}
+
+/// What `split` read and cut off, so `verify` decides on the same view
+/// without reading the policy and record again.
+#[derive(Clone)]
+struct SplitFound {
+    policy: DomainPolicy,
+    /// `None`: the store has no file for the mailbox.
+    record: Option<MailboxRecord>,
+    /// The code cut off the typed string; `None` if none was typed (or none
+    /// was needed, and the string went on whole).
+    factor: Option<Factor>,
 }
 
 /// What `account` needs to know about the auth lines that ran before it:
@@ -90,8 +100,6 @@ struct Ctx {
     cfg: Config,
     store: Store,
     mailbox: Mailbox,
-    /// `mailbox` as text, as the decision and the logs use it.
-    name: String,
     service: String,
     rhost: Option<String>,
     now: u64,
@@ -100,7 +108,7 @@ struct Ctx {
 impl Ctx {
     fn request(&self) -> Request<'_> {
         Request {
-            mailbox: &self.name,
+            mailbox: self.mailbox.as_str(),
             service: &self.service,
             rhost: self.rhost.as_deref(),
             now: self.now,
@@ -110,7 +118,7 @@ impl Ctx {
     fn who(&self) -> String {
         format!(
             "mailbox={} service={} rhost={}",
-            self.name,
+            self.mailbox,
             self.service,
             self.rhost.as_deref().unwrap_or("-")
         )
@@ -158,7 +166,7 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
             ));
             return Err(Code::PAM_SERVICE_ERR);
         }
-        _ => match Config::load_cached(config_path, crate::ffi::effective_uid(), if_missing) {
+        _ => match Config::load_cached(config_path, crate::ffi::sys::effective_uid(), if_missing) {
             Ok(c) => {
                 memo.config = Some((config_path.to_path_buf(), c.clone()));
                 c
@@ -204,7 +212,7 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
             return Err(Code::PAM_USER_UNKNOWN);
         }
     };
-    let owner = match cfg.store_owner.as_deref().map(crate::ffi::uid_of) {
+    let owner = match cfg.store_owner.as_deref().map(crate::ffi::sys::uid_of) {
         None => None,
         Some(Some(uid)) => Some(uid),
         Some(None) => {
@@ -217,25 +225,34 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
         }
     };
     let store = Store::new(&cfg, owner);
-    let name = mailbox.to_string();
     // One identity for both factors: the lines after these (the password
     // module) judge the account pam_mfa judges, not another spelling of it
     // (`Bob@Example.org`, a bare name) that the password module may keep as
     // a separate account with its own password.
-    if matches!(args.role, Some(Role::Split | Role::AppPassword)) && raw_user != name.as_bytes() {
-        if let Err(e) = pam.set_user(&name) {
+    if matches!(args.role, Some(Role::Split | Role::AppPassword)) && raw_user != mailbox.as_str().as_bytes() {
+        if let Err(e) = pam.set_user(mailbox.as_str()) {
             log.err(&format!(
-                "{}: mailbox={name} cannot set PAM_USER to the mailbox name (PAM error {e:?}); the login is refused",
+                "{}: mailbox={mailbox} cannot set PAM_USER to the mailbox name (PAM error {e:?}); the login is refused",
                 args.role.map_or("auth", Role::as_str)
             ));
             return Err(Code::PAM_SYSTEM_ERR);
         }
-        log.debug(|| format!("mailbox={name} PAM_USER set from the name as typed"));
+        log.debug(|| format!("mailbox={mailbox} PAM_USER set from the name as typed"));
     }
-    if memo.mailbox != name {
+    if memo.mailbox.as_ref() != Some(&mailbox) {
+        // `split` cut the typed string for another mailbox's codes, and the
+        // password module checked what was left: nothing this login did can
+        // be trusted to be about this mailbox.
+        if let (Some(before), Some(_)) = (&memo.mailbox, &memo.split) {
+            log.err(&format!(
+                "{}: mailbox={mailbox} result=refused reason=\"PAM_USER changed after split\" split_mailbox={before}; a module between split and verify must not change the user name",
+                args.role.map_or("account", Role::as_str)
+            ));
+            return Err(Code::PAM_AUTH_ERR);
+        }
         memo = Memo {
             config: memo.config,
-            mailbox: name.clone(),
+            mailbox: Some(mailbox.clone()),
             progress: memo.progress,
             ..Memo::default()
         };
@@ -246,7 +263,6 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
             log,
             cfg,
             store,
-            name,
             mailbox,
             service,
             rhost,
@@ -275,10 +291,9 @@ pub fn authenticate(pam: &mut dyn PamApi, raw_args: &[&[u8]]) -> Code {
     if let Err(e) = pam.set_memo(memo) {
         // `verify` cannot get the code without it: refuse rather than guess.
         ctx.log.err(&format!(
-            "{}: {} cannot keep data for the next lines of the stack (PAM error {})",
+            "{}: {} cannot keep data for the next lines of the stack (PAM error {e:?})",
             args.role.map_or("auth", Role::as_str),
-            ctx.who(),
-            e as i32
+            ctx.who()
         ));
         return Code::PAM_SYSTEM_ERR;
     }
@@ -305,7 +320,6 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
         ),
         None => (None, &MailboxState::default()),
     };
-    let enrolled = record.as_ref().is_some_and(|r| r.enrolled());
     let typed = match pam.authtok() {
         Ok(t) => t,
         Err(code) => {
@@ -319,22 +333,20 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
             return code;
         }
     };
-    let needs_code = policy::requirement(&policy, enrolled, ctx.now) == Requirement::Code;
+    let needs_code = decide::needs_code(&policy, record.as_ref(), ctx.now);
     let factor = match (&record, needs_code) {
         (Some(rec), true) => {
             let digits = rec.totp.as_ref().map_or(ctx.cfg.totp.digits, |s| s.digits);
-            let name = &ctx.name;
             let is_recovery = |candidate: &str| {
-                rec.recovery
-                    .as_ref()
-                    .is_some_and(|set| recovery::find(set, state.recovery_used_of(&set.id), name, candidate).is_some())
+                rec.recovery.as_ref().is_some_and(|set| {
+                    recovery::find(set, state.recovery_used_of(&set.id), ctx.mailbox.as_str(), candidate).is_some()
+                })
             };
             let parts = split::split(&typed, digits, is_recovery);
             if let Err(code) = pam.set_authtok(&parts.password) {
                 ctx.log.err(&format!(
-                    "split: {} cannot set PAM_AUTHTOK (PAM error {})",
-                    ctx.who(),
-                    code as i32
+                    "split: {} cannot set PAM_AUTHTOK (PAM error {code:?})",
+                    ctx.who()
                 ));
                 return Code::PAM_SYSTEM_ERR;
             }
@@ -344,9 +356,8 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
             // No code needed: the typed string goes on untouched.
             if let Err(code) = pam.set_authtok(&typed) {
                 ctx.log.err(&format!(
-                    "split: {} cannot set PAM_AUTHTOK (PAM error {})",
-                    ctx.who(),
-                    code as i32
+                    "split: {} cannot set PAM_AUTHTOK (PAM error {code:?})",
+                    ctx.who()
                 ));
                 return Code::PAM_SYSTEM_ERR;
             }
@@ -361,17 +372,13 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
         };
         format!("split: {} needs_code={needs_code} factor={kind}", ctx.who())
     });
-    memo.factor = Some(factor);
-    memo.seen = Some((policy, record));
+    memo.split = Some(SplitFound { policy, record, factor });
     memo.opened = opened;
     Code::PAM_SUCCESS
 }
 
-/// The factor for `verify`: from `split`, or asked for with `prompt`.
-fn factor_for_verify(pam: &mut dyn PamApi, args: &Args, memo: &Memo, needs_code: bool) -> Option<Factor> {
-    if let Some(from_split) = &memo.factor {
-        return from_split.clone();
-    }
+/// The factor for `verify` when no `split` ran: asked for with `prompt`.
+fn prompt_for_factor(pam: &mut dyn PamApi, args: &Args, needs_code: bool) -> Option<Factor> {
     if !(args.prompt && needs_code) {
         return None;
     }
@@ -390,22 +397,22 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
     // What `split` read, or a look of our own (no `split` with `prompt`),
     // decides whether a code is needed; the decision itself is taken on the
     // record and state read again under the mailbox's lock.
-    let (policy, record) = match memo.seen.take() {
-        Some(seen) => seen,
+    let (policy, record, factor) = match memo.split.take() {
+        Some(found) => (found.policy, found.record, found.factor),
         None => {
             let policy = match ctx.store.policy_for(ctx.mailbox.domain(), &ctx.cfg) {
                 Ok(p) => p,
                 Err(e) => return ctx.store_failed("verify", &e),
             };
-            match ctx.store.read_record(&ctx.mailbox) {
-                Ok(r) => (policy, r),
+            let record = match ctx.store.read_record(&ctx.mailbox) {
+                Ok(r) => r,
                 Err(e) => return ctx.store_failed("verify", &e),
-            }
+            };
+            let needs_code = decide::needs_code(&policy, record.as_ref(), ctx.now);
+            let factor = prompt_for_factor(pam, args, needs_code);
+            (policy, record, factor)
         }
     };
-    let needs_code =
-        policy::requirement(&policy, record.as_ref().is_some_and(|r| r.enrolled()), ctx.now) == Requirement::Code;
-    let factor = factor_for_verify(pam, args, memo, needs_code);
     let req = ctx.request();
     let locked = match record {
         // A mailbox the store does not know gets no file and no state.
@@ -422,9 +429,8 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
                 Ok(None) => {
                     return ctx.store_failed(
                         "verify",
-                        &StoreError::Unsafe {
+                        &StoreError::RemovedDuringLogin {
                             path: ctx.store.mailbox_path(&ctx.mailbox),
-                            why: "it was removed during the login (by mfa-ctl?); the next login reads it afresh".into(),
                         },
                     );
                 }
@@ -611,3 +617,6 @@ pub fn account(pam: &mut dyn PamApi, raw_args: &[&[u8]]) -> Code {
     }
     Code::PAM_SUCCESS
 }
+
+#[cfg(test)]
+mod tests;

@@ -103,6 +103,21 @@ pub fn random_id() -> Result<String, RandomError> {
     Ok(hex(&random_bytes(6)?))
 }
 
+/// `token` in groups of four symbols joined by `sep` (`abcd-efgh-ijkl`,
+/// `ABCD EFGH IJ`): the form app passwords, recovery codes and seeds are
+/// shown in, short enough to read off and type back.
+pub fn grouped(token: &str, sep: char) -> SecretString {
+    // Sized up front: a growing String would leave copies of the token behind.
+    let mut out = Zeroizing::new(String::with_capacity(token.len() + token.len() / 4 * sep.len_utf8()));
+    for (i, c) in token.chars().enumerate() {
+        if i > 0 && i % 4 == 0 {
+            out.push(sep);
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +146,13 @@ mod tests {
         for c in ['a', 'b', 'c'] {
             assert!(s.contains(c));
         }
+    }
+
+    #[test]
+    fn tokens_are_grouped_in_fours() {
+        assert_eq!(grouped("ABCDEFGHIJ", ' ').as_str(), "ABCD EFGH IJ");
+        assert_eq!(grouped("abcdefghijkl", '-').as_str(), "abcd-efgh-ijkl");
+        assert_eq!(grouped("abcd", '-').as_str(), "abcd");
+        assert_eq!(grouped("", '-').as_str(), "");
     }
 }

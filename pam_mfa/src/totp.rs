@@ -258,6 +258,16 @@ impl Generator {
     }
 }
 
+/// What a typed code is once the spaces and dashes people type around or
+/// inside it (`123 456`, `123-456`) are dropped. The digits themselves are
+/// left as typed: [`Generator::check`] refuses anything that is not one.
+pub fn clean_code(typed: &str) -> SecretString {
+    // Sized up front: a growing String would leave copies of the code behind.
+    let mut out = Zeroizing::new(String::with_capacity(typed.len()));
+    out.extend(typed.chars().filter(|c| !c.is_whitespace() && *c != '-'));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,5 +345,12 @@ mod tests {
             uri.as_str(),
             "otpauth://totp/Example%20Mail:alice%40example.org?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Example%20Mail&algorithm=SHA1&digits=6&period=30"
         );
+    }
+
+    #[test]
+    fn codes_are_cleaned_of_spaces_and_dashes() {
+        assert_eq!(clean_code(" 123 456\t").as_str(), "123456");
+        assert_eq!(clean_code("123-456").as_str(), "123456");
+        assert_eq!(clean_code("12a456").as_str(), "12a456");
     }
 }

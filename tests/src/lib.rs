@@ -314,13 +314,30 @@ impl Env {
 
     /// Runs the built mfa-ctl with this env's config.
     pub fn mfa_ctl(&self, args: &[&str]) -> std::process::Output {
-        Command::new(mfa_ctl_path())
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap()
+        mfa_ctl_with(&self.config, args)
     }
+
+    /// Sets alice's password ([`PW`]) and enrols her; returns the secret.
+    pub fn with_alice(self) -> (Env, String) {
+        self.set_password(ALICE, PW);
+        let secret = self.enroll(ALICE);
+        (self, secret)
+    }
+}
+
+/// The mailbox most tests log in as, and its password.
+pub const ALICE: &str = "alice@example.org";
+pub const PW: &str = "T9D3K!px";
+
+/// Runs the built mfa-ctl with `--config CONFIG ARGS`, stdin closed.
+pub fn mfa_ctl_with(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(mfa_ctl_path())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
 }
 
 impl Drop for Env {

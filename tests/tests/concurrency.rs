@@ -392,12 +392,7 @@ fn concurrent_wrong_codes_block_at_exactly_block_after_processes() {
 
 /// Runs mfa-ctl with this env's config; returns stdout, asserting success.
 fn mfa_ctl(env: &Env, args: &[&str]) -> String {
-    let out = Command::new(mfa_ctl_path())
-        .arg("--config")
-        .arg(&env.config)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = env.mfa_ctl(args);
     assert!(
         out.status.success(),
         "mfa-ctl {args:?}: {}",

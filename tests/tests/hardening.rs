@@ -8,14 +8,8 @@
 use pam_mfa_tests::*;
 use std::time::Duration;
 
-const ALICE: &str = "alice@example.org";
-const PW: &str = "T9D3K!px";
-
 fn enrolled(extra_config: &str) -> (Env, String) {
-    let env = Env::quick(extra_config);
-    env.set_password(ALICE, PW);
-    let secret = env.enroll(ALICE);
-    (env, secret)
+    Env::quick(extra_config).with_alice()
 }
 
 fn failures(env: &Env, mailbox: &str) -> u32 {
@@ -157,12 +151,7 @@ fn a_missing_named_config_refuses_logins() {
         let stack = env
             .stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", "")
             .replace(&env.config.display().to_string(), &path.display().to_string());
-        let out = std::process::Command::new(mfa_ctl_path())
-            .arg("--config")
-            .arg(path)
-            .args(["status", "bob@example.org"])
-            .output()
-            .unwrap();
+        let out = mfa_ctl_with(path, &["status", "bob@example.org"]);
         assert_eq!(out.status.code(), Some(2), "{out:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("does not exist"),

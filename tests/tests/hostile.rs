@@ -15,18 +15,8 @@ use pam_mfa::totp::{CodeCheck, TotpSeed};
 use pam_mfa_tests::*;
 use std::os::unix::fs::PermissionsExt;
 
-const ALICE: &str = "alice@example.org";
-const PW: &str = "T9D3K!px";
-
 fn enrolled() -> (Env, String) {
-    let env = Env::new();
-    env.write_service(
-        "mail",
-        &env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", ""),
-    );
-    env.set_password(ALICE, PW);
-    let secret = env.enroll(ALICE);
-    (env, secret)
+    Env::quick("").with_alice()
 }
 
 #[test]

@@ -6,15 +6,9 @@ use pam_mfa::policy::Policy;
 use pam_mfa_tests::*;
 use std::os::unix::fs::PermissionsExt;
 
-const ALICE: &str = "alice@example.org";
-const PW: &str = "T9D3K!px";
-
 /// An env with alice's password set and alice enrolled; returns (env, secret).
 fn enrolled() -> (Env, String) {
-    let env = Env::new();
-    env.set_password(ALICE, PW);
-    let secret = env.enroll(ALICE);
-    (env, secret)
+    Env::new().with_alice()
 }
 
 #[test]

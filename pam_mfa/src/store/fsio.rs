@@ -184,11 +184,20 @@ pub fn read(path: &Path, owners: Owners) -> Result<Option<String>, StoreError> {
 /// command, so more than a few in a row means something is wrong).
 const MAX_REOPEN: usize = 64;
 
-/// Opens a store file with the same checks as [`read`] and locks it:
-/// exclusively (to change it) or shared (to read a consistent copy while no
-/// writer is halfway); `writable` for a shared read whose handle will later
-/// be locked exclusively to write ([`lock_if_current`]). `Ok(None)` if it
-/// does not exist.
+/// How [`open_locked`] opens and locks a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// To read a consistent copy while no writer is halfway.
+    Shared,
+    /// The same, on a handle that can later be locked exclusively to write
+    /// ([`lock_if_current`]): a login's first look at its mailbox.
+    SharedWritable,
+    /// To change it.
+    Exclusive,
+}
+
+/// Opens a store file with the same checks as [`read`] and locks it as
+/// `mode` says. `Ok(None)` if it does not exist.
 ///
 /// An exclusive lock is checked to be on the file at `path` once it is held:
 /// a writer that replaced the file (rename) while we waited holds the lock of
@@ -197,13 +206,13 @@ const MAX_REOPEN: usize = 64;
 pub fn open_locked(
     path: &Path,
     owners: Owners,
-    exclusive: bool,
-    writable: bool,
+    mode: LockMode,
 ) -> Result<Option<(File, std::fs::Metadata)>, StoreError> {
+    let exclusive = mode == LockMode::Exclusive;
     use std::os::unix::fs::MetadataExt;
     let mut opts = OpenOptions::new();
     opts.read(true)
-        .write(exclusive || writable)
+        .write(mode != LockMode::Shared)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
     for _ in 0..MAX_REOPEN {
         let Some((file, meta)) = open_checked(path, &opts, owners)? else {
@@ -279,12 +288,15 @@ pub fn write_in_place(file: &File, path: &Path, bytes: &[u8], offset: u64, durab
     Ok(())
 }
 
-/// A new file `PATH.tmp` holding `bytes`, synced, locked exclusively before
-/// anyone can see it at `path` (so whoever opens it once it is in place
-/// waits for us). The name is fixed, so a temp file left by a writer killed
-/// mid-write (it holds secrets) is removed by the next writer, not kept
-/// forever; callers hold the lock that makes them its only writer (the
-/// file's, to replace it; the folder's, to create it). Listings skip it.
+/// The store's one way to make a whole new file: `PATH.tmp` holding
+/// `bytes`, mode 0600, synced, locked exclusively before anyone can see it
+/// at `path` (so whoever opens a mailbox file once it is in place waits for
+/// us). The name is fixed, so a temp file left by a writer killed mid-write
+/// (it holds secrets) is removed by the next writer, not kept forever.
+/// Callers hold the lock that makes them its only writer: the mailbox
+/// file's to replace it ([`replace_locked`]), the folder's to create a file
+/// ([`create_locked`]) or to replace one that is no lock ([`write_atomic`]).
+/// Listings skip it.
 fn new_locked_temp(path: &Path, bytes: &[u8], owners: Owners) -> Result<(std::path::PathBuf, File), StoreError> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
@@ -376,54 +388,21 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     Ok(f)
 }
 
-/// Replaces `path` with `bytes` atomically: temp file (0600) in the same
-/// folder, written, synced if `durable`, renamed over `path`; the folder is
-/// synced too if `sync_dir_after` (so the rename itself survives a crash).
-/// Callers hold the mailbox lock, so the fixed temp name has one writer; a
-/// temp file left by a crashed writer is removed first.
-pub fn write_atomic(
-    path: &Path,
-    bytes: &[u8],
-    owners: Owners,
-    durable: bool,
-    sync_dir_after: bool,
-) -> Result<(), StoreError> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = Path::new(&tmp_name);
-    match std::fs::remove_file(tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(tmp, "remove stale temp file", e)),
+/// Replaces or creates `path` with `bytes` (a domain policy, the store's
+/// marker): through the one temp file of [`new_locked_temp`], renamed into
+/// place, file and folder synced, so a crash leaves the old or the new
+/// content. These files are not locks themselves: their writers (mfa-ctl
+/// commands) are serialised by the folder's lock, which makes them the temp
+/// name's only writer.
+pub fn write_atomic(path: &Path, bytes: &[u8], owners: Owners) -> Result<(), StoreError> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let _writing = lock_dir(folder)?;
+    let (tmp, _file) = new_locked_temp(path, bytes, owners)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(path, "rename into place", e));
     }
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(tmp)
-            .map_err(|e| io_err(tmp, "create", e))?;
-        // The umask may have taken bits away, never added: still, be explicit.
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| io_err(tmp, "chmod", e))?;
-        if let Some(uid) = owners.extra {
-            std::os::unix::fs::fchown(&f, Some(uid), None).map_err(|e| io_err(tmp, "chown", e))?;
-        }
-        f.write_all(bytes).map_err(|e| io_err(tmp, "write", e))?;
-        if durable {
-            f.sync_data().map_err(|e| io_err(tmp, "sync", e))?;
-        }
-        std::fs::rename(tmp, path).map_err(|e| io_err(path, "rename into place", e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(tmp);
-    }
-    result?;
-    if sync_dir_after && let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    sync_dir(folder)
 }
 
 /// Removes a file and syncs its folder. Missing is fine.

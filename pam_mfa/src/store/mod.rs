@@ -17,9 +17,12 @@
 //! ([`Store::lock`]), so parallel auth workers and `mfa-ctl` never lose each
 //! other's updates.
 
+mod error;
 pub mod fsio;
 pub mod records;
 pub mod slots;
+
+pub use error::StoreError;
 
 /// Suffix of mailbox files.
 pub const MAILBOX_EXT: &str = "mfa";
@@ -41,46 +44,9 @@ use records::{MailboxFile, MailboxRecord, MailboxState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::{Cell, RefCell};
-use std::fmt;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug)]
-pub enum StoreError {
-    /// A part of the store that every store has is not there.
-    Missing { path: PathBuf, what: &'static str },
-    /// Permissions, owner or file type make the file untrustworthy.
-    Unsafe { path: PathBuf, why: String },
-    /// The content does not parse.
-    Damaged { path: PathBuf, why: String },
-    Io {
-        path: PathBuf,
-        op: &'static str,
-        err: std::io::Error,
-    },
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Missing { path, what } => write!(
-                f,
-                "{what} {} is missing; if the store is on another disk or share, mount it (and check `store =` in the configuration); on a new install run: mfa-ctl store init",
-                path.display()
-            ),
-            StoreError::Unsafe { path, why } => write!(f, "refusing to use {}: {why}", path.display()),
-            StoreError::Damaged { path, why } => write!(
-                f,
-                "{} is damaged ({why}); restore it from a backup, or remove it and re-run the mfa-ctl command that made it",
-                path.display()
-            ),
-            StoreError::Io { path, op, err } => write!(f, "cannot {op} {}: {err}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -171,7 +137,7 @@ impl Store {
                         });
                     }
                     None => {
-                        fsio::write_atomic(&marker, MARKER_TEXT.as_bytes(), self.owners, true, true)?;
+                        fsio::write_atomic(&marker, MARKER_TEXT.as_bytes(), self.owners)?;
                         created.push(marker);
                     }
                 }
@@ -228,18 +194,12 @@ impl Store {
         })
     }
 
-    fn write_toml<T: Serialize>(
-        &self,
-        path: &Path,
-        value: &T,
-        durable: bool,
-        sync_dir: bool,
-    ) -> Result<(), StoreError> {
+    fn write_toml<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), StoreError> {
         let text = zeroize::Zeroizing::new(toml::to_string(value).map_err(|e| StoreError::Damaged {
             path: path.to_path_buf(),
             why: format!("cannot encode: {e}"),
         })?);
-        fsio::write_atomic(path, text.as_bytes(), self.owners, durable, sync_dir)
+        fsio::write_atomic(path, text.as_bytes(), self.owners)
     }
 
     /// The domain's own policy record, if it has one.
@@ -258,12 +218,7 @@ impl Store {
     pub fn write_domain(&self, domain: &str, policy: &DomainPolicy) -> Result<(), StoreError> {
         self.ensure_path_to(&[])?;
         // Policy changes are rare and must survive a crash: always durable.
-        self.write_toml(&self.domain_file(domain), policy, true, true)
-    }
-
-    /// Removes a domain's record (it then follows `default_policy`).
-    pub fn remove_domain(&self, domain: &str) -> Result<(), StoreError> {
-        fsio::remove(&self.domain_file(domain))
+        self.write_toml(&self.domain_file(domain), policy)
     }
 
     /// Domains with a policy record, sorted.
@@ -340,7 +295,7 @@ impl Store {
         })?;
         Ok(Some(Opened {
             mailbox: mb.clone(),
-            file: std::sync::Arc::new(file),
+            file,
             id: (meta.dev(), meta.ino()),
             content,
             pos,
@@ -358,7 +313,16 @@ impl Store {
             return Ok(None);
         }
         let path = self.mailbox_path(mb);
-        let Some((file, meta)) = fsio::open_locked(&path, self.owners, false, writable)? else {
+        let Some((file, meta)) = fsio::open_locked(
+            &path,
+            self.owners,
+            if writable {
+                fsio::LockMode::SharedWritable
+            } else {
+                fsio::LockMode::Shared
+            },
+        )?
+        else {
             return Ok(None);
         };
         let (content, pos) = decode(&path, &fsio::read_all(&file, &meta, &path)?)?;
@@ -383,7 +347,7 @@ impl Store {
         } else {
             decode(&path, &bytes)?
         };
-        Ok(Some(Locked::new(self, &opened.mailbox, path, file, content, pos)))
+        Ok(Some(Locked::new(self, path, file, content, pos)))
     }
 
     /// The mailbox's record; `None` if it has none (MFA never set up).
@@ -403,10 +367,10 @@ impl Store {
             return Ok(None);
         }
         let path = self.mailbox_path(mb);
-        let locked = |file, content, pos| Locked::new(self, mb, path.clone(), file, content, pos);
+        let locked = |file, content, pos| Locked::new(self, path.clone(), file, content, pos);
         // Twice at most: a file created by someone else between our two looks.
         for _ in 0..2 {
-            if let Some((file, meta)) = fsio::open_locked(&path, self.owners, true, true)? {
+            if let Some((file, meta)) = fsio::open_locked(&path, self.owners, fsio::LockMode::Exclusive)? {
                 let (content, pos) = decode(&path, &fsio::read_all(&file, &meta, &path)?)?;
                 return Ok(Some(locked(file, content, pos)));
             }
@@ -458,7 +422,7 @@ fn encode(path: &Path, content: &MailboxFile) -> Result<crate::secret::SecretStr
 #[derive(Debug)]
 pub struct Opened {
     mailbox: Mailbox,
-    file: std::sync::Arc<File>,
+    file: File,
     /// Device and inode of `file`, to see whether it is still the one in place.
     id: (u64, u64),
     pub content: MailboxFile,
@@ -469,7 +433,6 @@ pub struct Opened {
 /// Dropping it releases the lock.
 pub struct Locked<'s> {
     store: &'s Store,
-    mailbox: Mailbox,
     path: PathBuf,
     /// `None` once the file is removed (an empty mailbox).
     file: RefCell<Option<File>>,
@@ -489,26 +452,14 @@ impl Drop for Locked<'_> {
 }
 
 impl<'s> Locked<'s> {
-    fn new(
-        store: &'s Store,
-        mailbox: &Mailbox,
-        path: PathBuf,
-        file: File,
-        content: MailboxFile,
-        pos: slots::Pos,
-    ) -> Locked<'s> {
+    fn new(store: &'s Store, path: PathBuf, file: File, content: MailboxFile, pos: slots::Pos) -> Locked<'s> {
         Locked {
             store,
-            mailbox: mailbox.clone(),
             path,
             file: RefCell::new(Some(file)),
             pos: Cell::new(pos),
             content: RefCell::new(content),
         }
-    }
-
-    pub fn mailbox(&self) -> &Mailbox {
-        &self.mailbox
     }
 
     /// The record; `None` if the mailbox has none.

@@ -1,8 +1,7 @@
-//! All of the crate's unsafe code: the `pam_sm_*` entry points libpam calls,
-//! a [`PamApi`] over a real PAM handle, and the few libc calls the library
-//! needs. Every entry point runs inside `catch_unwind`, so no panic can cross
-//! into the host process (Dovecot's auth worker, sshd); each unsafe block
-//! says why it is sound.
+//! The PAM glue: the `pam_sm_*` entry points libpam calls and a [`PamApi`]
+//! over a real PAM handle. Every entry point runs inside `catch_unwind`, so
+//! no panic can cross into the host process (Dovecot's auth worker, sshd);
+//! each unsafe block says why it is sound.
 
 use crate::module::{self, Memo, PamApi};
 use crate::secret::SecretBytes;
@@ -149,63 +148,4 @@ impl PamApi for Handle<'_> {
         // SAFETY: `pamh` is the live handle libpam passed to this hook; pam_fail_delay only records the number in it.
         let _ = unsafe { pam_fail_delay(pamh, usec) };
     }
-}
-
-/// The effective uid of this process (trusted to own the config file).
-pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
-/// Resolves `store_owner`: a numeric uid, or a user name via getpwnam_r.
-pub fn uid_of(name: &str) -> Option<u32> {
-    if let Ok(uid) = name.parse::<u32>() {
-        return Some(uid);
-    }
-    let cname = std::ffi::CString::new(name).ok()?;
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: `passwd` is plain old data; an all-zero value is valid and getpwnam_r overwrites it.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer refers to a live local of the right type, and `buf.len()` is the true size of the scratch buffer.
-    let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
-}
-
-/// Local time as syslog (RFC 3164) writes it: `Nov 23 14:05:09`.
-pub fn syslog_timestamp() -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let now = crate::clock::now().unwrap_or(0);
-    let t: libc::time_t = libc::time_t::try_from(now).unwrap_or(0);
-    // SAFETY: `tm` is plain old data; an all-zero value is valid.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers refer to live locals; localtime_r is the thread-safe variant and writes only into `tm`.
-    let ok = !unsafe { libc::localtime_r(&t, &mut tm) }.is_null();
-    if !ok {
-        return "Jan  1 00:00:00".to_string();
-    }
-    let month = usize::try_from(tm.tm_mon)
-        .ok()
-        .and_then(|m| MONTHS.get(m))
-        .unwrap_or(&"Jan");
-    format!(
-        "{month} {:>2} {:02}:{:02}:{:02}",
-        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
-    )
-}
-
-/// Whether the kernel considers the system clock synchronised (by NTP or
-/// another time daemon); `None` if it cannot be asked. TOTP codes are only
-/// as right as the clock.
-pub fn clock_synchronised() -> Option<bool> {
-    // SAFETY: `timex` is plain old data; an all-zero value asks for nothing to be changed (modes = 0).
-    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-    // SAFETY: `tx` is a live local; with modes = 0 adjtimex only reads the kernel's clock state into it.
-    let state = unsafe { libc::adjtimex(&mut tx) };
-    if state < 0 {
-        return None;
-    }
-    Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
 }
