@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential pkg-config libpam0g-dev
   # libpam tests: real password module, independent TOTP implementation
   libpam-modules libpam-pwdfile oathtool openssl
-  # benchmark (tests/src/bin/bench.rs): the modules pam_mfa is measured against
+  # benchmark (tests/src/bin/bench/): the modules pam_mfa is measured against
   libpam-google-authenticator libpam-oath util-linux
   # mfa-ctl tests: QR decoding, driving the interactive enrolment in a terminal
   zbar-tools tmux python3

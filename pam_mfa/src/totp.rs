@@ -101,19 +101,25 @@ impl TotpSeed {
     /// A fresh 160-bit seed.
     pub fn generate(digits: u8, period: u64, now: u64) -> Result<TotpSeed, RandomError> {
         let raw = secret::random_bytes(NEW_SECRET_BYTES)?;
+        Ok(TotpSeed::from_key(&raw, digits, period, now))
+    }
+
+    /// A SHA-1 seed for a key given as bytes (base32, unpadded, as apps
+    /// and `oathtool -b` read it).
+    pub fn from_key(key: &[u8], digits: u8, period: u64, created: u64) -> TotpSeed {
         let secret = Zeroizing::new(
-            totp_rs::Secret::from(raw.to_vec())
+            totp_rs::Secret::from(key.to_vec())
                 .to_base32()
                 .trim_end_matches('=')
                 .to_string(),
         );
-        Ok(TotpSeed {
+        TotpSeed {
             secret,
             digits,
             period,
             algorithm: Algorithm::SHA1,
-            created: now,
-        })
+            created,
+        }
     }
 
     /// The raw key, checked: valid base32, at least 128 bits.

@@ -1,0 +1,53 @@
+//! The PAM stacks being compared, written side by side so what each row of
+//! the table measures can be read in one place.
+
+use crate::stores::{World, write_file};
+use std::path::Path;
+
+/// Writes one service file per stack into `w.confdir`.
+pub fn write(w: &World, module: &Path, cfg_path: &Path, pwdfile: &Path) {
+    let m = module.display();
+    let log = w.root.join("log.sock");
+    let mfa = |cfg: &Path, password: &str| {
+        let a = format!("config={} log_socket={} nodelay", cfg.display(), log.display());
+        format!(
+            "auth sufficient {m} app_password {a}\n\
+             auth requisite {m} split {a}\n\
+             auth requisite {password}\n\
+             auth required {m} verify {a}\n\
+             account required {m} {a}\n"
+        )
+    };
+    let ga = |password: &str| {
+        format!(
+            "auth required pam_google_authenticator.so secret={}/${{USER}} user=root forward_pass\n\
+             auth required {password}\n\
+             account required pam_permit.so\n",
+            w.ga_dir.display()
+        )
+    };
+    let oath = format!(
+        "auth required pam_oath.so usersfile={} digits=6\nauth required pam_permit.so\naccount required pam_permit.so\n",
+        w.oath_file.display()
+    );
+    let pwd = format!("pam_pwdfile.so pwdfile={} use_first_pass", pwdfile.display());
+    let services = [
+        (
+            "permit",
+            "auth required pam_permit.so\naccount required pam_permit.so\n".to_string(),
+        ),
+        (
+            "mfa-loaded",
+            format!("auth required pam_permit.so\naccount required pam_permit.so\nsession optional {m}\n"),
+        ),
+        ("mfa-durable", mfa(cfg_path, "pam_permit.so")),
+        ("mfa-relaxed", mfa(&w.root.join("mfa-relaxed.toml"), "pam_permit.so")),
+        ("mfa-pwdfile", mfa(cfg_path, &pwd)),
+        ("ga", ga("pam_permit.so")),
+        ("ga-pwdfile", ga(&pwd)),
+        ("oath", oath),
+    ];
+    for (name, text) in services {
+        write_file(&w.confdir.join(name), text.as_bytes(), 0o644);
+    }
+}
