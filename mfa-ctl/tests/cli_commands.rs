@@ -587,9 +587,9 @@ fn store_text_reaches_the_terminal_escaped() {
     {
         let admin = env.admin();
         let mailbox = admin.mailbox(mb).unwrap();
-        let locked = admin.store.lock(&mailbox, false).unwrap().unwrap();
-        let id = locked.read_record().unwrap().unwrap().app_passwords[0].id.clone();
-        let mut state = locked.read_state().unwrap();
+        let mut locked = admin.store.lock(&mailbox, OnMissing::Skip).unwrap().unwrap();
+        let id = locked.record().cloned().unwrap().app_passwords[0].id.clone();
+        let mut state = locked.state().clone();
         state.push_login(
             Login {
                 at: now(),
@@ -607,7 +607,7 @@ fn store_text_reaches_the_terminal_escaped() {
                 rhost: hostile.to_string(),
             },
         );
-        locked.write_state(&state, true).unwrap();
+        locked.write_state(&state, Durability::Synced).unwrap();
     }
     for args in [
         &["logins", mb][..],

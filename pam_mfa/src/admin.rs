@@ -17,7 +17,7 @@ use crate::recovery;
 use crate::secret::{RandomError, SecretString};
 use crate::split::Factor;
 use crate::store::records::{Login, MailboxFile, MailboxRecord, MailboxState, Method};
-use crate::store::{Locked, Store, StoreError};
+use crate::store::{Durability, Locked, OnMissing, Store, StoreError};
 use crate::totp::{self, CodeCheck, SeedError, TotpSeed};
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -465,9 +465,11 @@ impl Admin {
     }
 
     fn locked(&self, mb: &Mailbox) -> Result<Locked<'_>> {
-        self.store.lock(mb, true)?.ok_or_else(|| AdminError::NoStoreFolders {
-            root: self.store.root().to_path_buf(),
-        })
+        self.store
+            .lock(mb, OnMissing::Create)?
+            .ok_or_else(|| AdminError::NoStoreFolders {
+                root: self.store.root().to_path_buf(),
+            })
     }
 
     /// Refused for a domain whose policy is `disabled`, where nobody enrols.
@@ -536,8 +538,8 @@ impl Admin {
     /// Step 1: a new pending secret. Logins are unaffected until [`Self::enroll_confirm`].
     pub fn enroll_begin(&self, mb: &Mailbox, now: u64) -> Result<Enrolment> {
         self.check_enrolment_allowed(mb)?;
-        let lock = self.locked(mb)?;
-        let mut record = lock.read_record()?.unwrap_or_default();
+        let mut lock = self.locked(mb)?;
+        let mut record = lock.record().cloned().unwrap_or_default();
         if record.enrolled() {
             return Err(Refusal::AlreadyEnrolled {
                 mailbox: mb.to_string(),
@@ -566,8 +568,8 @@ impl Admin {
     pub fn enroll_confirm(&self, mb: &Mailbox, code: &str, now: u64) -> Result<()> {
         // Checked again here: the policy may have changed since step 1.
         self.check_enrolment_allowed(mb)?;
-        let lock = self.locked(mb)?;
-        let mut record = lock.read_record()?.unwrap_or_default();
+        let mut lock = self.locked(mb)?;
+        let mut record = lock.record().cloned().unwrap_or_default();
         if record.enrolled() {
             return Err(Refusal::AlreadyEnrolled {
                 mailbox: mb.to_string(),
@@ -584,17 +586,16 @@ impl Admin {
             mailbox: mb.to_string(),
             error,
         })?;
-        let mut state = lock.read_state()?;
+        let mut state = lock.state().clone();
         // No replay check and no failure counting: the secret is not in
         // force yet, so a wrong code here guards nothing.
         match g.check(&totp::clean_code(code), now, self.cfg.totp.window, None) {
             CodeCheck::Fresh { step } | CodeCheck::Replayed { step } => {
                 record.totp = Some(pending);
                 record.pending = None;
-                lock.write_record(&record)?;
                 state.last_step = Some(state.last_step.map_or(step, |s| s.max(step)));
                 lockout::reset(&mut state);
-                lock.write_state(&state, true)?;
+                lock.write(&record, &state)?;
                 self.audit(&format!("enroll confirm: mailbox={mb} result=enabled"));
                 Ok(())
             }
@@ -616,21 +617,20 @@ impl Admin {
             }
             .into());
         }
-        let lock = self.locked(mb)?;
-        let mut record = lock.read_record()?.unwrap_or_default();
-        let mut state = lock.read_state()?;
+        let mut lock = self.locked(mb)?;
+        let mut record = lock.record().cloned().unwrap_or_default();
+        let mut state = lock.state().clone();
         if !force {
-            self.prove_possession(&lock, mb, code.unwrap_or_default(), &record, &state, now)?;
+            self.prove_possession(&mut lock, mb, code.unwrap_or_default(), &record, &state, now)?;
         }
         let was = record.enrolled() || record.pending.is_some();
         record.totp = None;
         record.pending = None;
         record.recovery = None;
-        lock.write_record(&record)?;
         lockout::reset(&mut state);
         state.recovery_set = None;
         state.recovery_used.clear();
-        lock.write_state(&state, true)?;
+        lock.write(&record, &state)?;
         self.audit(&format!("disable: mailbox={mb} force={force} was_enabled={was}"));
         Ok(())
     }
@@ -641,7 +641,7 @@ impl Admin {
     /// for guessing than logging in. A refusal's new state is written.
     fn prove_possession(
         &self,
-        lock: &Locked<'_>,
+        lock: &mut Locked<'_>,
         mb: &Mailbox,
         code: &str,
         record: &MailboxRecord,
@@ -667,7 +667,7 @@ impl Admin {
             Outcome::Refused(r) => r,
         };
         if let Some(next) = &decision.state {
-            lock.write_state(next, true)?;
+            lock.write_state(next, Durability::Synced)?;
         }
         let mailbox = mb.to_string();
         Err(match refusal {
@@ -755,8 +755,8 @@ impl Admin {
 
     /// A new set of recovery codes, replacing any old set; shown once.
     pub fn recovery_codes(&self, mb: &Mailbox, now: u64) -> Result<Vec<SecretString>> {
-        let lock = self.locked(mb)?;
-        let mut record = lock.read_record()?.unwrap_or_default();
+        let mut lock = self.locked(mb)?;
+        let mut record = lock.record().cloned().unwrap_or_default();
         if !record.enrolled() {
             return Err(Refusal::NotEnrolled {
                 mailbox: mb.to_string(),
@@ -799,8 +799,8 @@ impl Admin {
         for n in from {
             nets.push(Cidr::parse(n).map_err(Invalid::Network)?.to_string());
         }
-        let lock = self.locked(mb)?;
-        let mut record = lock.read_record()?.unwrap_or_default();
+        let mut lock = self.locked(mb)?;
+        let mut record = lock.record().cloned().unwrap_or_default();
         if record.app_passwords.iter().any(|a| a.label == label) {
             return Err(Refusal::DuplicateLabel {
                 mailbox: mb.to_string(),
@@ -823,8 +823,8 @@ impl Admin {
     }
 
     pub fn app_password_revoke(&self, mb: &Mailbox, label: &str) -> Result<()> {
-        let lock = self.locked(mb)?;
-        let mut record = lock.read_record()?.unwrap_or_default();
+        let mut lock = self.locked(mb)?;
+        let mut record = lock.record().cloned().unwrap_or_default();
         let before = record.app_passwords.len();
         record.app_passwords.retain(|a| a.label != label);
         if record.app_passwords.len() == before {
@@ -849,11 +849,11 @@ impl Admin {
 
     /// Clears the failure counter. Returns whether the mailbox was locked.
     pub fn unlock(&self, mb: &Mailbox, now: u64) -> Result<bool> {
-        let lock = self.locked(mb)?;
-        let mut state = lock.read_state()?;
+        let mut lock = self.locked(mb)?;
+        let mut state = lock.state().clone();
         let was = lockout::lock(&state, &self.cfg.lockout, now).is_some() || state.failures > 0;
         lockout::reset(&mut state);
-        lock.write_state(&state, true)?;
+        lock.write_state(&state, Durability::Synced)?;
         self.audit(&format!("unlock: mailbox={mb} was_locked={was}"));
         Ok(was)
     }

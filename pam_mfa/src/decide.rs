@@ -330,7 +330,7 @@ mod tests {
 
     fn seed() -> TotpSeed {
         TotpSeed {
-            secret: Zeroizing::new("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ".into()),
+            secret: Zeroizing::new(crate::totp::RFC6238_KEY.into()),
             digits: 6,
             period: 30,
             algorithm: Algorithm::SHA1,

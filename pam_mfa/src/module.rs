@@ -22,7 +22,7 @@ use crate::recovery;
 use crate::secret::SecretBytes;
 use crate::split::{self, Factor};
 use crate::store::records::{MailboxRecord, MailboxState};
-use crate::store::{Opened, Store, StoreError};
+use crate::store::{Durability, OnMissing, Opened, Store, StoreError};
 use pam::constants::PamResultCode as Code;
 use std::path::PathBuf;
 
@@ -420,7 +420,7 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
         Some(_) => {
             let locked = match memo.opened.take() {
                 Some(opened) => ctx.store.relock(&opened),
-                None => ctx.store.lock(&ctx.mailbox, false),
+                None => ctx.store.lock(&ctx.mailbox, OnMissing::Skip),
             };
             match locked {
                 Ok(Some(l)) => Some(l),
@@ -438,19 +438,25 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
             }
         }
     };
-    let decision = match &locked {
+    let decision = match locked {
         None => decide::decide(&req, factor.as_ref(), &policy, None, &Default::default(), &ctx.cfg),
-        Some(locked) => {
-            let (record, state) = match (locked.read_record(), locked.read_state()) {
-                (Ok(r), Ok(s)) => (r, s),
-                (Err(e), _) | (_, Err(e)) => return ctx.store_failed("verify", &e),
-            };
-            let d = decide::decide(&req, factor.as_ref(), &policy, record.as_ref(), &state, &ctx.cfg);
+        Some(mut locked) => {
+            let d = decide::decide(
+                &req,
+                factor.as_ref(),
+                &policy,
+                locked.record(),
+                locked.state(),
+                &ctx.cfg,
+            );
             // A used recovery code does not expire, so its use must survive a
             // power cut even with `durable = false`.
-            let consumes_recovery = matches!(d.outcome, Outcome::Accepted(Accept::RecoveryCode { .. }));
+            let durability = match d.outcome {
+                Outcome::Accepted(Accept::RecoveryCode { .. }) => Durability::Synced,
+                _ => Durability::Configured,
+            };
             if let Some(new_state) = &d.state
-                && let Err(e) = locked.write_state(new_state, consumes_recovery)
+                && let Err(e) = locked.write_state(new_state, durability)
             {
                 // Without the new state the replay protection cannot be kept:
                 // a success becomes a refusal (fail closed).
@@ -459,7 +465,6 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
             d
         }
     };
-    drop(locked);
     log_verify(ctx, &decision.outcome);
     match decision.outcome {
         Outcome::Accepted(_) => {
@@ -532,7 +537,7 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
     let Some(candidate) = app_password::normalize(&typed) else {
         return Code::PAM_IGNORE;
     };
-    let locked = match ctx.store.lock(&ctx.mailbox, false) {
+    let mut locked = match ctx.store.lock(&ctx.mailbox, OnMissing::Skip) {
         Ok(Some(l)) => l,
         Ok(None) => return Code::PAM_IGNORE,
         Err(e) => {
@@ -540,13 +545,9 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
             return Code::PAM_IGNORE;
         }
     };
-    let (record, state) = match (locked.read_record(), locked.read_state()) {
-        (Ok(Some(r)), Ok(s)) if !r.app_passwords.is_empty() => (r, s),
-        (Ok(_), Ok(_)) => return Code::PAM_IGNORE,
-        (Err(e), _) | (_, Err(e)) => {
-            ctx.store_failed("app_password", &e);
-            return Code::PAM_IGNORE;
-        }
+    let (record, state) = match locked.record() {
+        Some(r) if !r.app_passwords.is_empty() => (r.clone(), locked.state().clone()),
+        _ => return Code::PAM_IGNORE,
     };
     let req = ctx.request();
     let who = ctx.who();
@@ -554,7 +555,7 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
         AppDecision::NotApplicable => Code::PAM_IGNORE,
         AppDecision::Accepted { label, state } => {
             memo.account_ok = !decide::account_blocked(Some(&record), &state, &ctx.cfg);
-            if let Err(e) = locked.write_state(&state, false) {
+            if let Err(e) = locked.write_state(&state, Durability::Configured) {
                 ctx.store_failed("app_password", &e);
                 return Code::PAM_IGNORE;
             }
@@ -565,7 +566,7 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
             Code::PAM_SUCCESS
         }
         AppDecision::Refused { label, why, state } => {
-            let _ = locked.write_state(&state, false);
+            let _ = locked.write_state(&state, Durability::Configured);
             ctx.log.log(
                 Level::Notice,
                 &format!(

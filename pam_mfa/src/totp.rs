@@ -11,6 +11,11 @@ use zeroize::Zeroizing;
 pub const MIN_SECRET_BYTES: usize = 16;
 pub const NEW_SECRET_BYTES: usize = 20;
 
+/// The key of RFC 6238's test vectors (Appendix B, SHA-1:
+/// "12345678901234567890"), base32: the one known seed every test uses, so
+/// codes can be checked against the RFC and `oathtool`. Never a real seed.
+pub const RFC6238_KEY: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Algorithm {
     #[default]
@@ -278,8 +283,7 @@ pub fn clean_code(typed: &str) -> SecretString {
 mod tests {
     use super::*;
 
-    /// RFC 6238 Appendix B key ("12345678901234567890") in base32.
-    const RFC_KEY: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    use super::RFC6238_KEY as RFC_KEY;
 
     fn seed(digits: u8) -> TotpSeed {
         TotpSeed {

@@ -19,6 +19,7 @@ pub use pam::{
     LoginResult, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_PERM_DENIED, PAM_SERVICE_ERR, PAM_SUCCESS,
     PAM_USER_UNKNOWN,
 };
+pub use pam_mfa::store::{Durability, OnMissing};
 
 /// Root of the workspace.
 pub fn workspace() -> PathBuf {

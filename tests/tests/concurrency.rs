@@ -44,8 +44,8 @@ fn enroll_many(env: &Env, names: &[String]) -> Vec<(String, String)> {
         let mb = Mailbox::parse(name.as_bytes(), None).unwrap();
         let seed = TotpSeed::generate(6, 30, now()).unwrap();
         let secret = seed.secret.to_string();
-        let locked = admin.store.lock(&mb, true).unwrap().unwrap();
-        assert_eq!(locked.read_record().unwrap(), None, "{name} enrolled twice");
+        let mut locked = admin.store.lock(&mb, OnMissing::Create).unwrap().unwrap();
+        assert_eq!(locked.record().cloned(), None, "{name} enrolled twice");
         locked
             .write_record(&MailboxRecord {
                 totp: Some(seed),
@@ -82,7 +82,7 @@ fn generator(secret: &str) -> Generator {
 fn state_of(env: &Env, name: &str) -> MailboxState {
     let admin = env.admin();
     let mb = admin.mailbox(name).unwrap();
-    admin.store.lock(&mb, false).unwrap().unwrap().read_state().unwrap()
+    admin.store.lock(&mb, OnMissing::Skip).unwrap().unwrap().state().clone()
 }
 
 /// A `login_worker serve` process: one login per line sent.
@@ -245,8 +245,8 @@ fn one_code_rounds(kind: &str, rounds: usize, mut race: impl FnMut(&Env, &str, &
         let mb = admin.mailbox(name).unwrap();
         let history = if i % 2 == 1 { 30 } else { 0 };
         if history > 0 {
-            let locked = admin.store.lock(&mb, false).unwrap().unwrap();
-            let mut st = locked.read_state().unwrap();
+            let mut locked = admin.store.lock(&mb, OnMissing::Skip).unwrap().unwrap();
+            let mut st = locked.state().clone();
             for k in 0..history {
                 let login = Login {
                     at: now() - 3600 + k,
@@ -257,7 +257,7 @@ fn one_code_rounds(kind: &str, rounds: usize, mut race: impl FnMut(&Env, &str, &
                 };
                 st.push_login(login, 100);
             }
-            locked.write_state(&st, false).unwrap();
+            locked.write_state(&st, Durability::Configured).unwrap();
         }
         let file = admin.store.mailbox_path(&mb);
         let size_before = std::fs::metadata(&file).unwrap().len();

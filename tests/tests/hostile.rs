@@ -369,7 +369,7 @@ fn missing_rhost_is_logged_as_dash_and_changes_nothing_else() {
 
 fn rfc_seed() -> TotpSeed {
     TotpSeed {
-        secret: pam_mfa::secret::SecretString::new("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ".into()),
+        secret: pam_mfa::secret::SecretString::new(pam_mfa::totp::RFC6238_KEY.into()),
         digits: 6,
         period: 30,
         algorithm: Default::default(),

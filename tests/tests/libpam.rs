@@ -60,15 +60,15 @@ fn window_is_one_step_each_way() {
     // through the store) so the previous step can be tried as a login.
     {
         let admin = env.admin();
-        let locked = admin
+        let mut locked = admin
             .store
-            .lock(&admin.mailbox(ALICE).unwrap(), false)
+            .lock(&admin.mailbox(ALICE).unwrap(), OnMissing::Skip)
             .unwrap()
             .unwrap();
-        let mut state = locked.read_state().unwrap();
+        let mut state = locked.state().clone();
         assert!(state.last_step.is_some());
         state.last_step = None;
-        locked.write_state(&state, true).unwrap();
+        locked.write_state(&state, Durability::Synced).unwrap();
     }
     let t = fresh_step(6);
     assert_eq!(

@@ -149,10 +149,10 @@ fn no_secret_in_debug_logs_for_any_outcome() {
         let st = admin.status(&mb, now()).unwrap();
         if st.lock == "backoff" {
             // Through the store (the state file is checksummed).
-            let locked = admin.store.lock(&mb, false).unwrap().unwrap();
-            let mut state = locked.read_state().unwrap();
+            let mut locked = admin.store.lock(&mb, OnMissing::Skip).unwrap().unwrap();
+            let mut state = locked.state().clone();
             state.last_failure = 1;
-            locked.write_state(&state, false).unwrap();
+            locked.write_state(&state, Durability::Configured).unwrap();
         }
     }
     assert_eq!(admin.status(&mb, now()).unwrap().lock, "blocked");

@@ -222,7 +222,13 @@ fn mailbox_removed_between_split_and_verify() {
     let mut h = FakeHandle::new(ALICE, Some(&format!("{PW}{}", w.next_code())));
     assert_eq!(w.call(&mut h, "split"), Code::PAM_SUCCESS);
     let mb = w.mailbox(ALICE);
-    w.admin.store.lock(&mb, false).unwrap().unwrap().purge().unwrap();
+    w.admin
+        .store
+        .lock(&mb, OnMissing::Skip)
+        .unwrap()
+        .unwrap()
+        .purge()
+        .unwrap();
     assert_eq!(w.call(&mut h, "verify"), Code::PAM_AUTHINFO_UNAVAIL);
 }
 

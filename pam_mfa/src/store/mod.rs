@@ -17,6 +17,9 @@
 //! ([`Store::lock`]), so parallel auth workers and `mfa-ctl` never lose each
 //! other's updates.
 
+pub mod backend;
+#[cfg(test)]
+pub(crate) mod contract;
 mod error;
 pub mod fsio;
 pub mod records;
@@ -43,7 +46,6 @@ use fsio::Owners;
 use records::{MailboxFile, MailboxRecord, MailboxState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -274,6 +276,20 @@ impl Store {
         Ok(out)
     }
 
+    /// One page of a domain's mailboxes, sorted: those after `after`, at
+    /// most `limit`. (The file store reads the folder for each page; the
+    /// folder's names are all it holds in memory.)
+    pub fn list_page(&self, domain: &str, after: Option<&Mailbox>, limit: usize) -> Result<Vec<Mailbox>, StoreError> {
+        let after = after.filter(|a| a.domain() == domain).map(Mailbox::local);
+        Ok(self
+            .list_dir(&self.domain_dir(domain), ".mfa")?
+            .into_iter()
+            .filter(|local| after.is_none_or(|a| local.as_str() > a))
+            .filter_map(|local| Mailbox::parse(format!("{local}@{domain}").as_bytes(), None).ok())
+            .take(limit)
+            .collect())
+    }
+
     /// The mailbox's file, read under a shared lock (never halfway through a
     /// write). `None` if the store does not know the mailbox.
     pub fn read_mailbox(&self, mb: &Mailbox) -> Result<Option<MailboxFile>, StoreError> {
@@ -329,13 +345,13 @@ impl Store {
         Ok(Some((file, meta, content, pos)))
     }
 
-    /// [`Store::lock`] (without `create`) on a file [`Store::open_mailbox`]
+    /// [`Store::lock`] ([`OnMissing::Skip`]) on a file [`Store::open_mailbox`]
     /// opened earlier in the same login. Falls back to a fresh lookup if the
     /// file was replaced or removed since.
     pub fn relock(&self, opened: &Opened) -> Result<Option<Locked<'_>>, StoreError> {
         let path = self.mailbox_path(&opened.mailbox);
         let Some((file, meta)) = fsio::lock_if_current(&opened.file, opened.id, &path)? else {
-            return self.lock(&opened.mailbox, false);
+            return self.lock(&opened.mailbox, OnMissing::Skip);
         };
         let bytes = fsio::read_all(&file, &meta, &path)?;
         // Sequence numbers only grow: the same newest copy as at open time
@@ -355,12 +371,11 @@ impl Store {
         Ok(self.read_mailbox(mb)?.map(|f| f.record).filter(|r| !r.is_empty()))
     }
 
-    /// Locks a mailbox's file for a read-modify-write, and reads it. With
-    /// `create`, a missing file (and folders) is made, empty (mfa-ctl);
-    /// without, `None` means the store has no file for the mailbox, so there
-    /// is nothing to lock (the module).
-    pub fn lock(&self, mb: &Mailbox, create: bool) -> Result<Option<Locked<'_>>, StoreError> {
+    /// Locks a mailbox's file for a read-modify-write, and reads it;
+    /// `on_missing` says what a missing file means.
+    pub fn lock(&self, mb: &Mailbox, on_missing: OnMissing) -> Result<Option<Locked<'_>>, StoreError> {
         let dirs = [self.domain_dir(mb.domain())];
+        let create = on_missing == OnMissing::Create;
         if create {
             self.ensure_path_to(&dirs)?;
         } else if !self.check_path_to(&dirs)? {
@@ -429,23 +444,43 @@ pub struct Opened {
     pos: slots::Pos,
 }
 
+/// What a missing mailbox file means to [`Store::lock`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMissing {
+    /// Make it (and its folders), empty: mfa-ctl setting a mailbox up.
+    Create,
+    /// `None`: the store has no file for the mailbox, so there is nothing to
+    /// lock (a login of a mailbox that never set MFA up).
+    Skip,
+}
+
+/// How far a write pushes its data to the disk before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// As `[state] durable` says: a login's state update.
+    Configured,
+    /// Always synced: mfa-ctl's changes, and a used recovery code, which
+    /// never expires and so must never come back after a power cut.
+    Synced,
+}
+
 /// A locked mailbox file and what it held when locked (or last written).
 /// Dropping it releases the lock.
 pub struct Locked<'s> {
     store: &'s Store,
     path: PathBuf,
     /// `None` once the file is removed (an empty mailbox).
-    file: RefCell<Option<File>>,
+    file: Option<File>,
     /// Where the newest copy is: the next write overwrites the other one.
-    pos: Cell<slots::Pos>,
-    content: RefCell<MailboxFile>,
+    pos: slots::Pos,
+    content: MailboxFile,
 }
 
 impl Drop for Locked<'_> {
     /// Unlocks explicitly: a handle from [`Store::relock`] shares its lock
     /// with the [`Opened`] it was duplicated from, which may outlive it.
     fn drop(&mut self) {
-        if let Some(f) = self.file.get_mut().as_ref() {
+        if let Some(f) = self.file.as_ref() {
             let _ = f.unlock();
         }
     }
@@ -456,46 +491,54 @@ impl<'s> Locked<'s> {
         Locked {
             store,
             path,
-            file: RefCell::new(Some(file)),
-            pos: Cell::new(pos),
-            content: RefCell::new(content),
+            file: Some(file),
+            pos,
+            content,
         }
     }
 
-    /// The record; `None` if the mailbox has none.
-    pub fn read_record(&self) -> Result<Option<MailboxRecord>, StoreError> {
-        let record = self.content.borrow().record.clone();
-        Ok((!record.is_empty()).then_some(record))
+    /// The record; `None` if the mailbox has none (MFA never set up, or off
+    /// with nothing else kept).
+    pub fn record(&self) -> Option<&MailboxRecord> {
+        (!self.content.record.is_empty()).then_some(&self.content.record)
     }
 
-    /// The login state; a new mailbox has a fresh state.
-    pub fn read_state(&self) -> Result<MailboxState, StoreError> {
-        Ok(self.content.borrow().state.clone())
+    /// The login state; a new mailbox has a fresh one.
+    pub fn state(&self) -> &MailboxState {
+        &self.content.state
     }
 
-    /// Writes the record, durably.
-    pub fn write_record(&self, record: &MailboxRecord) -> Result<(), StoreError> {
-        let state = self.content.borrow().state.clone();
-        self.write(
+    /// Writes record and state together, synced: one write, so a crash
+    /// keeps both old or both new.
+    pub fn write(&mut self, record: &MailboxRecord, state: &MailboxState) -> Result<(), StoreError> {
+        self.write_content(
             MailboxFile {
                 record: record.clone(),
-                state,
+                state: state.clone(),
             },
-            true,
+            Durability::Synced,
         )
     }
 
-    /// Writes the login state, synced with `fdatasync` when `state.durable`
-    /// (the default) or `sync` (mfa-ctl's changes, and a used recovery code,
-    /// which never expires).
-    pub fn write_state(&self, state: &MailboxState, sync: bool) -> Result<(), StoreError> {
-        let record = self.content.borrow().record.clone();
-        self.write(
+    /// Writes the record, synced; the state stays as it is.
+    pub fn write_record(&mut self, record: &MailboxRecord) -> Result<(), StoreError> {
+        self.write_content(
             MailboxFile {
-                record,
+                record: record.clone(),
+                state: self.content.state.clone(),
+            },
+            Durability::Synced,
+        )
+    }
+
+    /// Writes the login state; the record stays as it is.
+    pub fn write_state(&mut self, state: &MailboxState, durability: Durability) -> Result<(), StoreError> {
+        self.write_content(
+            MailboxFile {
+                record: self.content.record.clone(),
                 state: state.clone(),
             },
-            sync,
+            durability,
         )
     }
 
@@ -504,30 +547,31 @@ impl<'s> Locked<'s> {
     /// that outgrew its slots is written to a new file that replaces the old
     /// one (temp file, sync, rename, folder sync). An empty mailbox's file
     /// is removed.
-    fn write(&self, content: MailboxFile, sync: bool) -> Result<(), StoreError> {
-        let mut file = self.file.borrow_mut();
+    fn write_content(&mut self, content: MailboxFile, durability: Durability) -> Result<(), StoreError> {
         if content.is_empty() {
-            if file.take().is_some() {
+            if self.file.take().is_some() {
                 fsio::remove(&self.path)?;
             }
-            *self.content.borrow_mut() = content;
+            self.content = content;
             return Ok(());
         }
         let json = encode(&self.path, &content)?;
-        let pos = self.pos.get();
+        let pos = self.pos;
         let seq = pos.seq.saturating_add(1);
-        match (file.as_ref(), slots::encode(seq, &json, pos.slot_size)) {
+        let sync = self.store.durable || durability == Durability::Synced;
+        match (self.file.as_ref(), slots::encode(seq, &json, pos.slot_size)) {
             (Some(f), Some(bytes)) => {
                 let target = 1 - pos.newest;
                 let offset = (target * pos.slot_size) as u64;
-                fsio::write_in_place(f, &self.path, &bytes, offset, self.store.durable || sync)?;
-                self.pos.set(slots::Pos {
+                fsio::write_in_place(f, &self.path, &bytes, offset, sync)?;
+                self.pos = slots::Pos {
                     newest: target,
                     seq,
                     ..pos
-                });
+                };
             }
             (had, _) => {
+                // A new file is always synced before it is put in place.
                 let bytes = slots::encode_file(seq, &json);
                 let new = if had.is_some() {
                     fsio::replace_locked(&self.path, &bytes, self.store.owners)?
@@ -538,23 +582,23 @@ impl<'s> Locked<'s> {
                     })?
                 };
                 // The old file's waiters may go now: they find it replaced.
-                if let Some(old) = file.replace(new) {
+                if let Some(old) = self.file.replace(new) {
                     let _ = old.unlock();
                 }
-                self.pos.set(slots::Pos {
+                self.pos = slots::Pos {
                     slot_size: bytes.len() / 2,
                     newest: 0,
                     seq,
-                });
+                };
             }
         }
-        *self.content.borrow_mut() = content;
+        self.content = content;
         Ok(())
     }
 
     /// Removes the mailbox's file (the mailbox is forgotten).
-    pub fn purge(self) -> Result<(), StoreError> {
-        if self.file.borrow_mut().take().is_some() {
+    pub fn purge(mut self) -> Result<(), StoreError> {
+        if self.file.take().is_some() {
             fsio::remove(&self.path)?;
         }
         Ok(())
@@ -577,7 +621,12 @@ mod tests {
 
     /// One locked read-modify-write of the mailbox's state (creating it).
     fn put(store: &Store, mb: &Mailbox, state: &MailboxState) {
-        store.lock(mb, true).unwrap().unwrap().write_state(state, true).unwrap();
+        store
+            .lock(mb, OnMissing::Create)
+            .unwrap()
+            .unwrap()
+            .write_state(state, Durability::Synced)
+            .unwrap();
     }
 
     /// A state too large for the 4 KiB copies: writing it replaces the file.
@@ -604,16 +653,16 @@ mod tests {
         put(&store, &mb, &state(1));
 
         let opened = store.open_mailbox(&mb).unwrap().unwrap();
-        let l = store.relock(&opened).unwrap().unwrap();
-        assert_eq!(l.read_state().unwrap(), state(1), "unchanged: reused");
-        l.write_state(&state(2), true).unwrap();
+        let mut l = store.relock(&opened).unwrap().unwrap();
+        assert_eq!(l.state().clone(), state(1), "unchanged: reused");
+        l.write_state(&state(2), Durability::Synced).unwrap();
         drop(l);
 
         let opened = store.open_mailbox(&mb).unwrap().unwrap();
         put(&store, &mb, &state(3));
-        let l = store.relock(&opened).unwrap().unwrap();
-        assert_eq!(l.read_state().unwrap(), state(3), "written in between: read again");
-        l.write_state(&state(4), true).unwrap();
+        let mut l = store.relock(&opened).unwrap().unwrap();
+        assert_eq!(l.state().clone(), state(3), "written in between: read again");
+        l.write_state(&state(4), Durability::Synced).unwrap();
         drop(l);
         assert_eq!(store.read_mailbox(&mb).unwrap().unwrap().state, state(4));
     }
@@ -631,15 +680,15 @@ mod tests {
         let big = big_state(2);
         put(&store, &mb, &big);
         assert!(size(&store) > 8192, "replaced by a larger file");
-        let l = store.relock(&opened).unwrap().unwrap();
-        assert_eq!(l.read_state().unwrap(), big);
-        l.write_state(&state(5), true).unwrap();
+        let mut l = store.relock(&opened).unwrap().unwrap();
+        assert_eq!(l.state().clone(), big);
+        l.write_state(&state(5), Durability::Synced).unwrap();
         drop(l);
         assert_eq!(store.read_mailbox(&mb).unwrap().unwrap().state, state(5));
 
         // Removed in between: nothing to lock.
         let opened = store.open_mailbox(&mb).unwrap().unwrap();
-        store.lock(&mb, false).unwrap().unwrap().purge().unwrap();
+        store.lock(&mb, OnMissing::Skip).unwrap().unwrap().purge().unwrap();
         assert!(store.relock(&opened).unwrap().is_none());
     }
 
@@ -658,7 +707,7 @@ mod tests {
         let big = big_state(2);
         put(&store, &mb, &big);
         assert!(!tmp.exists(), "replacement");
-        store.lock(&mb, false).unwrap().unwrap().purge().unwrap();
+        store.lock(&mb, OnMissing::Skip).unwrap().unwrap().purge().unwrap();
         stale(&store, 0);
         put(&store, &mb, &state(3));
         assert!(!tmp.exists(), "creation");
@@ -669,9 +718,9 @@ mod tests {
     #[test]
     fn empty_mailboxes_vanish() {
         let (_dir, store, mb) = store();
-        let l = store.lock(&mb, true).unwrap().unwrap();
-        l.write_state(&state(1), true).unwrap();
-        l.write_state(&MailboxState::default(), true).unwrap();
+        let mut l = store.lock(&mb, OnMissing::Create).unwrap().unwrap();
+        l.write_state(&state(1), Durability::Synced).unwrap();
+        l.write_state(&MailboxState::default(), Durability::Synced).unwrap();
         drop(l);
         assert!(!store.mailbox_path(&mb).exists());
         assert!(store.read_mailbox(&mb).unwrap().is_none());

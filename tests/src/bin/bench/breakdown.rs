@@ -7,8 +7,8 @@ use crate::report::{Steps, pct};
 use crate::stores::World;
 use pam_mfa::config::{Config, IfMissing};
 use pam_mfa::mailbox::Mailbox;
-use pam_mfa::store::Store;
 use pam_mfa::store::records::MailboxState;
+use pam_mfa::store::{Durability, OnMissing, Store};
 use std::time::Instant;
 
 /// Times, in-process and without libpam, the library steps one pam_mfa
@@ -101,7 +101,7 @@ pub fn breakdown(w: &World) -> Steps {
 /// What a login does to the mailbox: lock and read it (which finds the
 /// older copy), then overwrite that copy in place.
 fn update_state(store: &Store, mb: &Mailbox, state: &MailboxState) {
-    let locked = store.lock(mb, false).unwrap().unwrap();
-    std::hint::black_box(locked.read_state().unwrap());
-    locked.write_state(state, false).unwrap();
+    let mut locked = store.lock(mb, OnMissing::Skip).unwrap().unwrap();
+    std::hint::black_box(locked.state());
+    locked.write_state(state, Durability::Configured).unwrap();
 }

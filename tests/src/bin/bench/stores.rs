@@ -7,7 +7,7 @@ use crate::opts::Opts;
 use crate::services;
 use pam_mfa::config::{Config, IfMissing};
 use pam_mfa::mailbox::Mailbox;
-use pam_mfa::store::Store;
+use pam_mfa::store::{OnMissing, Store};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{DirBuilder, OpenOptions};
@@ -123,9 +123,8 @@ pub fn setup(
     let mb0 = Mailbox::parse(user(0).as_bytes(), None).unwrap();
     {
         // Mailbox 0 through the library, so the others are checked to be what it writes.
-        let l = store.lock(&mb0, true).unwrap().unwrap();
-        l.write_record(&mfa_content(0, t).record).unwrap();
-        l.write_state(&primed_state(t), false).unwrap();
+        let mut l = store.lock(&mb0, OnMissing::Create).unwrap().unwrap();
+        l.write(&mfa_content(0, t).record, &primed_state(t)).unwrap();
     }
     let written0 = store.read_mailbox(&mb0).unwrap().unwrap();
     assert_eq!(written0, mfa_content(0, t));

@@ -1,0 +1,102 @@
+//! The store's contract, apart from how a backend keeps the data: what the
+//! module and mfa-ctl may rely on. The file store ([`super::Store`]) is one
+//! backend; a shared database is meant to be the next, checked by the same
+//! contract suite (`store/contract.rs`).
+
+use super::{Durability, Locked, OnMissing, Store, StoreError};
+use crate::config::Config;
+use crate::mailbox::Mailbox;
+use crate::policy::DomainPolicy;
+use crate::store::records::{MailboxFile, MailboxRecord, MailboxState};
+
+/// A place that keeps domain policies and mailboxes.
+///
+/// - A store that is not there (never set up, or its disk or database out
+///   of reach) is an error from every call, never an empty store.
+/// - A mailbox is changed only through its [`MailboxLock`]: between
+///   [`Backend::lock`] and the lock's drop no other writer, in this process
+///   or another, on this server or another, changes it; writes through the
+///   lock are atomic (a crash keeps the old or the new content).
+pub trait Backend: Sync {
+    type Lock<'s>: MailboxLock
+    where
+        Self: 's;
+
+    /// Whether the store is there and trustworthy.
+    fn check_ready(&self) -> Result<(), StoreError>;
+    /// The domain's own policy, if it has one.
+    fn read_domain(&self, domain: &str) -> Result<Option<DomainPolicy>, StoreError>;
+    /// The policy in force: the domain's own, or the configured default.
+    fn policy_for(&self, domain: &str, cfg: &Config) -> Result<DomainPolicy, StoreError>;
+    fn write_domain(&self, domain: &str, policy: &DomainPolicy) -> Result<(), StoreError>;
+    /// Domains with a policy of their own, sorted.
+    fn list_domains(&self) -> Result<Vec<(String, DomainPolicy)>, StoreError>;
+    /// A consistent copy of the mailbox (never half a write); `None` if the
+    /// store does not know it.
+    fn read_mailbox(&self, mb: &Mailbox) -> Result<Option<MailboxFile>, StoreError>;
+    /// The mailbox, locked for a read-modify-write.
+    fn lock(&self, mb: &Mailbox, on_missing: OnMissing) -> Result<Option<Self::Lock<'_>>, StoreError>;
+    /// One page of a domain's mailboxes, sorted, after `after`.
+    fn list_page(&self, domain: &str, after: Option<&Mailbox>, limit: usize) -> Result<Vec<Mailbox>, StoreError>;
+}
+
+/// A mailbox held by one writer. Dropping it lets the next one in.
+pub trait MailboxLock {
+    /// The record; `None` if the mailbox has none.
+    fn record(&self) -> Option<&MailboxRecord>;
+    fn state(&self) -> &MailboxState;
+    /// Record and state as one atomic, durable change. Both empty: the
+    /// mailbox is forgotten.
+    fn write(&mut self, record: &MailboxRecord, state: &MailboxState) -> Result<(), StoreError>;
+    /// The state alone (a login), as durable as `durability` says.
+    fn write_state(&mut self, state: &MailboxState, durability: Durability) -> Result<(), StoreError>;
+    /// Forgets the mailbox.
+    fn purge(self) -> Result<(), StoreError>;
+}
+
+impl Backend for Store {
+    type Lock<'s> = Locked<'s>;
+
+    fn check_ready(&self) -> Result<(), StoreError> {
+        Store::check_ready(self)
+    }
+    fn read_domain(&self, domain: &str) -> Result<Option<DomainPolicy>, StoreError> {
+        Store::read_domain(self, domain)
+    }
+    fn policy_for(&self, domain: &str, cfg: &Config) -> Result<DomainPolicy, StoreError> {
+        Store::policy_for(self, domain, cfg)
+    }
+    fn write_domain(&self, domain: &str, policy: &DomainPolicy) -> Result<(), StoreError> {
+        Store::write_domain(self, domain, policy)
+    }
+    fn list_domains(&self) -> Result<Vec<(String, DomainPolicy)>, StoreError> {
+        Store::list_domains(self)
+    }
+    fn read_mailbox(&self, mb: &Mailbox) -> Result<Option<MailboxFile>, StoreError> {
+        Store::read_mailbox(self, mb)
+    }
+    fn lock(&self, mb: &Mailbox, on_missing: OnMissing) -> Result<Option<Locked<'_>>, StoreError> {
+        Store::lock(self, mb, on_missing)
+    }
+    fn list_page(&self, domain: &str, after: Option<&Mailbox>, limit: usize) -> Result<Vec<Mailbox>, StoreError> {
+        Store::list_page(self, domain, after, limit)
+    }
+}
+
+impl MailboxLock for Locked<'_> {
+    fn record(&self) -> Option<&MailboxRecord> {
+        Locked::record(self)
+    }
+    fn state(&self) -> &MailboxState {
+        Locked::state(self)
+    }
+    fn write(&mut self, record: &MailboxRecord, state: &MailboxState) -> Result<(), StoreError> {
+        Locked::write(self, record, state)
+    }
+    fn write_state(&mut self, state: &MailboxState, durability: Durability) -> Result<(), StoreError> {
+        Locked::write_state(self, state, durability)
+    }
+    fn purge(self) -> Result<(), StoreError> {
+        Locked::purge(self)
+    }
+}

@@ -1,0 +1,265 @@
+//! The store contract as tests, written once against [`Backend`] so that
+//! every backend runs the same suite: `contract_tests!(fresh, missing)`
+//! makes one `#[test]` per check, where `fresh()` gives a store that is set
+//! up and empty (with whatever keeps it alive, dropped at the end) and
+//! `missing()` one that is not there.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use super::backend::{Backend, MailboxLock};
+use super::{Durability, OnMissing, StoreError};
+use crate::config::Config;
+use crate::mailbox::Mailbox;
+use crate::policy::{DomainPolicy, Policy};
+use crate::store::records::{MailboxRecord, MailboxState};
+use crate::totp::{Algorithm, TotpSeed};
+
+fn mb(name: &str) -> Mailbox {
+    Mailbox::parse(name.as_bytes(), None).unwrap()
+}
+
+fn enrolled() -> MailboxRecord {
+    MailboxRecord {
+        totp: Some(TotpSeed {
+            secret: zeroize::Zeroizing::new(crate::totp::RFC6238_KEY.into()),
+            digits: 6,
+            period: 30,
+            algorithm: Algorithm::SHA1,
+            created: 1,
+        }),
+        ..Default::default()
+    }
+}
+
+fn state(step: u64) -> MailboxState {
+    MailboxState {
+        last_step: Some(step),
+        ..Default::default()
+    }
+}
+
+/// A store that is not there is an error from every read, never "empty".
+pub fn missing_store_is_an_error<B: Backend>(store: &B) {
+    let is_missing = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Missing { .. }));
+    assert!(is_missing(store.check_ready()));
+    assert!(is_missing(store.read_mailbox(&mb("a@example.org")).map(|_| ())));
+    assert!(is_missing(
+        store.policy_for("example.org", &Config::default()).map(|_| ())
+    ));
+    assert!(is_missing(
+        store.lock(&mb("a@example.org"), OnMissing::Skip).map(|_| ())
+    ));
+}
+
+/// A mailbox the store does not know: nothing to read, nothing to lock.
+pub fn unknown_mailbox_is_none<B: Backend>(store: &B) {
+    store.check_ready().unwrap();
+    assert!(store.read_mailbox(&mb("nobody@example.org")).unwrap().is_none());
+    assert!(
+        store
+            .lock(&mb("nobody@example.org"), OnMissing::Skip)
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// What is written through a lock is what the next reader and locker see,
+/// record and state together.
+pub fn writes_round_trip<B: Backend>(store: &B) {
+    let alice = mb("alice@example.org");
+    let mut l = store.lock(&alice, OnMissing::Create).unwrap().unwrap();
+    assert!(l.record().is_none());
+    l.write(&enrolled(), &state(7)).unwrap();
+    drop(l);
+    let file = store.read_mailbox(&alice).unwrap().unwrap();
+    assert_eq!((file.record, file.state), (enrolled(), state(7)));
+    let mut l = store.lock(&alice, OnMissing::Skip).unwrap().unwrap();
+    assert_eq!((l.record(), l.state()), (Some(&enrolled()), &state(7)));
+    l.write_state(&state(8), Durability::Configured).unwrap();
+    drop(l);
+    let file = store.read_mailbox(&alice).unwrap().unwrap();
+    assert_eq!((file.record, file.state), (enrolled(), state(8)), "the record kept");
+}
+
+/// Parallel read-modify-writes of one mailbox lose no update.
+pub fn concurrent_writers_lose_nothing<B: Backend>(store: &B) {
+    let alice = mb("alice@example.org");
+    let mut l = store.lock(&alice, OnMissing::Create).unwrap().unwrap();
+    l.write(&enrolled(), &MailboxState::default()).unwrap();
+    drop(l);
+    let (threads, rounds) = (8, 25);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..rounds {
+                    let mut l = store.lock(&alice, OnMissing::Skip).unwrap().unwrap();
+                    let mut next = l.state().clone();
+                    next.failures += 1;
+                    l.write_state(&next, Durability::Configured).unwrap();
+                }
+            });
+        }
+    });
+    let file = store.read_mailbox(&alice).unwrap().unwrap();
+    assert_eq!(file.state.failures, threads * rounds);
+}
+
+/// A record that grows far past its first size, then shrinks to nothing:
+/// read back whole each time; empty, the mailbox is forgotten.
+pub fn records_grow_and_go<B: Backend>(store: &B) {
+    let alice = mb("alice@example.org");
+    let mut record = enrolled();
+    for i in 0..60 {
+        let (ap, _) = crate::app_password::generate(
+            alice.as_str(),
+            &format!("device {i:02} {}", "x".repeat(40)),
+            vec![],
+            vec![],
+            None,
+            1,
+        )
+        .unwrap();
+        record.app_passwords.push(ap);
+        let mut l = store.lock(&alice, OnMissing::Create).unwrap().unwrap();
+        l.write(&record, &state(i)).unwrap();
+    }
+    let file = store.read_mailbox(&alice).unwrap().unwrap();
+    assert_eq!((file.record, file.state), (record, state(59)));
+    let mut l = store.lock(&alice, OnMissing::Skip).unwrap().unwrap();
+    l.write(&MailboxRecord::default(), &MailboxState::default()).unwrap();
+    drop(l);
+    assert!(store.read_mailbox(&alice).unwrap().is_none());
+    let mut l = store.lock(&alice, OnMissing::Create).unwrap().unwrap();
+    l.write(&enrolled(), &state(1)).unwrap();
+    l.purge().unwrap();
+    assert!(store.read_mailbox(&alice).unwrap().is_none());
+    assert!(store.lock(&alice, OnMissing::Skip).unwrap().is_none());
+}
+
+/// Domain policies: the default until set, then the domain's own.
+pub fn domain_policies<B: Backend>(store: &B) {
+    let cfg = Config::default();
+    assert_eq!(store.read_domain("example.org").unwrap(), None);
+    assert_eq!(
+        store.policy_for("example.org", &cfg).unwrap(),
+        DomainPolicy::default_for(cfg.default_policy)
+    );
+    let required = DomainPolicy {
+        policy: Policy::Required,
+        grace: Some(3600),
+        since: 5,
+    };
+    store.write_domain("example.org", &required).unwrap();
+    store
+        .write_domain("b.example", &DomainPolicy::default_for(Policy::Disabled))
+        .unwrap();
+    assert_eq!(store.policy_for("example.org", &cfg).unwrap(), required);
+    let names: Vec<String> = store.list_domains().unwrap().into_iter().map(|(d, _)| d).collect();
+    assert_eq!(names, ["b.example", "example.org"]);
+}
+
+/// A domain listed in pages: every mailbox once, in order, no other domain's.
+pub fn list_in_pages<B: Backend>(store: &B) {
+    for i in 0..25 {
+        let mut l = store
+            .lock(&mb(&format!("user{i:02}@example.org")), OnMissing::Create)
+            .unwrap()
+            .unwrap();
+        l.write(&enrolled(), &state(1)).unwrap();
+    }
+    let mut l = store
+        .lock(&mb("other@example.net"), OnMissing::Create)
+        .unwrap()
+        .unwrap();
+    l.write(&enrolled(), &state(1)).unwrap();
+    drop(l);
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    let mut after: Option<Mailbox> = None;
+    loop {
+        let page = store.list_page("example.org", after.as_ref(), 10).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        sizes.push(page.len());
+        after = page.last().cloned();
+        seen.extend(page.into_iter().map(|m| m.to_string()));
+    }
+    assert_eq!(sizes, [10, 10, 5]);
+    let want: Vec<String> = (0..25).map(|i| format!("user{i:02}@example.org")).collect();
+    assert_eq!(seen, want);
+}
+
+/// One `#[test]` per check of this file, for a backend: `fresh()` returns
+/// `(keep_alive, store)` set up and empty, `missing()` the same for a
+/// store that is not there.
+macro_rules! contract_tests {
+    ($fresh:expr, $missing:expr) => {
+        #[test]
+        fn missing_store_is_an_error() {
+            let (_keep, store) = $missing();
+            $crate::store::contract::missing_store_is_an_error(&store);
+        }
+        #[test]
+        fn unknown_mailbox_is_none() {
+            let (_keep, store) = $fresh();
+            $crate::store::contract::unknown_mailbox_is_none(&store);
+        }
+        #[test]
+        fn writes_round_trip() {
+            let (_keep, store) = $fresh();
+            $crate::store::contract::writes_round_trip(&store);
+        }
+        #[test]
+        fn concurrent_writers_lose_nothing() {
+            let (_keep, store) = $fresh();
+            $crate::store::contract::concurrent_writers_lose_nothing(&store);
+        }
+        #[test]
+        fn records_grow_and_go() {
+            let (_keep, store) = $fresh();
+            $crate::store::contract::records_grow_and_go(&store);
+        }
+        #[test]
+        fn domain_policies() {
+            let (_keep, store) = $fresh();
+            $crate::store::contract::domain_policies(&store);
+        }
+        #[test]
+        fn list_in_pages() {
+            let (_keep, store) = $fresh();
+            $crate::store::contract::list_in_pages(&store);
+        }
+    };
+}
+pub(crate) use contract_tests;
+
+/// The file store, on the contract.
+mod file_store {
+    use crate::config::Config;
+    use crate::store::Store;
+
+    fn at(root: &std::path::Path) -> Store {
+        Store::new(
+            &Config {
+                store: root.to_path_buf(),
+                ..Config::default()
+            },
+            None,
+        )
+    }
+
+    fn fresh() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = at(&dir.path().join("store"));
+        store.init().unwrap();
+        (dir, store)
+    }
+
+    fn missing() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = at(&dir.path().join("store"));
+        (dir, store)
+    }
+
+    super::contract_tests!(fresh, missing);
+}
