@@ -43,13 +43,7 @@ pub fn generate(
 ) -> Result<(AppPassword, SecretString), RandomError> {
     let raw = secret::random_string(ALPHABET, LEN)?;
     let hash = secret::token_hash(PURPOSE, mailbox, raw.as_bytes());
-    let shown: SecretString = Zeroizing::new(
-        raw.as_bytes()
-            .chunks(4)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect::<Vec<_>>()
-            .join("-"),
-    );
+    let shown = secret::grouped(&raw, '-');
     let ap = AppPassword {
         id: secret::random_id()?,
         label: label.to_string(),

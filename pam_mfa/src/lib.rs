@@ -11,8 +11,10 @@
 //! | rate limit / lock-out | [`lockout`] |
 //! | password+code splitting | [`split`] |
 //! | required/optional/disabled | [`policy`] |
+//! | what any store must do | [`store::backend`] |
 //! | files, locking, atomic writes | [`store`] |
-//! | PAM entry points, all `unsafe` | [`ffi`] |
+//! | PAM entry points, all `unsafe` | [`ffi`] ([`ffi::pam`], [`ffi::sys`]) |
+//! | the PAM roles, in-process tests | [`module`] |
 //! | what mfa-ctl does | [`admin`] |
 //! | checking a setup (`mfa-ctl doctor`) | [`doctor`] |
 

@@ -40,7 +40,6 @@ const LOG_AUTHPRIV: u8 = 10 << 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Err = 3,
-    Warning = 4,
     Notice = 5,
     Info = 6,
     Debug = 7,

@@ -387,8 +387,7 @@ fn prompt_for_factor(pam: &mut dyn PamApi, args: &Args, needs_code: bool) -> Opt
     if let Some(code) = recovery::normalize(text) {
         return Some(Factor::Recovery(code));
     }
-    let digits: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(text.chars().filter(|c| *c != ' ').collect());
-    Some(Factor::Totp(digits))
+    Some(Factor::Totp(crate::totp::clean_code(text)))
 }
 
 /// `verify`: checks the code (window, replay, lock-out) after the password

@@ -31,9 +31,7 @@ pub fn generate(mailbox: &str, count: usize, now: u64) -> Result<(RecoverySet, V
     for _ in 0..count {
         let raw = secret::random_string(ALPHABET, LEN)?;
         hashes.push(secret::token_hash(PURPOSE, mailbox, raw.as_bytes()));
-        let (a, rest) = raw.split_at(4);
-        let (b, c) = rest.split_at(4);
-        shown.push(Zeroizing::new(format!("{a}-{b}-{c}")));
+        shown.push(secret::grouped(&raw, '-'));
     }
     let set = RecoverySet {
         id: secret::random_id()?,

@@ -1,4 +1,4 @@
-"""End-to-end cases of issue #4: real clients (imaplib, poplib, smtplib) over
+"""End-to-end cases: real clients (imaplib, poplib, smtplib) over
 real sockets to a real Dovecot and Postfix that log in through pam_mfa.so,
 with codes computed by oathtool.
 

@@ -193,17 +193,8 @@ impl Env {
     /// (PWDFILE is replaced by this env's password file) and `verify_extra`
     /// added to the verify line.
     pub fn stack(&self, password_line: &str, verify_extra: &str) -> String {
-        let m = module_path();
-        let m = m.display();
-        let a = self.args();
         let pw = password_line.replace("PWDFILE", &self.pwdfile.display().to_string());
-        format!(
-            "auth sufficient {m} app_password {a}\n\
-             auth requisite {m} split {a}\n\
-             auth requisite {pw}\n\
-             auth required {m} verify {a} {verify_extra}\n\
-             account required {m} {a}\n"
-        )
+        recommended_stack(&module_path(), &self.args(), &pw, verify_extra)
     }
 
     pub fn write_service(&self, name: &str, text: &str) {
@@ -326,19 +317,35 @@ impl Env {
     }
 }
 
+/// The recommended PAM stack (pam_mfa(8)) with `module` as pam_mfa, `args`
+/// on each of its lines, `password_line` as the password module and
+/// `verify_extra` added to the verify line.
+pub fn recommended_stack(module: &Path, args: &str, password_line: &str, verify_extra: &str) -> String {
+    let m = module.display();
+    format!(
+        "auth sufficient {m} app_password {args}\n\
+         auth requisite {m} split {args}\n\
+         auth requisite {password_line}\n\
+         auth required {m} verify {args} {verify_extra}\n\
+         account required {m} {args}\n"
+    )
+}
+
 /// The mailbox most tests log in as, and its password.
 pub const ALICE: &str = "alice@example.org";
 pub const PW: &str = "T9D3K!px";
 
-/// Runs the built mfa-ctl with `--config CONFIG ARGS`, stdin closed.
+/// The built mfa-ctl with `--config CONFIG`, stdin closed: add arguments
+/// (and environment) and run it.
+pub fn mfa_ctl_command(config: &Path) -> Command {
+    let mut cmd = Command::new(mfa_ctl_path());
+    cmd.arg("--config").arg(config).stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Runs the built mfa-ctl with `--config CONFIG ARGS`.
 pub fn mfa_ctl_with(config: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(mfa_ctl_path())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+    mfa_ctl_command(config).args(args).output().unwrap()
 }
 
 impl Drop for Env {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke run of the benchmark (issue #7), so it cannot rot: 100 mailboxes, 100
+# Smoke run of the benchmark, so it cannot rot: 100 mailboxes, 100
 # logins per case, a few seconds. Fails if the program breaks or if any login
 # with a correct fresh code is refused (pam_mfa in any mode, every module
 # single-threaded). Not a timing test: the numbers of a debug build on a busy

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The package test (issue #5), run by tests/run.sh as root on Debian 12. It
+# The package test, run by tests/run.sh as root on Debian 12. It
 # does exactly what the README's install section says:
 #   1. `make deb`; lintian on the .deb (no errors, no warnings);
 #      `dpkg -i` (+ `apt-get install -f` for dependencies);

@@ -1,4 +1,4 @@
-//! Concurrency through the real libpam (issue #6, part 1): many processes
+//! Concurrency through the real libpam: many processes
 //! and threads logging in at once over one store, one code raced by 32
 //! logins, failure counting under contention, and mfa-ctl writing while
 //! logins run. Every test checks the final state of every mailbox it touched,

@@ -1,4 +1,4 @@
-//! Crashes and broken disks (issue #6, part 2): a writer killed with SIGKILL
+//! Crashes and broken disks: a writer killed with SIGKILL
 //! at random instants 200 times, a full store file system and a read-only
 //! one. After each: every file parses and holds the old or the new value,
 //! nothing stale blocks the next login, and logins are refused or accepted

@@ -1,4 +1,4 @@
-//! Hostile input (issue #6, part 3): user names, typed strings, store files,
+//! Hostile input: user names, typed strings, store files,
 //! configuration, clock and PAM items an attacker or an accident could
 //! produce. Each case asserts the exact PAM result and that nothing in the
 //! store changed. Clock extremes are tested on the pure decision (the module

@@ -1,4 +1,4 @@
-//! Secrets never reach a log (issue #6, part 5): every login outcome runs
+//! Secrets never reach a log: every login outcome runs
 //! with `debug` on, and everything the module sent to syslog is searched for
 //! the password, every code typed, the app password, the recovery codes and
 //! the TOTP secret. Where secrets are zeroized and compared in constant time

@@ -12,7 +12,7 @@
 
 pub use pam_mfa_tests::*;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 pub struct Out {
     pub code: i32,
@@ -48,12 +48,9 @@ pub fn ctl(env: &Env, args: &[&str]) -> Out {
 
 /// [`ctl`] with environment variables set for mfa-ctl (`vars`).
 pub fn ctl_with_env(env: &Env, vars: &[(&str, &str)], args: &[&str]) -> Out {
-    let out = Command::new(mfa_ctl_path())
-        .arg("--config")
-        .arg(&env.config)
+    let out = mfa_ctl_command(&env.config)
         .args(args)
         .envs(vars.iter().copied())
-        .stdin(Stdio::null())
         .output()
         .expect("run mfa-ctl");
     Out {
@@ -61,16 +58,6 @@ pub fn ctl_with_env(env: &Env, vars: &[(&str, &str)], args: &[&str]) -> Out {
         stdout: String::from_utf8(out.stdout).unwrap(),
         stderr: String::from_utf8(out.stderr).unwrap(),
     }
-}
-
-/// A 6-digit string that is not the code of any step mfa-ctl accepts now.
-pub fn wrong_code(secret: &str, t: u64) -> String {
-    let valid: Vec<String> = [t - 30, t, t + 30].iter().map(|s| oathtool(secret, *s)).collect();
-    ["000000", "111111", "222222"]
-        .into_iter()
-        .find(|c| !valid.iter().any(|v| v == c))
-        .unwrap()
-        .to_string()
 }
 
 /// Enrols through `mfa-ctl --begin/--confirm`, confirming with the code of

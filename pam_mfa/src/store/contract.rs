@@ -199,36 +199,18 @@ macro_rules! contract_tests {
             let (_keep, store) = $missing();
             $crate::store::contract::missing_store_is_an_error(&store);
         }
-        #[test]
-        fn unknown_mailbox_is_none() {
-            let (_keep, store) = $fresh();
-            $crate::store::contract::unknown_mailbox_is_none(&store);
-        }
-        #[test]
-        fn writes_round_trip() {
-            let (_keep, store) = $fresh();
-            $crate::store::contract::writes_round_trip(&store);
-        }
-        #[test]
-        fn concurrent_writers_lose_nothing() {
-            let (_keep, store) = $fresh();
-            $crate::store::contract::concurrent_writers_lose_nothing(&store);
-        }
-        #[test]
-        fn records_grow_and_go() {
-            let (_keep, store) = $fresh();
-            $crate::store::contract::records_grow_and_go(&store);
-        }
-        #[test]
-        fn domain_policies() {
-            let (_keep, store) = $fresh();
-            $crate::store::contract::domain_policies(&store);
-        }
-        #[test]
-        fn list_in_pages() {
-            let (_keep, store) = $fresh();
-            $crate::store::contract::list_in_pages(&store);
-        }
+        $crate::store::contract::contract_tests!(@each $fresh;
+            unknown_mailbox_is_none, writes_round_trip, concurrent_writers_lose_nothing,
+            records_grow_and_go, domain_policies, list_in_pages);
+    };
+    (@each $fresh:expr; $($check:ident),*) => {
+        $(
+            #[test]
+            fn $check() {
+                let (_keep, store) = $fresh();
+                $crate::store::contract::$check(&store);
+            }
+        )*
     };
 }
 pub(crate) use contract_tests;

@@ -91,7 +91,7 @@ fn find<'a>(rows: &'a [Row], n: u64, case: &str, par: &str) -> Option<&'a Row> {
 fn print_targets(rows: &[Row], opts: &Opts) {
     let par = format!("{} proc", opts.workers);
     let thr = format!("{} thr", opts.workers);
-    println!("Targets (issue #7), computed from the table above:");
+    println!("Targets, computed from the table above:");
     println!();
     for &n in &opts.sizes {
         let mfa = find(rows, n, "pam_mfa durable", "1");

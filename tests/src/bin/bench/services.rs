@@ -10,13 +10,7 @@ pub fn write(w: &World, module: &Path, cfg_path: &Path, pwdfile: &Path) {
     let log = w.root.join("log.sock");
     let mfa = |cfg: &Path, password: &str| {
         let a = format!("config={} log_socket={} nodelay", cfg.display(), log.display());
-        format!(
-            "auth sufficient {m} app_password {a}\n\
-             auth requisite {m} split {a}\n\
-             auth requisite {password}\n\
-             auth required {m} verify {a}\n\
-             account required {m} {a}\n"
-        )
+        pam_mfa_tests::recommended_stack(module, &a, password, "")
     };
     let ga = |password: &str| {
         format!(
