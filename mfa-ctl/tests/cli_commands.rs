@@ -578,7 +578,7 @@ fn man_page_and_completions_come_from_the_definitions() {
 /// C1 controls and bidi overrides raw).
 #[test]
 fn store_text_reaches_the_terminal_escaped() {
-    use pam_mfa::store::records::{LastUse, Login, Method};
+    use pam_mfa::store::records::{LastUse, Login, LoginResult, Method};
     let env = Env::new();
     let mb = "mallory@example.org";
     enroll(&env, mb);
@@ -596,7 +596,8 @@ fn store_text_reaches_the_terminal_escaped() {
                 service: format!("imap{hostile}"),
                 rhost: hostile.to_string(),
                 method: Method::Code,
-                result: format!("refused {hostile}"),
+                // A typed result: nothing hostile can be stored in it.
+                result: LoginResult::WrongCode,
             },
             20,
         );

@@ -377,7 +377,7 @@ impl From<&Login> for LoginView {
             service: l.service.clone(),
             ip: Some(l.rhost.clone()).filter(|r| !r.is_empty()),
             method: l.method,
-            result: l.result.clone(),
+            result: l.result.as_str().to_string(),
         }
     }
 }

@@ -89,12 +89,18 @@ pub enum AppRefusal {
 }
 
 impl AppRefusal {
-    pub fn as_str(&self) -> &'static str {
+    /// What the login history records.
+    pub fn result(&self) -> crate::store::records::LoginResult {
+        use crate::store::records::LoginResult;
         match self {
-            AppRefusal::Expired => "app password expired",
-            AppRefusal::Service => "app password not allowed for this service",
-            AppRefusal::Network => "app password not allowed from this address",
+            AppRefusal::Expired => LoginResult::AppPasswordExpired,
+            AppRefusal::Service => LoginResult::AppPasswordService,
+            AppRefusal::Network => LoginResult::AppPasswordNetwork,
         }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.result().as_str()
     }
 }
 

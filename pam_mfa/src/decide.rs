@@ -11,7 +11,7 @@ use crate::policy::{self, DomainPolicy, NoCodeReason, Requirement};
 use crate::recovery;
 use crate::secret;
 use crate::split::Factor;
-use crate::store::records::{LastUse, Login, MailboxRecord, MailboxState, Method};
+use crate::store::records::{LastUse, Login, LoginResult, MailboxRecord, MailboxState, Method};
 use crate::totp::{CodeCheck, SeedError};
 
 /// One login attempt, as the module saw it.
@@ -54,17 +54,22 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// Short text for logs and `mfa-ctl logins`.
-    pub fn reason(&self) -> String {
+    /// What the login history records.
+    pub fn result(&self) -> LoginResult {
         match self {
-            Refusal::CodeMissing => "code missing".into(),
-            Refusal::WrongCode { .. } => "wrong code".into(),
-            Refusal::Replayed { .. } => "code already used (replay)".into(),
-            Refusal::EnrolmentRequired => "enrolment required (grace period over)".into(),
-            Refusal::Locked(Lock::Backoff { .. }) => "too many failed codes, backing off".into(),
-            Refusal::Locked(Lock::Blocked) => "blocked after too many failed codes".into(),
-            Refusal::BadSeed(_) => "stored secret unusable".into(),
+            Refusal::CodeMissing => LoginResult::CodeMissing,
+            Refusal::WrongCode { .. } => LoginResult::WrongCode,
+            Refusal::Replayed { .. } => LoginResult::Replayed,
+            Refusal::EnrolmentRequired => LoginResult::EnrolmentRequired,
+            Refusal::Locked(Lock::Backoff { .. }) => LoginResult::BackingOff,
+            Refusal::Locked(Lock::Blocked) => LoginResult::Blocked,
+            Refusal::BadSeed(_) => LoginResult::BadSeed,
         }
+    }
+
+    /// Short text for logs and `mfa-ctl logins`.
+    pub fn reason(&self) -> &'static str {
+        self.result().as_str()
     }
 }
 
@@ -75,13 +80,13 @@ pub struct Decision {
     pub state: Option<MailboxState>,
 }
 
-fn login(req: &Request, method: Method, result: &str) -> Login {
+fn login(req: &Request, method: Method, result: LoginResult) -> Login {
     Login {
         at: req.now,
         service: req.service.to_string(),
         rhost: req.rhost.unwrap_or_default().to_string(),
         method,
-        result: result.to_string(),
+        result,
     }
 }
 
@@ -111,12 +116,12 @@ pub fn decide(
     };
     match policy::requirement(policy, enrolled, req.now) {
         Requirement::PasswordOnly(why) => {
-            next.push_login(login(req, Method::PasswordOnly, "ok"), keep);
+            next.push_login(login(req, Method::PasswordOnly, LoginResult::Ok), keep);
             return finish(Outcome::Accepted(Accept::PasswordOnly(why)), next);
         }
         Requirement::EnrolmentRequired => {
             let r = Refusal::EnrolmentRequired;
-            next.push_login(login(req, Method::PasswordOnly, &r.reason()), keep);
+            next.push_login(login(req, Method::PasswordOnly, r.result()), keep);
             return finish(Outcome::Refused(r), next);
         }
         Requirement::Code => {}
@@ -174,7 +179,7 @@ pub fn decide_code(
             failures: next.failures,
             counted,
         };
-        next.push_login(login(req, method, &r.reason()), keep);
+        next.push_login(login(req, method, r.result()), keep);
         finish(Outcome::Refused(r), next)
     };
     match factor {
@@ -184,21 +189,21 @@ pub fn decide_code(
             let mut next = next;
             lockout::record_failure(&mut next, secret::fingerprint(generator.key(), b"missing"), req.now);
             let r = Refusal::CodeMissing;
-            next.push_login(login(req, Method::Code, &r.reason()), keep);
+            next.push_login(login(req, Method::Code, r.result()), keep);
             finish(Outcome::Refused(r), next)
         }
         Some(Factor::Totp(code)) => match generator.check(code, req.now, cfg.totp.window, state.last_step) {
             CodeCheck::Fresh { step } => {
                 next.last_step = Some(step);
                 lockout::reset(&mut next);
-                next.push_login(login(req, Method::Code, "ok"), keep);
+                next.push_login(login(req, Method::Code, LoginResult::Ok), keep);
                 finish(Outcome::Accepted(Accept::Code { step }), next)
             }
             CodeCheck::Replayed { step } => {
                 // Not counted: a replay is no guess, and parallel connections
                 // of one client replay the same string all the time.
                 let r = Refusal::Replayed { step };
-                next.push_login(login(req, Method::Code, &r.reason()), keep);
+                next.push_login(login(req, Method::Code, r.result()), keep);
                 finish(Outcome::Refused(r), next)
             }
             CodeCheck::Wrong => {
@@ -229,7 +234,7 @@ pub fn decide_code(
                     }
                     next.recovery_used.push(u16::try_from(index).unwrap_or(u16::MAX));
                     lockout::reset(&mut next);
-                    next.push_login(login(req, Method::RecoveryCode, "ok"), keep);
+                    next.push_login(login(req, Method::RecoveryCode, LoginResult::Ok), keep);
                     let left = set.hashes.len().saturating_sub(used + 1);
                     finish(Outcome::Accepted(Accept::RecoveryCode { index, left }), next)
                 }
@@ -294,12 +299,12 @@ pub fn decide_app_password(
                     rhost: req.rhost.unwrap_or_default().to_string(),
                 },
             );
-            next.push_login(login(req, Method::AppPassword, "ok"), keep);
+            next.push_login(login(req, Method::AppPassword, LoginResult::Ok), keep);
             AppDecision::Accepted { label, state: next }
         }
         AppCheck::Refuse(i, why) => {
             let label = record.app_passwords.get(i).map(|a| a.label.clone()).unwrap_or_default();
-            next.push_login(login(req, Method::AppPassword, why.as_str()), keep);
+            next.push_login(login(req, Method::AppPassword, why.result()), keep);
             AppDecision::Refused {
                 label,
                 why,

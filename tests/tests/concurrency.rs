@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use pam_mfa::mailbox::Mailbox;
-use pam_mfa::store::records::{Login, MailboxRecord, MailboxState, Method};
+use pam_mfa::store::records::{Login, LoginResult, MailboxRecord, MailboxState, Method};
 use pam_mfa::totp::{Generator, TotpSeed};
 use pam_mfa_tests::*;
 use std::io::{BufRead, BufReader, Write};
@@ -199,7 +199,7 @@ fn soak_8_processes_1000_mailboxes_30s() {
                     // Every login, accepted or refused, is in the state: none lost.
                     assert_eq!(st.logins.len() as u64, fresh + replays, "{name}");
                     assert_eq!(
-                        st.logins.iter().filter(|l| l.result == "ok").count() as u64,
+                        st.logins.iter().filter(|l| l.result == LoginResult::Ok).count() as u64,
                         fresh,
                         "{name}"
                     );
@@ -253,7 +253,7 @@ fn one_code_rounds(kind: &str, rounds: usize, mut race: impl FnMut(&Env, &str, &
                     service: "imap".into(),
                     rhost: "192.0.2.99".into(),
                     method: Method::AppPassword,
-                    result: "ok".into(),
+                    result: LoginResult::Ok,
                 };
                 st.push_login(login, 100);
             }
@@ -273,7 +273,7 @@ fn one_code_rounds(kind: &str, rounds: usize, mut race: impl FnMut(&Env, &str, &
         assert_eq!(st.last_step, Some(t / 30));
         assert_eq!(st.logins.len(), history as usize + 32);
         assert_eq!(
-            st.logins.iter().filter(|l| l.result == "ok").count(),
+            st.logins.iter().filter(|l| l.result == LoginResult::Ok).count(),
             history as usize + 1
         );
         assert_eq!(st.failures, 0);

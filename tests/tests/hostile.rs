@@ -10,7 +10,7 @@ use pam_mfa::decide::{self, Accept, Outcome, Refusal, Request};
 use pam_mfa::mailbox::{Mailbox, MailboxError};
 use pam_mfa::policy::{self, DomainPolicy, NoCodeReason, Policy, Requirement};
 use pam_mfa::split::Factor;
-use pam_mfa::store::records::{MailboxRecord, MailboxState};
+use pam_mfa::store::records::{LoginResult, MailboxRecord, MailboxState};
 use pam_mfa::totp::{CodeCheck, TotpSeed};
 use pam_mfa_tests::*;
 use std::os::unix::fs::PermissionsExt;
@@ -114,7 +114,7 @@ fn hostile_typed_strings() {
     let after = admin.store.read_mailbox(&mb).unwrap().unwrap();
     assert_eq!(after.record, record_before);
     assert_eq!(after.state.logins.len(), state_before.logins.len() + 1);
-    assert_eq!(after.state.logins.last().unwrap().result, "code missing");
+    assert_eq!(after.state.logins.last().unwrap().result, LoginResult::CodeMissing);
     assert_eq!(after.state.last_step, state_before.last_step);
     // The code was never consumed by any of them.
     assert!(env.login("mail", ALICE, &format!("{PW}{code}")).ok());
@@ -364,7 +364,7 @@ fn missing_rhost_is_logged_as_dash_and_changes_nothing_else() {
     let admin = env.admin();
     let logins = admin.logins(&admin.mailbox(ALICE).unwrap(), 1).unwrap();
     assert_eq!(logins[0].rhost, "");
-    assert_eq!(logins[0].result, "ok");
+    assert_eq!(logins[0].result, LoginResult::Ok);
 }
 
 fn rfc_seed() -> TotpSeed {

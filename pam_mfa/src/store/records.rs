@@ -165,13 +165,64 @@ pub struct Login {
     #[serde(default)]
     pub rhost: String,
     pub method: Method,
-    /// `ok`, or why it was refused.
-    pub result: String,
+    pub result: LoginResult,
+}
+
+/// How a recorded login ended. Stored by name and shown through
+/// [`LoginResult::as_str`], so rewording a message changes no stored data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginResult {
+    Ok,
+    CodeMissing,
+    WrongCode,
+    Replayed,
+    EnrolmentRequired,
+    BackingOff,
+    Blocked,
+    BadSeed,
+    AppPasswordExpired,
+    AppPasswordService,
+    AppPasswordNetwork,
+    /// A name this build does not know (written by a newer one): shown, not
+    /// a reason to refuse the mailbox as damaged.
+    #[serde(other)]
+    Other,
+}
+
+impl LoginResult {
+    /// The words for logs and `mfa-ctl logins`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginResult::Ok => "ok",
+            LoginResult::CodeMissing => "code missing",
+            LoginResult::WrongCode => "wrong code",
+            LoginResult::Replayed => "code already used (replay)",
+            LoginResult::EnrolmentRequired => "enrolment required (grace period over)",
+            LoginResult::BackingOff => "too many failed codes, backing off",
+            LoginResult::Blocked => "blocked after too many failed codes",
+            LoginResult::BadSeed => "stored secret unusable",
+            LoginResult::AppPasswordExpired => "app password expired",
+            LoginResult::AppPasswordService => "app password not allowed for this service",
+            LoginResult::AppPasswordNetwork => "app password not allowed from this address",
+            LoginResult::Other => "(recorded by a newer pam_mfa)",
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Results are stored by name; a name this build does not know reads
+    /// as `Other`, not as a damaged mailbox.
+    #[test]
+    fn login_results_are_stored_by_name() {
+        let json = serde_json::to_string(&LoginResult::CodeMissing).unwrap();
+        assert_eq!(json, "\"code_missing\"");
+        let later: LoginResult = serde_json::from_str("\"code_sent_by_sms\"").unwrap();
+        assert_eq!(later, LoginResult::Other);
+    }
 
     #[test]
     fn state_round_trips_through_json() {
@@ -198,7 +249,7 @@ mod tests {
                     service: "imap".into(),
                     rhost: String::new(),
                     method: Method::Code,
-                    result: "ok".into(),
+                    result: LoginResult::Ok,
                 },
                 20,
             );
@@ -229,7 +280,12 @@ mod tests {
                 Just(Method::AppPassword),
                 Just(Method::PasswordOnly)
             ],
-            "\\PC{0,30}",
+            prop_oneof![
+                Just(LoginResult::Ok),
+                Just(LoginResult::WrongCode),
+                Just(LoginResult::AppPasswordNetwork),
+                Just(LoginResult::Other)
+            ],
         )
             .prop_map(|(at, service, rhost, method, result)| Login {
                 at,

@@ -2,7 +2,7 @@
 //! place, because setup writes it and every reset must write it again.
 
 use crate::fixture::{RHOST, key, seed, user};
-use pam_mfa::store::records::{Login, MailboxFile, MailboxRecord, MailboxState, Method};
+use pam_mfa::store::records::{Login, LoginResult, MailboxFile, MailboxRecord, MailboxState, Method};
 use pam_mfa::store::slots;
 use std::fmt::Write as _;
 
@@ -62,7 +62,7 @@ pub fn primed_state(t: u64) -> MailboxState {
                 service: "imap".into(),
                 rhost: RHOST.into(),
                 method: Method::Code,
-                result: "ok".into(),
+                result: LoginResult::Ok,
             },
             20,
         );
