@@ -88,22 +88,6 @@ pub enum AppRefusal {
     Network,
 }
 
-impl AppRefusal {
-    /// What the login history records.
-    pub fn result(&self) -> crate::store::records::LoginResult {
-        use crate::store::records::LoginResult;
-        match self {
-            AppRefusal::Expired => LoginResult::AppPasswordExpired,
-            AppRefusal::Service => LoginResult::AppPasswordService,
-            AppRefusal::Network => LoginResult::AppPasswordNetwork,
-        }
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        self.result().as_str()
-    }
-}
-
 /// Checks a normalised candidate against all of a mailbox's app passwords,
 /// every hash compared in constant time.
 pub fn check(

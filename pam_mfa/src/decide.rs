@@ -73,6 +73,17 @@ impl Refusal {
     }
 }
 
+/// What the login history records for a refused app password.
+impl From<&AppRefusal> for LoginResult {
+    fn from(why: &AppRefusal) -> LoginResult {
+        match why {
+            AppRefusal::Expired => LoginResult::AppPasswordExpired,
+            AppRefusal::Service => LoginResult::AppPasswordService,
+            AppRefusal::Network => LoginResult::AppPasswordNetwork,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub outcome: Outcome,
@@ -304,7 +315,7 @@ pub fn decide_app_password(
         }
         AppCheck::Refuse(i, why) => {
             let label = record.app_passwords.get(i).map(|a| a.label.clone()).unwrap_or_default();
-            next.push_login(login(req, Method::AppPassword, why.result()), keep);
+            next.push_login(login(req, Method::AppPassword, LoginResult::from(&why)), keep);
             AppDecision::Refused {
                 label,
                 why,

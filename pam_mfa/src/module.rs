@@ -570,7 +570,7 @@ fn app_password_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
                 Level::Notice,
                 &format!(
                     "app_password: {who} result=refused reason=\"{}\" label={label:?}",
-                    why.as_str()
+                    crate::store::records::LoginResult::from(&why).as_str()
                 ),
             );
             Code::PAM_AUTH_ERR
