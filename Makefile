@@ -98,10 +98,12 @@ install: all
 	fi
 ifeq ($(INSTALL_STORE),yes)
 	@# The store holds TOTP secrets: a folder only its owner (root) can enter.
-	@# Installed for real, it is set up as the package's postinst does (its
-	@# marker tells the module the store is there); staged, only the folder.
+	@# Installed for real, the configured store is set up as the package's
+	@# postinst does (its marker tells the module the store is there; a
+	@# folder that exists without one is refused, not emptied); staged, only
+	@# the folder.
 ifeq ($(DESTDIR),)
-	$(SBINDIR)/mfa-ctl store init $(STATEDIR)/pam_mfa
+	$(SBINDIR)/mfa-ctl store init
 else
 	$(INSTALL) -d -m 0700 $(DESTDIR)$(STATEDIR)/pam_mfa
 endif

@@ -131,6 +131,11 @@ pub enum StoreCmd {
         /// staging a package or `make install DESTDIR=...`)
         #[arg(value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Make a folder that exists but is no store (no marker, or a
+        /// sub-folder missing) into a new, empty store. Without it such a
+        /// folder is refused: it may be a mount point whose disk is missing.
+        #[arg(long)]
+        adopt: bool,
     },
 }
 
@@ -305,7 +310,10 @@ mod tests {
         let c = Cli::try_parse_from(["mfa-ctl", "store", "init", "/stage/var/lib/pam_mfa"]).unwrap();
         assert!(matches!(
             c.command,
-            Command::Admin(AdminCommand::Store(StoreCmd::Init { dir: Some(_) }))
+            Command::Admin(AdminCommand::Store(StoreCmd::Init {
+                dir: Some(_),
+                adopt: false
+            }))
         ));
     }
 

@@ -15,6 +15,7 @@ use pam_mfa::duration;
 use pam_mfa::mailbox::Mailbox;
 use pam_mfa::policy::Policy;
 use pam_mfa::secret;
+use pam_mfa::store::ExistingFolder;
 use pam_mfa::text::escape_controls;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -57,7 +58,7 @@ pub fn run(admin: &Admin, command: AdminCommand, ui: &Ui, now: u64) -> Result<Re
         }
         AdminCommand::Logins { mailbox, limit } => logins(admin, &admin.mailbox(&mailbox)?, limit),
         AdminCommand::Unlock(a) => unlock(admin, &admin.mailbox(&a.mailbox)?, now),
-        AdminCommand::Store(StoreCmd::Init { dir }) => store_init(admin, dir.as_deref()),
+        AdminCommand::Store(StoreCmd::Init { dir, adopt }) => store_init(admin, dir.as_deref(), adopt),
     }
 }
 
@@ -353,7 +354,7 @@ fn app_password_add(
         "App password \"{}\" for {mb}:\n\n  {}\n\n\
          Type it in the mail client instead of the password (dashes and spaces are optional). It is shown only now.\n\
          services: {}\nfrom:     {}\nexpires:  {}\n",
-        v.label,
+        escape_controls(&v.label),
         password.as_str(),
         list_or(&v.services, "any"),
         list_or(&v.from, "anywhere"),
@@ -419,7 +420,10 @@ fn app_password_list(admin: &Admin, mb: &Mailbox) -> Result<Reply> {
 fn app_password_revoke(admin: &Admin, mb: &Mailbox, label: &str) -> Result<Reply> {
     admin.app_password_revoke(mb, label)?;
     Ok(Reply::new(
-        format!("App password \"{label}\" of {mb} is revoked: mail clients using it can no longer log in.\n"),
+        format!(
+            "App password \"{}\" of {mb} is revoked: mail clients using it can no longer log in.\n",
+            escape_controls(label)
+        ),
         json!({"mailbox": mb.as_str(), "label": label, "revoked": true}),
     ))
 }
@@ -458,8 +462,13 @@ fn unlock(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {
     Ok(Reply::new(human, json!({"mailbox": mb.as_str(), "was_locked": was})))
 }
 
-fn store_init(admin: &Admin, dir: Option<&Path>) -> Result<Reply> {
-    let (root, created) = admin.store_init(dir)?;
+fn store_init(admin: &Admin, dir: Option<&Path>, adopt: bool) -> Result<Reply> {
+    let existing = if adopt {
+        ExistingFolder::Adopt
+    } else {
+        ExistingFolder::Refuse
+    };
+    let (root, created) = admin.store_init(dir, existing)?;
     let root_text = escape_controls(&root.to_string_lossy()).into_owned();
     let human = if created.is_empty() {
         format!("The store {root_text} was already complete; nothing was created.\n")
@@ -518,6 +527,17 @@ pub fn doctor(config: Option<&Path>, args: &DoctorArgs) -> Result<(Reply, u8)> {
             list_or(&files, "-")
         ),
     });
+    if !report.configs.is_empty() {
+        let configs: Vec<String> = report
+            .configs
+            .iter()
+            .map(|p| escape_controls(&p.to_string_lossy()).into_owned())
+            .collect();
+        human.push_str(&format!(
+            "doctor: also checked the configurations named with config= and their stores: {}\n",
+            list_or(&configs, "-")
+        ));
+    }
     human.push_str(&if errors + warnings == 0 {
         "doctor: no problems found\n".to_string()
     } else {
@@ -530,6 +550,7 @@ pub fn doctor(config: Option<&Path>, args: &DoctorArgs) -> Result<(Reply, u8)> {
         "warnings": warnings,
         "store": report.store.as_deref().map(|p| p.to_string_lossy()),
         "pam_files": report.pam_files.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+        "configs": report.configs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
     });
     Ok((Reply::new(human, json), u8::from(errors > 0)))
 }

@@ -24,12 +24,13 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("mfa-ctl: {e}");
+            // Errors quote what was typed or stored (a mailbox name, a
+            // label): never raw to the terminal.
+            let message = e.to_string();
+            eprintln!("mfa-ctl: {}", pam_mfa::text::escape_controls(&message));
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"error": e.kind(), "message": e.to_string(), "exit_code": e.exit_code()})
-                );
+                let error = serde_json::json!({"error": e.kind(), "message": message, "exit_code": e.exit_code()});
+                println!("{}", show::Reply::new(String::new(), error).json.as_str());
             }
             ExitCode::from(e.exit_code())
         }

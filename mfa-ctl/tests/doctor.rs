@@ -217,10 +217,130 @@ fn a_broken_config_is_an_error_and_the_rest_is_still_checked() {
     has_line(&out, &format!("ERROR {}:{line}: ", env.config.display()), "sotre");
     has_line(&out, &format!("ERROR {bad}:4: "), "lock its owner out");
 
-    // A named configuration that does not exist: the same, not a crash.
+    // A configuration named with --config that does not exist: doctor
+    // cannot run (exit 2), as every mfa-ctl command, and says why.
     std::fs::remove_file(&env.config).unwrap();
-    let out = doctor(&env, &["--pam-file", &example("imap")]).expect(1);
-    has_line(&out, &format!("ERROR {}: ", env.config.display()), "does not exist");
+    let out = doctor(&env, &["--pam-file", &example("imap")]).expect(2);
+    assert!(
+        out.stderr.contains(&env.config.display().to_string()) && out.stderr.contains("does not exist"),
+        "{}",
+        out.stderr
+    );
+    let json = doctor(&env, &["--json", "--pam-file", &example("imap")])
+        .expect(2)
+        .json();
+    assert_eq!(json["exit_code"], 2);
+}
+
+/// The stacks a second review found doctor passing, each exploitable
+/// through libpam: every one is an ERROR at its line, exit 1.
+#[test]
+fn reviewed_bypasses_are_errors_at_their_line() {
+    let env = Env::new();
+    // (fixture, line, what the message says)
+    let cases = [
+        // 1. The code alone logs in.
+        (
+            "split-jumps",
+            3,
+            "jump over the password line (success=1): the password is never checked",
+        ),
+        // 2. A wrong password ignored: the code alone, and lock-out.
+        (
+            "password-auth-err-ignored",
+            4,
+            "does not stop the login (auth_err=ignore)",
+        ),
+        ("password-auth-err-ignored", 4, "verify's failure counter"),
+        // 3. The password alone, before split.
+        (
+            "sufficient-before-split",
+            3,
+            "pam_unix.so can end the stack with success (sufficient)",
+        ),
+        ("sufficient-before-split", 3, "split never ran"),
+        // 4. No code during a back-off; the account step's refusal ignored.
+        ("verify-maxtries-ignored", 5, "(maxtries=ignore): during a back-off"),
+        ("verify-maxtries-ignored", 6, "is ignored (perm_denied=ignore)"),
+        // 5. done on success.
+        (
+            "done-on-success",
+            3,
+            "split's success ends the stack (success=done), so any password logs in",
+        ),
+        (
+            "done-on-success",
+            4,
+            "ends the stack on success (success=done): a right password ends it before verify",
+        ),
+        // 6. sufficient between the password line and verify.
+        (
+            "sufficient-before-verify",
+            5,
+            "pam_permit.so can end the stack with success (sufficient) before verify",
+        ),
+        // 7. The account stack ends before pam_mfa's line.
+        ("account-sufficient-first", 6, "before pam_mfa's account line"),
+        // 8. verify twice: nobody logs in.
+        ("verify-twice", 6, "a second verify line"),
+        // 9. Different configuration files: every login refused.
+        ("different-configs", 5, "different configuration files"),
+    ];
+    for (name, line, piece) in cases {
+        let file = fixture(name);
+        let out = doctor(&env, &["--pam-file", &file]).expect(1);
+        has_line(&out, &format!("ERROR {file}:{line}: "), piece);
+    }
+}
+
+#[test]
+fn verify_prompt_without_split_passes() {
+    let env = Env::new();
+    let file = fixture("verify-prompt");
+    let out = doctor(&env, &["--pam-file", &file]).expect(0);
+    assert_eq!(errors(&out), Vec::<&str>::new(), "{}", out.stdout);
+    assert!(!out.stdout.contains("no `pam_mfa.so split`"), "{}", out.stdout);
+}
+
+/// Each configuration a `config=` names is loaded, and its store checked,
+/// as pam_mfa will when a login comes through that line.
+#[test]
+fn each_named_config_is_loaded_and_its_store_checked() {
+    let env = Env::new();
+    let write = |name: &str, text: &str| {
+        let p = env.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p.display().to_string()
+    };
+    let service = |cfg: &str| {
+        let text = std::fs::read_to_string(example("imap"))
+            .unwrap()
+            .replace("pam_mfa.so", &format!("pam_mfa.so config={cfg}"));
+        write("service", &text)
+    };
+    // Its store is missing: pam_mfa refuses every login through it.
+    let gone = env.dir.path().join("no-store").display().to_string();
+    let other = write("other.toml", &format!("store = \"{gone}\"\n"));
+    let out = doctor(&env, &["--pam-file", &service(&other)]).expect(1);
+    has_line(&out, &format!("ERROR {gone}: "), "missing");
+    has_line(&out, "doctor: also checked the configurations", &other);
+
+    // It does not load.
+    let broken = write("broken.toml", "sotre = \"/typo\"\n");
+    let out = doctor(&env, &["--pam-file", &service(&broken)]).expect(1);
+    has_line(&out, &format!("ERROR {broken}:1: "), "sotre");
+
+    // The same configuration as --config, and a good one: checked once, fine.
+    let config = env.config.display().to_string();
+    let out = doctor(&env, &["--pam-file", &service(&config)]).expect(0);
+    assert_eq!(errors(&out), Vec::<&str>::new(), "{}", out.stdout);
+    assert!(!out.stdout.contains("also checked"), "{}", out.stdout);
+    let copy = write("copy.toml", &std::fs::read_to_string(&env.config).unwrap());
+    let j = doctor(&env, &["--json", "--pam-file", &service(&copy)])
+        .expect(0)
+        .json();
+    assert_eq!(j["configs"], serde_json::json!([copy]), "{j:#}");
 }
 
 #[test]
@@ -340,9 +460,13 @@ fn store_init_creates_what_is_missing() {
     let human = ctl(&env, &["store", "init", &d]).expect(0);
     assert!(human.stdout.contains("already complete"), "{}", human.stdout);
 
-    // Without DIR: the configured store (Env made it complete already).
+    // Without DIR: the configured store (Env made it complete already). A
+    // sub-folder gone from a marked store is not made anew unless asked:
+    // an empty one in its place would read as "no policy, no mailbox".
     std::fs::remove_dir(env.store.join("domains")).unwrap();
-    let out = ctl(&env, &["store", "init"]).expect(0);
+    let out = ctl(&env, &["store", "init"]).expect(2);
+    assert!(out.stderr.contains("--adopt"), "{}", out.stderr);
+    let out = ctl(&env, &["store", "init", "--adopt"]).expect(0);
     assert!(
         out.stdout.contains(&env.store.join("domains").display().to_string()),
         "{}",

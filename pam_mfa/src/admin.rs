@@ -17,7 +17,7 @@ use crate::recovery;
 use crate::secret::{RandomError, SecretString};
 use crate::split::Factor;
 use crate::store::records::{Login, MailboxFile, MailboxRecord, MailboxState, Method};
-use crate::store::{Durability, Locked, OnMissing, Store, StoreError};
+use crate::store::{Durability, ExistingFolder, Locked, OnMissing, Store, StoreError};
 use crate::totp::{self, CodeCheck, SeedError, TotpSeed};
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -782,7 +782,7 @@ impl Admin {
         now: u64,
     ) -> Result<(AppPasswordView, SecretString)> {
         let label = label.trim();
-        if label.is_empty() || label.len() > 64 || label.chars().any(char::is_control) {
+        if label.is_empty() || label.len() > 64 || crate::text::has_controls(label) {
             return Err(Invalid::Label.into());
         }
         let mut svcs = Vec::new();
@@ -861,7 +861,11 @@ impl Admin {
     /// Sets up the store ([`Store::init`]) for `mfa-ctl store init`: in
     /// `dir` instead of the configured folder when given (staging for a
     /// package or `make install`). Returns the store folder and what was created.
-    pub fn store_init(&self, dir: Option<&Path>) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>)> {
+    pub fn store_init(
+        &self,
+        dir: Option<&Path>,
+        existing: ExistingFolder,
+    ) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>)> {
         let store = match dir {
             None => self.store.clone(),
             Some(d) => {
@@ -880,7 +884,7 @@ impl Admin {
                 )
             }
         };
-        let created = store.init()?;
+        let created = store.init(existing)?;
         self.audit(&format!(
             "store init: store={} created={}",
             crate::text::escape_controls(&store.root().to_string_lossy()),

@@ -74,40 +74,290 @@ pub enum Control {
     Bracket(Vec<(String, String)>),
 }
 
-/// What a control does with a module's failure and success, as far as the
-/// stack rules care.
+/// The return codes libpam knows by name in a `[value=action]` control
+/// (`default` aside). libpam matches them case-sensitively.
+const RETURN_CODES: &[&str] = &[
+    "success",
+    "open_err",
+    "symbol_err",
+    "service_err",
+    "system_err",
+    "buf_err",
+    "perm_denied",
+    "auth_err",
+    "cred_insufficient",
+    "authinfo_unavail",
+    "user_unknown",
+    "maxtries",
+    "new_authtok_reqd",
+    "acct_expired",
+    "session_err",
+    "cred_unavail",
+    "cred_expired",
+    "cred_err",
+    "no_module_data",
+    "conv_err",
+    "authtok_err",
+    "authtok_recover_err",
+    "authtok_lock_busy",
+    "authtok_disable_aging",
+    "try_again",
+    "ignore",
+    "abort",
+    "authtok_expired",
+    "module_unknown",
+    "bad_item",
+    "conv_again",
+    "incomplete",
+];
+
+/// Return codes that are neither the module's success nor a failure of its
+/// check: PAM_IGNORE (the module has no say) and `new_authtok_reqd` (the
+/// right password, expired; the login still fails). Whatever their action,
+/// they cannot make a login succeed; only a jump on them skips lines.
+const NEUTRAL_CODES: &[&str] = &["ignore", "new_authtok_reqd"];
+
+/// One action of a `[value=action]` control (pam.conf(5)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Ignore,
+    Ok,
+    Done,
+    Bad,
+    Die,
+    Reset,
+    /// Skip the next N modules.
+    Jump(usize),
+    /// Not an action libpam knows (as written).
+    Unknown(String),
+}
+
+impl Action {
+    fn parse(word: &str) -> Action {
+        match word {
+            "ignore" => Action::Ignore,
+            "ok" => Action::Ok,
+            "done" => Action::Done,
+            "bad" => Action::Bad,
+            "die" => Action::Die,
+            "reset" => Action::Reset,
+            other => match other.parse::<usize>() {
+                Ok(n) if n > 0 && other.bytes().all(|b| b.is_ascii_digit()) => Action::Jump(n),
+                _ => Action::Unknown(other.to_string()),
+            },
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Action::Ignore => "ignore".into(),
+            Action::Ok => "ok".into(),
+            Action::Done => "done".into(),
+            Action::Bad => "bad".into(),
+            Action::Die => "die".into(),
+            Action::Reset => "reset".into(),
+            Action::Jump(n) => n.to_string(),
+            Action::Unknown(w) => w.clone(),
+        }
+    }
+
+    /// What the action does to the stack when the module succeeded.
+    pub fn on_success(&self) -> OnSuccess {
+        match self {
+            // `ignore` on a success: the line does not count, the stack goes on.
+            Action::Ok | Action::Ignore => OnSuccess::Continue,
+            Action::Done => OnSuccess::End,
+            Action::Jump(n) => OnSuccess::Jump(*n),
+            Action::Bad | Action::Die => OnSuccess::Fail,
+            Action::Reset | Action::Unknown(_) => OnSuccess::Unclear,
+        }
+    }
+
+    /// What the action does to the stack when the module failed. Checked
+    /// through libpam 1.5 (pam_dispatch.c): `ok` on a failure records the
+    /// failure as the stack's result, which no later success overwrites (the
+    /// login fails, the rest runs: like `bad`); `done` on a failure ends
+    /// the stack with that failure (like `die`).
+    pub fn on_failure(&self) -> OnFailure {
+        match self {
+            Action::Die | Action::Done => OnFailure::End,
+            Action::Bad | Action::Ok => OnFailure::Fail,
+            Action::Ignore => OnFailure::Ignored,
+            Action::Jump(n) => OnFailure::Jump(*n),
+            Action::Reset | Action::Unknown(_) => OnFailure::Unclear,
+        }
+    }
+}
+
+/// What a line does when its module succeeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effect {
-    /// A failure fails the stack, the rest still runs.
-    Required,
-    /// A failure ends the stack at once.
-    Requisite,
-    /// A success ends the stack; a failure is ignored.
-    Sufficient,
-    /// A failure is ignored.
-    Optional,
-    /// A bracket control this checker cannot reduce to one of the above.
+pub enum OnSuccess {
+    /// The stack goes on (`ok`, `ignore`).
+    Continue,
+    /// The stack ends with success (`done`, `sufficient`).
+    End,
+    /// The next N modules are skipped (`success=N`).
+    Jump(usize),
+    /// The success fails the stack (`bad`, `die`): nobody gets through.
+    Fail,
+    /// `reset` or an unknown action.
     Unclear,
 }
 
+/// What a line does when its module fails with one return code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// The stack ends at once, failed (`die`; `done`).
+    End,
+    /// The stack fails, and the lines after this one still run (`bad`; `ok`).
+    Fail,
+    /// The failure does not count (`ignore`).
+    Ignored,
+    /// The next N modules are skipped and the failure does not count.
+    Jump(usize),
+    /// `reset` or an unknown action.
+    Unclear,
+}
+
+/// A control reduced to what it does on success and on each failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reduction {
+    /// The action on `success`.
+    pub success: Action,
+    /// Each failure return code listed, with its action, then `default`
+    /// (the action of every failure code not listed; `bad` when no
+    /// `default` is given).
+    pub failures: Vec<(String, Action)>,
+    /// The actions on the neutral codes (`ignore`, `new_authtok_reqd`).
+    pub neutral: Vec<(String, Action)>,
+    /// Why the control cannot be judged fully: unknown return codes or
+    /// actions, `reset`.
+    pub unclear: Vec<String>,
+}
+
+impl Reduction {
+    pub fn on_success(&self) -> OnSuccess {
+        self.success.on_success()
+    }
+
+    /// The `code=action` words of the failures handled as `pred` says.
+    pub fn failing(&self, pred: impl Fn(OnFailure) -> bool) -> Vec<String> {
+        self.failures
+            .iter()
+            .filter(|(_, a)| pred(a.on_failure()))
+            .map(|(c, a)| format!("{c}={}", a.text()))
+            .collect()
+    }
+
+    /// Every failure ends the stack at once (requisite-like).
+    pub fn every_failure_ends(&self) -> bool {
+        self.failures.iter().all(|(_, a)| a.on_failure() == OnFailure::End)
+    }
+
+    /// Every failure fails the stack, at once or after the rest ran.
+    pub fn every_failure_fails(&self) -> bool {
+        self.failures
+            .iter()
+            .all(|(_, a)| matches!(a.on_failure(), OnFailure::End | OnFailure::Fail))
+    }
+
+    /// Every jump the line can take: (`code=N`, N).
+    pub fn jumps(&self) -> Vec<(String, usize)> {
+        std::iter::once(("success".to_string(), self.success.clone()))
+            .chain(self.failures.iter().cloned())
+            .chain(self.neutral.iter().cloned())
+            .filter_map(|(c, a)| match a {
+                Action::Jump(n) => Some((format!("{c}={n}"), n)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The action for a neutral code (`ignore`, `new_authtok_reqd`).
+    fn neutral(&self, code: &str) -> Option<&Action> {
+        self.neutral.iter().find(|(c, _)| c == code).map(|(_, a)| a)
+    }
+}
+
 impl Control {
-    pub fn effect(&self) -> Effect {
+    /// The control as `[value=action]` pairs: the bracket as written, or a
+    /// keyword's expansion from pam.conf(5). `None` for include and substack.
+    fn pairs(&self) -> Option<Vec<(String, String)>> {
+        let expand =
+            |list: &[(&str, &str)]| Some(list.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect());
         match self {
-            Control::Required => Effect::Required,
-            Control::Requisite => Effect::Requisite,
-            Control::Sufficient => Effect::Sufficient,
-            Control::Optional | Control::Include | Control::Substack => Effect::Optional,
-            Control::Bracket(pairs) => {
-                let action = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-                // What happens to a failure decides whether a check can be
-                // bypassed, so `default` is judged before `success`.
-                match (action("default"), action("success")) {
-                    (Some("die"), _) => Effect::Requisite,
-                    (Some("bad"), _) => Effect::Required,
-                    (_, Some("done")) => Effect::Sufficient,
-                    _ => Effect::Unclear,
-                }
+            Control::Required => expand(&[
+                ("success", "ok"),
+                ("new_authtok_reqd", "ok"),
+                ("ignore", "ignore"),
+                ("default", "bad"),
+            ]),
+            Control::Requisite => expand(&[
+                ("success", "ok"),
+                ("new_authtok_reqd", "ok"),
+                ("ignore", "ignore"),
+                ("default", "die"),
+            ]),
+            Control::Sufficient => expand(&[("success", "done"), ("new_authtok_reqd", "done"), ("default", "ignore")]),
+            Control::Optional => expand(&[("success", "ok"), ("new_authtok_reqd", "ok"), ("default", "ignore")]),
+            Control::Include | Control::Substack => None,
+            Control::Bracket(pairs) => Some(pairs.clone()),
+        }
+    }
+
+    /// What the control does with each return code, as libpam applies it:
+    /// a return code listed takes its own action (the last one written, as
+    /// libpam assigns them in order), every other one the first `default=`
+    /// (`bad` without one). `None` for include and substack.
+    pub fn reduce(&self) -> Option<Reduction> {
+        let mut unclear = Vec::new();
+        let mut default: Option<Action> = None;
+        let mut listed: Vec<(String, Action)> = Vec::new();
+        for (code, word) in self.pairs()? {
+            let action = Action::parse(&word);
+            match &action {
+                Action::Unknown(w) if w.is_empty() => unclear.push(format!("'{code}' has no action")),
+                Action::Unknown(w) => unclear.push(format!("unknown action '{code}={w}'")),
+                Action::Reset => unclear.push(format!("'{code}=reset' forgets what the lines before decided")),
+                _ => {}
             }
+            if code == "default" {
+                default.get_or_insert(action);
+            } else if !RETURN_CODES.contains(&code.as_str()) {
+                unclear.push(format!("unknown return code '{code}' (libpam's names are lower case)"));
+            } else if let Some(entry) = listed.iter_mut().find(|(c, _)| *c == code) {
+                entry.1 = action;
+            } else {
+                listed.push((code, action));
+            }
+        }
+        let default = default.unwrap_or(Action::Bad);
+        let of = |code: &str| {
+            listed
+                .iter()
+                .find(|(c, _)| c == code)
+                .map_or_else(|| default.clone(), |(_, a)| a.clone())
+        };
+        let mut failures: Vec<(String, Action)> = listed
+            .iter()
+            .filter(|(c, _)| c != "success" && !NEUTRAL_CODES.contains(&c.as_str()))
+            .cloned()
+            .collect();
+        failures.push(("default".into(), default.clone()));
+        Some(Reduction {
+            success: of("success"),
+            failures,
+            neutral: NEUTRAL_CODES.iter().map(|c| ((*c).to_string(), of(c))).collect(),
+            unclear,
+        })
+    }
+
+    /// How to name the part of the control that does `code=action` in a
+    /// message: the keyword itself, or the pair from the bracket.
+    fn part(&self, code_action: &str) -> String {
+        match self {
+            Control::Bracket(_) => code_action.to_string(),
+            other => other.text(),
         }
     }
 
@@ -310,9 +560,11 @@ fn parse_entry(line: usize, text: &str) -> Result<Option<Rule>, String> {
         Control::Bracket(
             inside
                 .split_whitespace()
+                // As written: libpam matches return codes and actions
+                // case-sensitively (`AUTH_ERR=ignore` is not auth_err).
                 .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (k.to_ascii_lowercase(), v.to_ascii_lowercase()),
-                    None => (p.to_ascii_lowercase(), String::new()),
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (p.to_string(), String::new()),
                 })
                 .collect(),
         )
@@ -360,6 +612,9 @@ pub fn names_pam_mfa(text: &str) -> bool {
 pub struct Placed {
     pub file: PathBuf,
     pub rule: Rule,
+    /// The entry came in through a `substack` (at any depth): its `done`
+    /// and jumps act inside the substack only.
+    pub in_substack: bool,
 }
 
 /// Reads an included file by the name the include gives: its path and text.
@@ -373,7 +628,7 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 pub fn expand(file: &Path, text: &str, ty: &str, load: &mut Loader<'_>) -> (Vec<Placed>, Vec<Finding>) {
     let mut out = Vec::new();
     let mut findings = Vec::new();
-    expand_into(file, text, ty, load, 0, &mut out, &mut findings);
+    expand_into(file, text, ty, load, (0, false), &mut out, &mut findings);
     (out, findings)
 }
 
@@ -382,7 +637,7 @@ fn expand_into(
     text: &str,
     ty: &str,
     load: &mut Loader<'_>,
-    depth: usize,
+    (depth, in_substack): (usize, bool),
     out: &mut Vec<Placed>,
     findings: &mut Vec<Finding>,
 ) {
@@ -408,6 +663,7 @@ fn expand_into(
         out.push(Placed {
             file: file.to_path_buf(),
             rule: rule.clone(),
+            in_substack,
         });
         if !rule.is_include() {
             continue;
@@ -425,7 +681,10 @@ fn expand_into(
             continue;
         }
         match load(&rule.module) {
-            Ok((path, inner)) => expand_into(&path, &inner, ty, load, depth + 1, out, findings),
+            Ok((path, inner)) => {
+                let sub = in_substack || rule.control == Control::Substack;
+                expand_into(&path, &inner, ty, load, (depth + 1, sub), out, findings);
+            }
             Err(why) => findings.push(Finding::warning(
                 file,
                 Some(rule.line),
@@ -449,6 +708,7 @@ pub fn check_service(file: &Path, text: &str, load: &mut Loader<'_>, exists: &dy
     for p in auth.iter().chain(&account) {
         findings.extend(check_arguments(p, exists));
     }
+    findings.extend(check_same_config(&auth, &account));
     findings.extend(check_auth(file, &auth));
     findings.extend(check_account(file, &account));
     dedup(findings)
@@ -504,182 +764,541 @@ fn find_role(stack: &[Placed], role: Role) -> Vec<usize> {
         .collect()
 }
 
-fn unclear(p: &Placed, what: &str) -> Finding {
+fn unclear(p: &Placed, what: &str, why: &str) -> Finding {
     Finding::warning(
         &p.file,
         Some(p.rule.line),
         format!(
-            "doctor cannot judge the control {} of the {what} line",
+            "doctor cannot judge the control {} of the {what} line ({why})",
             p.rule.control.text()
         ),
         "make sure it acts as the recommended control does, or use that keyword",
     )
 }
 
+/// Where a jump of `n` modules from the entry at `from` lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Landing {
+    /// On this index of the stack (`stack.len()`: the end; the stack then
+    /// ends with what the lines so far decided).
+    At(usize),
+    /// Past the end: libpam fails the stack.
+    PastEnd,
+    /// A substack lies on the way (libpam counts it as one module).
+    Unknown,
+}
+
+fn landing(stack: &[Placed], from: usize, n: usize) -> Landing {
+    if stack.get(from).is_none_or(|p| p.in_substack) {
+        return Landing::Unknown;
+    }
+    let mut left = n;
+    for (i, p) in stack.iter().enumerate().skip(from + 1) {
+        match p.rule.control {
+            Control::Substack => return Landing::Unknown,
+            // Included entries follow in place, at the same level.
+            Control::Include => continue,
+            _ if p.in_substack => return Landing::Unknown,
+            _ => {}
+        }
+        if left == 0 {
+            return Landing::At(i);
+        }
+        left -= 1;
+    }
+    if left == 0 {
+        Landing::At(stack.len())
+    } else {
+        Landing::PastEnd
+    }
+}
+
+/// A line whose skipping breaks the login rules, and what skipping it means.
+#[derive(Debug, Clone, Copy)]
+struct Essential {
+    at: usize,
+    name: &'static str,
+    consequence: &'static str,
+}
+
+/// Findings for the jumps a line can take that skip an essential line (or
+/// that cannot be followed). `what` names the line in messages.
+fn check_jumps(
+    stack: &[Placed],
+    i: usize,
+    r: &Reduction,
+    essentials: &[Essential],
+    what: &str,
+    stack_name: &str,
+) -> Vec<Finding> {
+    let Some(p) = stack.get(i) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (word, n) in r.jumps() {
+        match landing(stack, i, n) {
+            Landing::At(t) => {
+                let skipped: Vec<&Essential> = essentials.iter().filter(|e| e.at > i && e.at < t).collect();
+                if let Some(first) = skipped.first() {
+                    let names: Vec<&str> = skipped.iter().map(|e| e.name).collect();
+                    out.push(Finding::error(
+                        &p.file,
+                        Some(p.rule.line),
+                        format!(
+                            "the {what} line can jump over the {} ({word}): {}",
+                            names.join(" and the "),
+                            first.consequence
+                        ),
+                        format!("do not jump over pam_mfa's lines or the password module ({SEE_EXAMPLE})"),
+                    ));
+                }
+            }
+            Landing::PastEnd => {}
+            Landing::Unknown => out.push(unclear(
+                p,
+                what,
+                &format!(
+                    "the jump {word} crosses a substack; doctor cannot count where it lands in the {stack_name} stack"
+                ),
+            )),
+        }
+    }
+    out
+}
+
+/// The module's file name, for messages.
+fn module_name(p: &Placed) -> &str {
+    Path::new(&p.rule.module)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(&p.rule.module)
+}
+
+/// The stack with split: app_password (optional), split, the password
+/// module, verify. Without split, verify with `prompt` asks for the code
+/// itself (for applications that show prompts to a person).
 fn check_auth(file: &Path, stack: &[Placed]) -> Vec<Finding> {
     let mut out = Vec::new();
-    let Some(&split) = find_role(stack, Role::Split).first() else {
+    let verifies = find_role(stack, Role::Verify);
+    let split = find_role(stack, Role::Split).first().copied();
+    let prompt_mode = split.is_none()
+        && verifies
+            .first()
+            .and_then(|&v| stack.get(v))
+            .is_some_and(|p| p.rule.has_arg("prompt"));
+    if split.is_none() && !prompt_mode {
         out.push(Finding::error(
             file,
             None,
             "the auth stack has no `pam_mfa.so split` line, so no code is ever split off or checked \
              for logins through this service"
                 .into(),
-            format!("add `auth requisite pam_mfa.so split` before the password module ({SEE_EXAMPLE})"),
+            format!(
+                "add `auth requisite pam_mfa.so split` before the password module ({SEE_EXAMPLE}); for an \
+                 application that shows prompts to a person, `auth required pam_mfa.so verify prompt` after \
+                 a requisite password module instead"
+            ),
         ));
         return out;
-    };
-    let Some(split_line) = stack.get(split) else {
-        return out;
-    };
-    match split_line.rule.control.effect() {
-        Effect::Requisite => {}
-        Effect::Unclear => out.push(unclear(split_line, "split")),
-        e => out.push(Finding::error(
-            &split_line.file,
-            Some(split_line.rule.line),
-            match e {
-                Effect::Sufficient => "split is sufficient: its success ends the stack, so any password logs in".into(),
-                other => format!(
-                    "split is {}, not requisite: when split refuses a login (a blocked mailbox, a missing code), \
-                     the password module and verify still run{}",
-                    split_line.rule.control.text(),
-                    if other == Effect::Optional {
-                        " and the refusal is ignored"
-                    } else {
-                        ""
-                    }
-                ),
-            },
-            "make it: auth requisite pam_mfa.so split",
-        )),
     }
 
+    // The password line: right after split, or right before `verify prompt`.
+    let (password_at, verify) = match split {
+        Some(s) => {
+            let v = verifies.iter().copied().find(|&v| v > s + 1);
+            (Some(s + 1), v)
+        }
+        None => {
+            let v = verifies.first().copied();
+            (v.and_then(|v| v.checked_sub(1)), v)
+        }
+    };
+
+    let mut essentials = Vec::new();
+    if let Some(s) = split {
+        essentials.push(Essential {
+            at: s,
+            name: "split line",
+            consequence: "split never runs, so no code is split off, and what the rest of the stack checks \
+                          is not what the rules assume",
+        });
+    }
+    if let Some(pw) = password_at.filter(|&pw| stack.get(pw).is_some_and(|p| !p.rule.is_pam_mfa())) {
+        essentials.push(Essential {
+            at: pw,
+            name: "password line",
+            consequence: "the password is never checked, so the code alone logs in",
+        });
+    }
+    if let Some(v) = verify {
+        essentials.push(Essential {
+            at: v,
+            name: "verify line",
+            consequence: "the code is never checked, so the password alone logs in",
+        });
+    }
+
+    if let Some(s) = split {
+        out.extend(check_split(stack, s, &essentials));
+    }
     for &a in &find_role(stack, Role::AppPassword) {
-        let Some(p) = stack.get(a) else { continue };
-        if a > split {
+        out.extend(check_app_password(stack, a, split));
+    }
+    out.extend(check_password(stack, split, password_at, &essentials));
+    out.extend(check_verifies(file, stack, split, password_at, verify, &verifies));
+
+    // Every other line up to verify: nothing may end the stack with
+    // success or jump over the lines above.
+    let end = verify.unwrap_or(stack.len());
+    for (i, p) in stack.iter().enumerate().take(end) {
+        if Some(i) == split || Some(i) == password_at || p.rule.is_pam_mfa() || p.in_substack {
+            continue;
+        }
+        if p.rule.control == Control::Substack {
+            out.push(unclear(
+                p,
+                &format!("substack {}", p.rule.module),
+                "what a substack before verify lets through is not followed by doctor",
+            ));
+            continue;
+        }
+        let Some(r) = p.rule.control.reduce() else { continue };
+        let what = module_name(p);
+        let before = out.len();
+        if r.on_success() == OnSuccess::End {
+            let why = match split {
+                Some(s) if i < s => format!(
+                    "a password {what} accepts logs in without a code, and since split never ran, pam_mfa's \
+                     account step cannot catch it"
+                ),
+                Some(_) => "the password alone logs in, the code is never checked".into(),
+                None => "the code is never asked for: the password alone logs in".into(),
+            };
             out.push(Finding::error(
                 &p.file,
                 Some(p.rule.line),
-                "app_password comes after split: split has already cut what was typed into password and code, \
-                 so an app password is not recognised"
-                    .into(),
-                "move the app_password line before the split line",
+                format!(
+                    "{what} can end the stack with success ({}) before verify has checked the code: {why}",
+                    p.rule.control.part(&format!("success={}", r.success.text()))
+                ),
+                format!(
+                    "make it requisite or required, or move it after `auth required pam_mfa.so verify` \
+                     ({SEE_EXAMPLE})"
+                ),
             ));
         }
-        match p.rule.control.effect() {
-            Effect::Sufficient => {}
-            Effect::Unclear => out.push(unclear(p, "app_password")),
-            _ => out.push(Finding::error(
+        out.extend(check_jumps(stack, i, &r, &essentials, what, "auth"));
+        if out.len() == before
+            && let Some(why) = r.unclear.first()
+        {
+            out.push(unclear(p, what, why));
+        }
+    }
+    out
+}
+
+fn check_split(stack: &[Placed], s: usize, essentials: &[Essential]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(p) = stack.get(s) else { return out };
+    let Some(r) = p.rule.control.reduce() else { return out };
+    let (at, ctl) = (Some(p.rule.line), p.rule.control.text());
+    let fix = "make it: auth requisite pam_mfa.so split";
+    let before = out.len();
+    match r.on_success() {
+        OnSuccess::End => out.push(Finding::error(
+            &p.file,
+            at,
+            format!(
+                "split's success ends the stack ({}), so any password logs in",
+                p.rule.control.part(&format!("success={}", r.success.text()))
+            ),
+            fix,
+        )),
+        OnSuccess::Fail => out.push(nobody(p, "split", &r, fix)),
+        OnSuccess::Continue | OnSuccess::Jump(_) | OnSuccess::Unclear => {}
+    }
+    out.extend(check_jumps(stack, s, &r, essentials, "split", "auth"));
+    let ignored = r.failing(|f| matches!(f, OnFailure::Ignored | OnFailure::Jump(_)));
+    let going_on = r.failing(|f| f == OnFailure::Fail);
+    if !ignored.is_empty() {
+        out.push(Finding::error(
+            &p.file,
+            at,
+            format!(
+                "split is {ctl}, not requisite: when split refuses a login (a blocked mailbox, a missing code) the \
+                 refusal is ignored ({}), and the password module and verify still run",
+                ignored.join(" ")
+            ),
+            fix,
+        ));
+    } else if !going_on.is_empty() {
+        out.push(Finding::error(
+            &p.file,
+            at,
+            format!(
+                "split is {ctl}, not requisite: when split refuses a login (a blocked mailbox, a missing code), \
+                 the password module and verify still run{}",
+                if matches!(p.rule.control, Control::Bracket(_)) {
+                    format!(" ({})", going_on.join(" "))
+                } else {
+                    String::new()
+                }
+            ),
+            fix,
+        ));
+    }
+    if out.len() == before
+        && let Some(why) = r.unclear.first()
+    {
+        out.push(unclear(p, "split", why));
+    }
+    out
+}
+
+/// A role line whose success fails the stack.
+fn nobody(p: &Placed, what: &str, r: &Reduction, fix: impl Into<String>) -> Finding {
+    Finding::error(
+        &p.file,
+        Some(p.rule.line),
+        format!(
+            "the {what} line fails the stack when its module succeeds ({}), so nobody can log in",
+            p.rule.control.part(&format!("success={}", r.success.text()))
+        ),
+        fix,
+    )
+}
+
+fn check_app_password(stack: &[Placed], a: usize, split: Option<usize>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(p) = stack.get(a) else { return out };
+    let at = Some(p.rule.line);
+    if split.is_some_and(|s| a > s) {
+        out.push(Finding::error(
+            &p.file,
+            at,
+            "app_password comes after split: split has already cut what was typed into password and code, \
+             so an app password is not recognised"
+                .into(),
+            "move the app_password line before the split line",
+        ));
+    }
+    let Some(r) = p.rule.control.reduce() else { return out };
+    let fix = "make it: auth sufficient pam_mfa.so app_password";
+    match r.on_success() {
+        OnSuccess::End => {}
+        OnSuccess::Jump(_) | OnSuccess::Unclear => {
+            out.push(unclear(
+                p,
+                "app_password",
+                r.unclear.first().map_or("a jump on success", String::as_str),
+            ));
+            return out;
+        }
+        OnSuccess::Continue | OnSuccess::Fail => {
+            out.push(Finding::error(
                 &p.file,
-                Some(p.rule.line),
+                at,
                 format!(
                     "app_password is {}, not sufficient: an accepted app password does not end the stack, so the \
                      password module then checks it as the mailbox password and app passwords never work",
                     p.rule.control.text()
                 ),
-                "make it: auth sufficient pam_mfa.so app_password",
-            )),
+                fix,
+            ));
+            return out;
         }
     }
-
-    let verifies = find_role(stack, Role::Verify);
-    let password_at = split + 1;
-    match stack.get(password_at) {
-        None => out.push(Finding::error(
-            &split_line.file,
-            Some(split_line.rule.line),
-            "nothing follows split in the auth stack: the password is never checked".into(),
-            format!("add the password module with use_first_pass after split, then verify ({SEE_EXAMPLE})"),
-        )),
-        Some(p) if p.rule.is_include() => out.push(Finding::warning(
+    // app_password returns PAM_IGNORE for anything that is not an app password.
+    if let Some(action) = r.neutral("ignore")
+        && matches!(action, Action::Bad | Action::Die | Action::Ok)
+    {
+        out.push(Finding::error(
             &p.file,
-            Some(p.rule.line),
+            at,
+            format!(
+                "app_password is {}: its PAM_IGNORE (the typed string is not an app password) fails the stack \
+                 (ignore={}), so only app passwords log in",
+                p.rule.control.text(),
+                action.text()
+            ),
+            fix,
+        ));
+    } else if let Some(why) = r.unclear.first() {
+        out.push(unclear(p, "app_password", why));
+    }
+    out
+}
+
+fn check_password(
+    stack: &[Placed],
+    split: Option<usize>,
+    password_at: Option<usize>,
+    essentials: &[Essential],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let split_line = split.and_then(|s| stack.get(s));
+    let Some(p) = password_at.and_then(|pw| stack.get(pw)) else {
+        // Split mode: split is the last line. Prompt mode: verify is the first.
+        let (place, message) = match split_line {
+            Some(s) => (
+                s,
+                "nothing follows split in the auth stack: the password is never checked",
+            ),
+            None => match stack.iter().find(|p| p.rule.is_pam_mfa()) {
+                Some(v) => (v, "no password module comes before verify: the code alone logs in"),
+                None => return out,
+            },
+        };
+        out.push(Finding::error(
+            &place.file,
+            Some(place.rule.line),
+            message.into(),
+            format!("add the password module (requisite) before verify ({SEE_EXAMPLE})"),
+        ));
+        return out;
+    };
+    let at = Some(p.rule.line);
+    if p.rule.is_include() {
+        out.push(Finding::warning(
+            &p.file,
+            at,
             format!(
                 "the password is checked through an include ({}); doctor cannot judge the password check through \
                  an include",
                 p.rule.module
             ),
             "make sure a wrong password ends the stack (requisite) and the password module uses use_first_pass",
-        )),
-        Some(p) if p.rule.is_pam_mfa() => out.push(Finding::error(
-            &p.file,
-            Some(p.rule.line),
-            "no password module between split and this pam_mfa line: the password is never checked".into(),
-            "add your password module (e.g. `auth requisite pam_unix.so use_first_pass`) right after split",
-        )),
-        Some(p) => {
-            let at = Some(p.rule.line);
-            match p.rule.control.effect() {
-                Effect::Requisite => {}
-                Effect::Unclear => out.push(unclear(p, "password")),
-                Effect::Required => out.push(Finding::error(
-                    &p.file,
-                    at,
-                    format!(
-                        "the password module {} is required, not requisite: after a wrong password verify still \
-                         runs and counts a failed code, so anyone who knows a mailbox name can lock its owner out",
-                        p.rule.module
-                    ),
-                    format!("make it: auth requisite {} ...", p.rule.module),
-                )),
-                Effect::Sufficient => out.push(Finding::error(
-                    &p.file,
-                    at,
-                    format!(
-                        "the password module {} is sufficient: a right password ends the stack before verify, so \
-                         the code is never checked",
-                        p.rule.module
-                    ),
-                    format!("make it: auth requisite {} ...", p.rule.module),
-                )),
-                Effect::Optional => out.push(Finding::error(
-                    &p.file,
-                    at,
-                    format!(
-                        "the password module {} is optional: a wrong password does not fail the login",
-                        p.rule.module
-                    ),
-                    format!("make it: auth requisite {} ...", p.rule.module),
-                )),
-            }
-            if !p.rule.has_arg("use_first_pass") && !p.rule.has_arg("try_first_pass") {
-                out.push(Finding::error(
-                    &p.file,
-                    at,
-                    format!(
-                        "the password module {} has no use_first_pass: it does not check the password split off by \
-                         pam_mfa but asks again, and the mail server answers with the whole password+code",
-                        p.rule.module
-                    ),
-                    format!("add use_first_pass to the arguments of {}", p.rule.module),
-                ));
-            }
-        }
+        ));
+        return out;
     }
+    if p.rule.is_pam_mfa() {
+        out.push(Finding::error(
+            &p.file,
+            at,
+            if split.is_some() {
+                "no password module between split and this pam_mfa line: the password is never checked".into()
+            } else {
+                "no password module comes before verify: the code alone logs in".into()
+            },
+            if split.is_some() {
+                "add your password module (e.g. `auth requisite pam_unix.so use_first_pass`) right after split"
+            } else {
+                "add your password module (e.g. `auth requisite pam_unix.so`) right before verify"
+            },
+        ));
+        return out;
+    }
+    let Some(r) = p.rule.control.reduce() else { return out };
+    let module = &p.rule.module;
+    let fix = format!("make it: auth requisite {module} ...");
+    let before = out.len();
+    match r.on_success() {
+        OnSuccess::End => out.push(Finding::error(
+            &p.file,
+            at,
+            format!(
+                "the password module {module} ends the stack on success ({}): a right password ends it before \
+                 verify, so the code is never checked",
+                p.rule.control.part(&format!("success={}", r.success.text()))
+            ),
+            fix.clone(),
+        )),
+        OnSuccess::Fail => out.push(nobody(p, "password", &r, fix.clone())),
+        OnSuccess::Continue | OnSuccess::Jump(_) | OnSuccess::Unclear => {}
+    }
+    if let Some(pw) = password_at {
+        out.extend(check_jumps(stack, pw, &r, essentials, "password", "auth"));
+    }
+    let ignored = r.failing(|f| matches!(f, OnFailure::Ignored | OnFailure::Jump(_)));
+    let going_on = r.failing(|f| f == OnFailure::Fail);
+    if !ignored.is_empty() {
+        out.push(Finding::error(
+            &p.file,
+            at,
+            format!(
+                "the password module {module} is {}: a wrong password does not stop the login ({}), so the code \
+                 alone logs in, and wrong passwords reach verify's failure counter (lock-out)",
+                p.rule.control.text(),
+                ignored.join(" ")
+            ),
+            fix.clone(),
+        ));
+    } else if !going_on.is_empty() {
+        out.push(Finding::error(
+            &p.file,
+            at,
+            format!(
+                "the password module {module} is {}, not requisite: after a wrong password verify still runs and \
+                 counts a failed code{}, so anyone who knows a mailbox name can lock its owner out",
+                p.rule.control.text(),
+                if matches!(p.rule.control, Control::Bracket(_)) {
+                    format!(" ({})", going_on.join(" "))
+                } else {
+                    String::new()
+                }
+            ),
+            fix.clone(),
+        ));
+    }
+    if out.len() == before
+        && let Some(why) = r.unclear.first()
+    {
+        out.push(unclear(p, "password", why));
+    }
+    if split.is_some() && !p.rule.has_arg("use_first_pass") && !p.rule.has_arg("try_first_pass") {
+        out.push(Finding::error(
+            &p.file,
+            at,
+            format!(
+                "the password module {module} has no use_first_pass: it does not check the password split off by \
+                 pam_mfa but asks again, and the mail server answers with the whole password+code"
+            ),
+            format!("add use_first_pass to the arguments of {module}"),
+        ));
+    }
+    out
+}
 
-    match verifies.iter().copied().find(|&v| v > password_at) {
-        Some(v) => {
-            if let Some(p) = stack.get(v) {
+fn check_verifies(
+    file: &Path,
+    stack: &[Placed],
+    split: Option<usize>,
+    password_at: Option<usize>,
+    verify: Option<usize>,
+    verifies: &[usize],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let fix = "make it: auth required pam_mfa.so verify";
+    match verify.and_then(|v| stack.get(v)) {
+        Some(p) => {
+            if let Some(r) = p.rule.control.reduce() {
                 let at = Some(p.rule.line);
-                match p.rule.control.effect() {
-                    Effect::Required | Effect::Requisite => {}
-                    Effect::Unclear => out.push(unclear(p, "verify")),
-                    Effect::Sufficient | Effect::Optional => out.push(Finding::error(
+                let ignored = r.failing(|f| matches!(f, OnFailure::Ignored | OnFailure::Jump(_)));
+                if r.on_success() == OnSuccess::Fail {
+                    out.push(nobody(p, "verify", &r, fix));
+                }
+                if !ignored.is_empty() {
+                    let codes = |c: &str| ignored.iter().any(|w| w.starts_with(&format!("{c}=")));
+                    let why = if codes("default") || codes("auth_err") {
+                        "a wrong code does not fail the login, so the password and any six digits log in"
+                    } else if codes("maxtries") {
+                        "during a back-off or a block (PAM_MAXTRIES) no code is needed: the password alone logs in"
+                    } else {
+                        "when verify refuses the login this way, the password alone logs in"
+                    };
+                    out.push(Finding::error(
                         &p.file,
                         at,
-                        format!(
-                            "verify is {}: a wrong code does not fail the login, so the password and any six digits \
-                             log in",
-                            p.rule.control.text()
-                        ),
-                        "make it: auth required pam_mfa.so verify",
-                    )),
+                        format!("verify is {} ({}): {why}", p.rule.control.text(), ignored.join(" ")),
+                        fix,
+                    ));
+                } else if let Some(why) = r.unclear.first().filter(|_| out.is_empty()) {
+                    out.push(unclear(p, "verify", why));
                 }
             }
         }
         // A verify right after split is already reported as "no password module".
-        None if verifies.contains(&password_at) => {}
+        None if password_at.is_some_and(|pw| verifies.contains(&pw)) => {}
+        // Prompt mode without verify cannot happen; split mode:
+        None if split.is_none() => {}
         None => out.push(Finding::error(
             file,
             verifies
@@ -697,13 +1316,35 @@ fn check_auth(file: &Path, stack: &[Placed]) -> Vec<Finding> {
             format!("add `auth required pam_mfa.so verify` after the password module ({SEE_EXAMPLE})"),
         )),
     }
+    // A second verify sees the code the first one accepted as a replay. (A
+    // line whose arguments pam_mfa refuses already has its own error.)
+    for p in verifies
+        .iter()
+        .skip(1)
+        .filter_map(|&v| stack.get(v))
+        .filter(|p| Args::parse(p.rule.args.iter().map(|a| a.as_bytes())).is_ok())
+    {
+        out.push(Finding::error(
+            &p.file,
+            Some(p.rule.line),
+            "a second verify line: the code the first one accepted is refused here as a replay, so nobody can \
+             log in"
+                .into(),
+            "keep one `auth required pam_mfa.so verify` line, after the password module",
+        ));
+    }
     out
 }
 
 fn check_account(file: &Path, stack: &[Placed]) -> Vec<Finding> {
     let mut out = Vec::new();
-    let ours: Vec<&Placed> = stack.iter().filter(|p| p.rule.is_pam_mfa()).collect();
-    if ours.is_empty() {
+    let ours: Vec<usize> = stack
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.rule.is_pam_mfa())
+        .map(|(i, _)| i)
+        .collect();
+    let Some(&first) = ours.first() else {
         out.push(Finding::error(
             file,
             None,
@@ -712,20 +1353,118 @@ fn check_account(file: &Path, stack: &[Placed]) -> Vec<Finding> {
                 .into(),
             "add: account required pam_mfa.so",
         ));
-    }
-    for p in ours {
-        match p.rule.control.effect() {
-            Effect::Required | Effect::Requisite => {}
-            Effect::Unclear => out.push(unclear(p, "account")),
-            _ => out.push(Finding::error(
+        return out;
+    };
+    let essentials = [Essential {
+        at: first,
+        name: "pam_mfa account line",
+        consequence: "pam_mfa's account step never runs, which switches off the refusal of blocked mailboxes and \
+                      of logins that no verify line accepted (pam_mfa(8))",
+    }];
+    for (i, p) in stack.iter().enumerate().take(first) {
+        if p.in_substack || p.rule.control == Control::Include {
+            continue;
+        }
+        if p.rule.control == Control::Substack {
+            out.push(unclear(
+                p,
+                &format!("substack {}", p.rule.module),
+                "whether it can end the account stack before pam_mfa's line is not followed by doctor",
+            ));
+            continue;
+        }
+        let Some(r) = p.rule.control.reduce() else { continue };
+        let what = module_name(p);
+        let before = out.len();
+        if r.on_success() == OnSuccess::End {
+            out.push(Finding::error(
                 &p.file,
                 Some(p.rule.line),
                 format!(
-                    "the pam_mfa account line is {}: its refusal (blocked mailbox, broken auth stack) is ignored",
-                    p.rule.control.text()
+                    "{what} can end the account stack with success ({}) before pam_mfa's account line: {}",
+                    p.rule.control.part(&format!("success={}", r.success.text())),
+                    essentials[0].consequence
                 ),
-                "make it: account required pam_mfa.so",
+                "put `account required pam_mfa.so` first in the account stack, or make this line required",
+            ));
+        }
+        out.extend(check_jumps(stack, i, &r, &essentials, what, "account"));
+        if out.len() == before
+            && let Some(why) = r.unclear.first()
+        {
+            out.push(unclear(p, what, why));
+        }
+    }
+    for p in ours.iter().filter_map(|&i| stack.get(i)) {
+        let Some(r) = p.rule.control.reduce() else { continue };
+        let fix = "make it: account required pam_mfa.so";
+        let ignored = r.failing(|f| matches!(f, OnFailure::Ignored | OnFailure::Jump(_)));
+        if r.on_success() == OnSuccess::Fail {
+            out.push(nobody(p, "pam_mfa account", &r, fix));
+        }
+        if !ignored.is_empty() {
+            out.push(Finding::error(
+                &p.file,
+                Some(p.rule.line),
+                format!(
+                    "the pam_mfa account line is {}: its refusal (blocked mailbox, broken auth stack) is ignored ({})",
+                    p.rule.control.text(),
+                    ignored.join(" ")
+                ),
+                fix,
+            ));
+        } else if let Some(why) = r.unclear.first() {
+            out.push(unclear(p, "account", why));
+        }
+    }
+    out
+}
+
+/// pam_mfa refuses every login when its lines name different configuration
+/// files (no `config=` means the default path).
+fn check_same_config(auth: &[Placed], account: &[Placed]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut first: Option<(PathBuf, &Placed)> = None;
+    for p in auth.iter().chain(account).filter(|p| p.rule.is_pam_mfa()) {
+        let Ok(args) = Args::parse(p.rule.args.iter().map(|a| a.as_bytes())) else {
+            continue;
+        };
+        let path = config::source(args.config.as_deref()).0.to_path_buf();
+        match &first {
+            None => first = Some((path, p)),
+            Some((seen, at)) if *seen != path => out.push(Finding::error(
+                &p.file,
+                Some(p.rule.line),
+                format!(
+                    "this pam_mfa line reads the configuration {}, an earlier one ({}:{}) reads {}: pam_mfa refuses \
+                     every login when its lines name different configuration files",
+                    path.display(),
+                    at.file.display(),
+                    at.rule.line,
+                    seen.display()
+                ),
+                "give every pam_mfa line of the service the same config= (or none)",
             )),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+/// The configuration files the pam_mfa lines of a service name with
+/// `config=`, in order, without repeats.
+pub fn named_configs(file: &Path, text: &str, load: &mut Loader<'_>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for ty in ["auth", "account"] {
+        for p in expand(file, text, ty, load).0 {
+            if !p.rule.is_pam_mfa() {
+                continue;
+            }
+            if let Ok(Args { config: Some(c), .. }) = Args::parse(p.rule.args.iter().map(|a| a.as_bytes()))
+                && !out.contains(&c)
+            {
+                out.push(c);
+            }
         }
     }
     out
@@ -879,9 +1618,10 @@ fn store_finding(e: &StoreError) -> Finding {
             ),
         ),
         StoreError::Unsafe { path, why } => (path, format!("pam_mfa refuses to use it, and so every login: {why}")),
-        StoreError::Damaged { path, .. } | StoreError::Io { path, .. } | StoreError::RemovedDuringLogin { path } => {
-            (path, e.to_string())
-        }
+        StoreError::Damaged { path, .. }
+        | StoreError::Io { path, .. }
+        | StoreError::ChangedDuringLogin { path }
+        | StoreError::NotAStore { path, .. } => (path, e.to_string()),
     };
     let (message, fix) = text.split_once("; ").unwrap_or((&text, ""));
     Finding::error(path, None, message.to_string(), fix)
@@ -955,6 +1695,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub store: Option<PathBuf>,
     pub pam_files: Vec<PathBuf>,
+    /// Other configuration files named with `config=` in the service files
+    /// that were loaded and whose stores were checked too.
+    pub configs: Vec<PathBuf>,
 }
 
 impl Report {
@@ -967,10 +1710,21 @@ impl Report {
     }
 }
 
-/// Runs every check. `Err` when doctor cannot run at all: a named service
-/// file or the PAM folder cannot be read.
+/// Runs every check. `Err` when doctor cannot run at all: the configuration
+/// named with `--config` does not exist, or a named service file or the
+/// PAM folder cannot be read.
 pub fn run(opts: &Options) -> Result<Report, String> {
     let mut report = Report::default();
+    if let Some(named) = opts.config.as_deref()
+        && let Err(e) = std::fs::metadata(named)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        return Err(format!(
+            "the configuration {} named with --config does not exist (or is a dangling symbolic link): fix the \
+             path, or create the file (packaging/pam_mfa.toml lists every key)",
+            named.display()
+        ));
+    }
     let (store, findings) = check_config(opts.config.as_deref());
     report.findings.extend(findings);
     if let Some(store) = store {
@@ -1008,9 +1762,24 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             .map_err(|e| e.to_string())
     };
     let exists = |p: &Path| p.exists();
+    let main_config = config::source(opts.config.as_deref()).0.to_path_buf();
     for (file, text) in &services {
         if names_pam_mfa(text) {
             report.findings.extend(check_service(file, text, &mut load, &exists));
+            // The configurations the lines name: each is loaded, and its
+            // store checked, as pam_mfa will (a missing one is reported at
+            // its line above).
+            for cfg in named_configs(file, text, &mut load) {
+                if cfg == main_config || report.configs.contains(&cfg) || !exists(&cfg) {
+                    continue;
+                }
+                let (store, findings) = check_config(Some(&cfg));
+                report.findings.extend(findings);
+                if let Some(store) = store {
+                    report.findings.extend(check_store(&store));
+                }
+                report.configs.push(cfg);
+            }
         } else {
             report.findings.push(Finding::warning(
                 file,
@@ -1139,7 +1908,9 @@ account include common-account
             ])
         );
         assert_eq!(rules[0].args, ["a", "b c] d", "e"]);
-        assert_eq!(rules[0].control.effect(), Effect::Requisite);
+        // Not requisite: its success ends the stack (see control_reduction).
+        let r = rules[0].control.reduce().unwrap();
+        assert_eq!((r.on_success(), r.every_failure_ends()), (OnSuccess::End, true));
         assert_eq!((rules[1].line, rules[1].quiet), (3, true));
         assert_eq!(rules[1].module, "pam_systemd.so");
         assert_eq!(rules[1].args, ["arg"]);
@@ -1164,16 +1935,116 @@ account include common-account
         );
     }
 
+    fn reduce(control: &str) -> Reduction {
+        parse_pam(&format!("auth {control} x.so"))
+            .remove(0)
+            .unwrap()
+            .control
+            .reduce()
+            .unwrap()
+    }
+
+    /// (on success, each failure as `code=action` with what it does) of a control.
+    fn shape(control: &str) -> (OnSuccess, Vec<(String, OnFailure)>) {
+        let r = reduce(control);
+        let failures = r
+            .failures
+            .iter()
+            .map(|(c, a)| (format!("{c}={}", a.text()), a.on_failure()))
+            .collect();
+        (r.on_success(), failures)
+    }
+
+    fn f(word: &str, on: OnFailure) -> (String, OnFailure) {
+        (word.to_string(), on)
+    }
+
     #[test]
-    fn bracket_controls() {
-        let e = |c: &str| parse_pam(&format!("auth {c} x.so")).remove(0).unwrap().control.effect();
-        assert_eq!(e("[default=bad success=ok]"), Effect::Required);
+    fn control_reduction_of_the_keywords() {
+        use OnFailure::*;
+        for (kw, success, failure) in [
+            ("required", OnSuccess::Continue, f("default=bad", Fail)),
+            ("Requisite", OnSuccess::Continue, f("default=die", End)),
+            ("sufficient", OnSuccess::End, f("default=ignore", Ignored)),
+            ("optional", OnSuccess::Continue, f("default=ignore", Ignored)),
+        ] {
+            assert_eq!(shape(kw), (success, vec![failure]), "{kw}");
+            let r = reduce(kw);
+            assert!(r.jumps().is_empty() && r.unclear.is_empty(), "{kw}: {r:?}");
+        }
+        assert!(reduce("requisite").every_failure_ends());
+        assert!(!reduce("required").every_failure_ends());
+        assert!(reduce("required").every_failure_fails());
+        assert!(!reduce("optional").every_failure_fails());
+        // The neutral codes of the expansions are harmless: no jump, nothing unclear.
+        assert_eq!(reduce("requisite").neutral("ignore"), Some(&Action::Ignore));
+        assert_eq!(reduce("sufficient").neutral("new_authtok_reqd"), Some(&Action::Done));
+        assert!(Control::Include.reduce().is_none());
+    }
+
+    #[test]
+    fn control_reduction_of_brackets() {
+        use OnFailure::*;
+        // The keywords written out reduce as the keywords do.
         assert_eq!(
-            e("[success=done new_authtok_reqd=done default=ignore]"),
-            Effect::Sufficient
+            shape("[success=ok new_authtok_reqd=ok ignore=ignore default=die]"),
+            shape("requisite")
         );
-        assert_eq!(e("[success=1 default=ignore]"), Effect::Unclear);
-        assert_eq!(e("Requisite"), Effect::Requisite);
+        assert_eq!(
+            shape("[success=done new_authtok_reqd=done default=ignore]"),
+            shape("sufficient")
+        );
+        // A listed return code takes its own action, not default's.
+        assert_eq!(
+            shape("[success=ok auth_err=ignore default=die]"),
+            (
+                OnSuccess::Continue,
+                vec![f("auth_err=ignore", Ignored), f("default=die", End)]
+            )
+        );
+        assert_eq!(
+            shape("[success=ok maxtries=ignore default=bad]").1,
+            [f("maxtries=ignore", Ignored), f("default=bad", Fail)]
+        );
+        // No default: every other code is bad, success included.
+        assert_eq!(
+            shape("[auth_err=die]"),
+            (OnSuccess::Fail, vec![f("auth_err=die", End), f("default=bad", Fail)])
+        );
+        assert_eq!(shape("[success=ok]").1, [f("default=bad", Fail)]);
+        // Jumps.
+        assert_eq!(shape("[success=1 default=die]").0, OnSuccess::Jump(1));
+        assert_eq!(
+            shape("[success=ok auth_err=2 default=die]").1[0],
+            f("auth_err=2", Jump(2))
+        );
+        assert_eq!(
+            reduce("[success=ok ignore=3 default=die]").jumps(),
+            [("ignore=3".to_string(), 3)]
+        );
+        // libpam: `ok` on a failure records it (the login fails), `done`
+        // ends the stack with it.
+        assert_eq!(shape("[success=ok default=ok]").1, [f("default=ok", Fail)]);
+        assert_eq!(shape("[success=ok default=done]").1, [f("default=done", End)]);
+        // The first default counts, the last of a listed code.
+        assert_eq!(
+            shape("[success=ok default=die default=ignore]").1,
+            [f("default=die", End)]
+        );
+        assert_eq!(
+            shape("[auth_err=die auth_err=ignore default=die]").1[0],
+            f("auth_err=ignore", Ignored)
+        );
+        // What cannot be judged.
+        for c in [
+            "[success=ok default=reset]",
+            "[success=ok default=frob]",
+            "[success=ok AUTH_ERR=ignore default=die]",
+            "[success=ok auth_err=0 default=die]",
+            "[success default=die]",
+        ] {
+            assert!(!reduce(c).unclear.is_empty(), "{c}");
+        }
     }
 
     #[test]
@@ -1239,9 +2110,213 @@ account include common-account
                 "required    pam_mfa.so verify",
                 "[success=1 default=ignore] pam_mfa.so verify",
             ),
+            Level::Error,
+            Some(5),
+            "any six digits",
+        );
+        has(
+            &GOOD.replace(
+                "required    pam_mfa.so verify",
+                "[success=ok default=reset] pam_mfa.so verify",
+            ),
             Level::Warning,
             Some(5),
             "cannot judge",
+        );
+    }
+
+    /// The stacks the second review found passing (each exploitable through libpam).
+    #[test]
+    fn reviewed_bypasses_are_errors() {
+        // 1. split jumps over the password line: the code alone logs in.
+        has(
+            &GOOD.replace(
+                "requisite   pam_mfa.so split",
+                "[success=1 default=die] pam_mfa.so split",
+            ),
+            Level::Error,
+            Some(3),
+            "jump over the password line (success=1): the password is never checked",
+        );
+        // 2. A wrong password ignored.
+        has(
+            &GOOD.replace(
+                "requisite   pam_pwdfile",
+                "[success=ok auth_err=ignore default=die] pam_pwdfile",
+            ),
+            Level::Error,
+            Some(4),
+            "a wrong password does not stop the login (auth_err=ignore), so the code alone logs in",
+        );
+        // 3. A line before split that can end the stack.
+        let early = GOOD.replace(
+            "auth     requisite   pam_mfa.so split",
+            "auth sufficient pam_unix.so\nauth     requisite   pam_mfa.so split",
+        );
+        has(
+            &early,
+            Level::Error,
+            Some(3),
+            "pam_unix.so can end the stack with success (sufficient) before verify",
+        );
+        has(&early, Level::Error, Some(3), "split never ran");
+        // 4. verify ignores PAM_MAXTRIES, the account line PAM_PERM_DENIED.
+        let backoff = GOOD
+            .replace(
+                "required    pam_mfa.so verify",
+                "[success=ok maxtries=ignore default=bad] pam_mfa.so verify",
+            )
+            .replace(
+                "account  required    pam_mfa.so",
+                "account [success=ok perm_denied=ignore default=bad] pam_mfa.so\naccount required pam_permit.so",
+            );
+        has(&backoff, Level::Error, Some(5), "maxtries=ignore");
+        has(&backoff, Level::Error, Some(5), "no code is needed");
+        has(&backoff, Level::Error, Some(6), "is ignored (perm_denied=ignore)");
+        // 5. done on success of split and of the password line.
+        let done = GOOD
+            .replace(
+                "requisite   pam_mfa.so split",
+                "[success=done default=die] pam_mfa.so split",
+            )
+            .replace("requisite   pam_pwdfile", "[success=done default=die] pam_pwdfile");
+        has(
+            &done,
+            Level::Error,
+            Some(3),
+            "split's success ends the stack (success=done)",
+        );
+        has(&done, Level::Error, Some(4), "the code is never checked");
+        // 6. A sufficient line between the password line and verify.
+        let between = GOOD.replace(
+            "auth     required    pam_mfa.so verify",
+            "auth sufficient pam_permit.so\nauth     required    pam_mfa.so verify",
+        );
+        has(&between, Level::Error, Some(5), "the password alone logs in");
+        // 7. An account line that ends the account stack before pam_mfa's.
+        let account = GOOD.replace(
+            "account  required    pam_mfa.so",
+            "account sufficient pam_permit.so\naccount  required    pam_mfa.so",
+        );
+        has(&account, Level::Error, Some(6), "before pam_mfa's account line");
+        // 8. verify twice.
+        has(
+            &format!("{GOOD}auth required pam_mfa.so verify\n"),
+            Level::Error,
+            Some(7),
+            "second verify line",
+        );
+        // 9. Different config= files (the default path counts as one).
+        let two = GOOD.replace("pam_mfa.so verify", "pam_mfa.so verify config=/etc/other.toml");
+        has(&two, Level::Error, Some(5), "different configuration files");
+        let same = GOOD.replace("pam_mfa.so", "pam_mfa.so config=/etc/pam_mfa.toml");
+        assert_eq!(check(&same), []);
+    }
+
+    #[test]
+    fn harmless_brackets_and_jumps_pass() {
+        // A jump before split that lands before split skips nothing pam_mfa needs.
+        let jump = GOOD.replace(
+            "auth     requisite   pam_mfa.so split",
+            "auth [success=1 default=ignore] pam_succeed_if.so user ingroup mail\n\
+             auth requisite pam_deny.so\nauth     requisite   pam_mfa.so split",
+        );
+        assert_eq!(check(&jump), []);
+        // A jump past the end of the stack fails the login (libpam).
+        let past = GOOD.replace(
+            "auth     requisite   pam_mfa.so split",
+            "auth [success=9 default=ignore] pam_succeed_if.so user ingroup mail\nauth     requisite   pam_mfa.so split",
+        );
+        assert_eq!(check(&past), []);
+        // `done` on a failure ends the stack failed, like die.
+        let done = GOOD.replace("requisite   pam_pwdfile", "[success=ok default=done] pam_pwdfile");
+        assert_eq!(check(&done), []);
+        // sufficient after verify, and optional lines before split.
+        let more = GOOD
+            .replace(
+                "auth     requisite   pam_mfa.so split",
+                "auth optional pam_env.so\nauth     requisite   pam_mfa.so split",
+            )
+            .replace(
+                "account  required    pam_mfa.so",
+                "account  required    pam_mfa.so\naccount sufficient pam_permit.so",
+            );
+        assert_eq!(check(&format!("{more}auth sufficient pam_permit.so\n")), []);
+        // Lines of a substack end only the substack: not judged, but said so.
+        let mut load = |name: &str| match name {
+            "extra" => Ok((PathBuf::from("/p/extra"), "auth sufficient pam_permit.so\n".to_string())),
+            other => Err(format!("{other}: no such file")),
+        };
+        let sub = GOOD.replace(
+            "auth     requisite   pam_mfa.so split",
+            "auth substack extra\nauth     requisite   pam_mfa.so split",
+        );
+        let f = check_service(Path::new("svc"), &sub, &mut load, &|_| true);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!((f[0].level, f[0].line), (Level::Warning, Some(3)), "{f:#?}");
+    }
+
+    #[test]
+    fn jumps_that_cannot_be_followed_are_warnings() {
+        let mut load = |name: &str| match name {
+            "extra" => Ok((PathBuf::from("/p/extra"), "auth required pam_env.so\n".to_string())),
+            other => Err(format!("{other}: no such file")),
+        };
+        let text = GOOD.replace(
+            "auth     requisite   pam_mfa.so split",
+            "auth [success=2 default=ignore] pam_succeed_if.so user ingroup mail\nauth substack extra\n\
+             auth     requisite   pam_mfa.so split",
+        );
+        let f = check_service(Path::new("svc"), &text, &mut load, &|_| true);
+        assert!(
+            f.iter()
+                .any(|f| f.level == Level::Warning && f.line == Some(3) && f.message.contains("crosses a substack")),
+            "{f:#?}"
+        );
+        assert!(f.iter().all(|f| f.level == Level::Warning), "{f:#?}");
+    }
+
+    #[test]
+    fn verify_prompt_without_split() {
+        let prompt =
+            "auth requisite pam_unix.so\nauth required pam_mfa.so verify prompt\naccount required pam_mfa.so\n";
+        assert_eq!(check(prompt), []);
+        has(
+            &prompt.replace("requisite", "required"),
+            Level::Error,
+            Some(1),
+            "lock its owner out",
+        );
+        has(
+            &prompt.replace("requisite", "sufficient"),
+            Level::Error,
+            Some(1),
+            "the code is never checked",
+        );
+        has(
+            &prompt.replace("auth requisite pam_unix.so\n", ""),
+            Level::Error,
+            Some(1),
+            "no password module comes before verify",
+        );
+        has(
+            &prompt.replace("required pam_mfa.so verify", "optional pam_mfa.so verify"),
+            Level::Error,
+            Some(2),
+            "any six digits",
+        );
+        has(
+            &format!("auth sufficient pam_permit.so\n{prompt}"),
+            Level::Error,
+            Some(1),
+            "the code is never asked for",
+        );
+        // Without prompt, verify has no code: "no split line".
+        has(
+            &prompt.replace(" prompt", ""),
+            Level::Error,
+            None,
+            "no `pam_mfa.so split`",
         );
     }
 
@@ -1323,9 +2398,16 @@ account include common-account
             other => Err(format!("{other}: no such file")),
         };
         let f = check_service(Path::new("svc"), text, &mut load, &|_| true);
-        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f.len(), 2, "{f:#?}");
         assert_eq!((f[0].level, f[0].line), (Level::Warning, Some(3)));
         assert!(f[0].message.contains("through an include"), "{f:#?}");
+        // The included line is judged where it is: its success skips the
+        // next module, which is verify.
+        assert_eq!(
+            (f[1].level, f[1].file.as_deref(), f[1].line),
+            (Level::Error, Some(Path::new("/p/common-auth")), Some(1))
+        );
+        assert!(f[1].message.contains("jump over the verify line"), "{f:#?}");
 
         let f = check_service(
             Path::new("svc"),

@@ -239,23 +239,44 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
         }
         log.debug(|| format!("mailbox={mailbox} PAM_USER set from the name as typed"));
     }
-    if memo.mailbox.as_ref() != Some(&mailbox) {
-        // `split` cut the typed string for another mailbox's codes, and the
-        // password module checked what was left: nothing this login did can
-        // be trusted to be about this mailbox.
-        if let (Some(before), Some(_)) = (&memo.mailbox, &memo.split) {
+    let role = args.role.map_or("account", Role::as_str);
+    if matches!(args.role, Some(Role::Split | Role::AppPassword)) {
+        // A new authentication attempt (an application may reuse its handle
+        // for another try, or another user): nothing of an earlier one holds.
+        memo = Memo {
+            config: memo.config,
+            mailbox: Some(mailbox.clone()),
+            ..Memo::default()
+        };
+    } else if memo.mailbox.as_ref() != Some(&mailbox) {
+        // `split` cut the typed string for another mailbox's codes (or
+        // `verify` judged another mailbox), and the password module checked
+        // what was left: nothing this login did is about this mailbox.
+        if let (Some(before), true) = (&memo.mailbox, memo.progress != Progress::NoSplit) {
             log.err(&format!(
-                "{}: mailbox={mailbox} result=refused reason=\"PAM_USER changed after split\" split_mailbox={before}; a module between split and verify must not change the user name",
-                args.role.map_or("account", Role::as_str)
+                "{role}: mailbox={mailbox} result=refused reason=\"PAM_USER changed after split\" split_mailbox={before}; no module after split may change the user name"
             ));
             return Err(Code::PAM_AUTH_ERR);
         }
         memo = Memo {
             config: memo.config,
             mailbox: Some(mailbox.clone()),
-            progress: memo.progress,
             ..Memo::default()
         };
+    }
+    // Without `split` (a `prompt` stack) nobody handed the password module
+    // the canonical name: it judged the name as typed, which may be another
+    // account of its own (`Bob@example.org`). Counting this mailbox's codes
+    // for it would let that account lock the owner out.
+    if args.role == Some(Role::Verify) && memo.progress == Progress::NoSplit && raw_user != mailbox.as_str().as_bytes()
+    {
+        log.log(
+            Level::Notice,
+            &format!(
+                "{role}: mailbox={mailbox} result=refused reason=\"user name not in canonical form\"; without a split line the password module judged the name as typed: log in as {mailbox}, or put pam_mfa split before the password module"
+            ),
+        );
+        return Err(Code::PAM_USER_UNKNOWN);
     }
     Ok((
         args,
@@ -334,7 +355,7 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
         }
     };
     let needs_code = decide::needs_code(&policy, record.as_ref(), ctx.now);
-    let factor = match (&record, needs_code) {
+    let parts = match (&record, needs_code) {
         (Some(rec), true) => {
             let digits = rec.totp.as_ref().map_or(ctx.cfg.totp.digits, |s| s.digits);
             let is_recovery = |candidate: &str| {
@@ -342,28 +363,22 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
                     recovery::find(set, state.recovery_used_of(&set.id), ctx.mailbox.as_str(), candidate).is_some()
                 })
             };
-            let parts = split::split(&typed, digits, is_recovery);
-            if let Err(code) = pam.set_authtok(&parts.password) {
-                ctx.log.err(&format!(
-                    "split: {} cannot set PAM_AUTHTOK (PAM error {code:?})",
-                    ctx.who()
-                ));
-                return Code::PAM_SYSTEM_ERR;
-            }
-            parts.factor
+            split::split(&typed, digits, is_recovery)
         }
-        _ => {
-            // No code needed: the typed string goes on untouched.
-            if let Err(code) = pam.set_authtok(&typed) {
-                ctx.log.err(&format!(
-                    "split: {} cannot set PAM_AUTHTOK (PAM error {code:?})",
-                    ctx.who()
-                ));
-                return Code::PAM_SYSTEM_ERR;
-            }
-            None
-        }
+        // No code needed: the typed string goes on untouched.
+        _ => split::Split {
+            password: typed,
+            factor: None,
+        },
     };
+    if let Err(code) = pam.set_authtok(&parts.password) {
+        ctx.log.err(&format!(
+            "split: {} cannot set PAM_AUTHTOK (PAM error {code:?})",
+            ctx.who()
+        ));
+        return Code::PAM_SYSTEM_ERR;
+    }
+    let factor = parts.factor;
     ctx.log.debug(|| {
         let kind = match &factor {
             None => "none",
@@ -393,50 +408,49 @@ fn prompt_for_factor(pam: &mut dyn PamApi, args: &Args, needs_code: bool) -> Opt
 /// `verify`: checks the code (window, replay, lock-out) after the password
 /// module accepted the password.
 fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) -> Code {
-    // What `split` read, or a look of our own (no `split` with `prompt`),
-    // decides whether a code is needed; the decision itself is taken on the
-    // record and state read again under the mailbox's lock.
-    let (policy, record, factor) = match memo.split.take() {
-        Some(found) => (found.policy, found.record, found.factor),
-        None => {
-            let policy = match ctx.store.policy_for(ctx.mailbox.domain(), &ctx.cfg) {
-                Ok(p) => p,
-                Err(e) => return ctx.store_failed("verify", &e),
-            };
-            let record = match ctx.store.read_record(&ctx.mailbox) {
-                Ok(r) => r,
-                Err(e) => return ctx.store_failed("verify", &e),
-            };
-            let needs_code = decide::needs_code(&policy, record.as_ref(), ctx.now);
-            let factor = prompt_for_factor(pam, args, needs_code);
-            (policy, record, factor)
+    let split = memo.split.take();
+    let policy = match &split {
+        Some(found) => found.policy.clone(),
+        None => match ctx.store.policy_for(ctx.mailbox.domain(), &ctx.cfg) {
+            Ok(p) => p,
+            Err(e) => return ctx.store_failed("verify", &e),
+        },
+    };
+    // The decision is taken on the mailbox as it is now, under its lock,
+    // whatever `split` saw: the file `split` opened, followed if it was
+    // replaced, or a fresh look.
+    let changed = || {
+        ctx.store_failed(
+            "verify",
+            &StoreError::ChangedDuringLogin {
+                path: ctx.store.mailbox_path(&ctx.mailbox),
+            },
+        )
+    };
+    let locked = match memo.opened.take() {
+        Some(opened) => match ctx.store.relock(&opened) {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => return changed(),
+            Err(e) => return ctx.store_failed("verify", &e),
+        },
+        None => match ctx.store.lock(&ctx.mailbox, OnMissing::Skip) {
+            Ok(l) => l,
+            Err(e) => return ctx.store_failed("verify", &e),
+        },
+    };
+    let needs_code = decide::needs_code(&policy, locked.as_ref().and_then(|l| l.record()), ctx.now);
+    let factor = match split {
+        // `split` cut a code off only if one was needed when it looked; if
+        // mfa-ctl set the mailbox up or switched it off since, the password
+        // module judged a string cut for the other case (fail closed; the
+        // user tries again).
+        Some(found) if decide::needs_code(&policy, found.record.as_ref(), ctx.now) != needs_code => {
+            return changed();
         }
+        Some(found) => found.factor,
+        None => prompt_for_factor(pam, args, needs_code),
     };
     let req = ctx.request();
-    let locked = match record {
-        // A mailbox the store does not know gets no file and no state.
-        None => None,
-        Some(_) => {
-            let locked = match memo.opened.take() {
-                Some(opened) => ctx.store.relock(&opened),
-                None => ctx.store.lock(&ctx.mailbox, OnMissing::Skip),
-            };
-            match locked {
-                Ok(Some(l)) => Some(l),
-                // Removed by mfa-ctl since `split` read it: what `split` did
-                // may no longer fit (fail closed; the user tries again).
-                Ok(None) => {
-                    return ctx.store_failed(
-                        "verify",
-                        &StoreError::RemovedDuringLogin {
-                            path: ctx.store.mailbox_path(&ctx.mailbox),
-                        },
-                    );
-                }
-                Err(e) => return ctx.store_failed("verify", &e),
-            }
-        }
-    };
     let decision = match locked {
         None => decide::decide(&req, factor.as_ref(), &policy, None, &Default::default(), &ctx.cfg),
         Some(mut locked) => {

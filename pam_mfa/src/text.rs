@@ -13,6 +13,12 @@ fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Whether `s` holds a character [`escape_controls`] would escape: names
+/// an admin chooses (labels) are refused with one rather than stored.
+pub fn has_controls(s: &str) -> bool {
+    s.chars().any(needs_escape)
+}
+
 /// `s` with every such character written as `\xNN` (below U+0100) or
 /// `\u{NNNN}`; unchanged (borrowed) when there is nothing to escape.
 /// Backslashes are left alone, so escaping twice changes nothing: a
@@ -60,17 +66,21 @@ pub const CUT_MARK: &str = "...(cut)";
 /// marked as cut, so a hostile PAM_RHOST can neither grow a mailbox file
 /// nor reach a terminal raw.
 pub fn clean_rhost(raw: &str) -> String {
-    let escaped = escape_field(raw);
-    if escaped.len() <= MAX_RHOST {
-        return escaped.into_owned();
-    }
-    let mut end = MAX_RHOST - CUT_MARK.len();
-    while !escaped.is_char_boundary(end) {
+    // Only the start can be kept, so only the start is escaped: a 300 KB
+    // address must not cost a larger copy.
+    let mut end = raw.len().min(MAX_RHOST + 1);
+    while !raw.is_char_boundary(end) {
         end -= 1;
     }
-    let mut out = escaped.get(..end).unwrap_or_default().to_string();
-    out.push_str(CUT_MARK);
-    out
+    let escaped = escape_field(raw.get(..end).unwrap_or_default());
+    if end == raw.len() && escaped.len() <= MAX_RHOST {
+        return escaped.into_owned();
+    }
+    let mut keep = (MAX_RHOST - CUT_MARK.len()).min(escaped.len());
+    while !escaped.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{CUT_MARK}", escaped.get(..keep).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub use pam::{
     LoginResult, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_PERM_DENIED, PAM_SERVICE_ERR, PAM_SUCCESS,
     PAM_USER_UNKNOWN,
 };
-pub use pam_mfa::store::{Durability, OnMissing};
+pub use pam_mfa::store::{Durability, ExistingFolder, OnMissing};
 
 /// Root of the workspace.
 pub fn workspace() -> PathBuf {
@@ -134,7 +134,11 @@ impl Env {
         std::fs::write(&config, text).unwrap();
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
         // As the package's postinst does: a store exists before any login.
-        Admin::open(Some(&config)).unwrap().store.init().unwrap();
+        Admin::open(Some(&config))
+            .unwrap()
+            .store
+            .init(pam_mfa::store::ExistingFolder::Refuse)
+            .unwrap();
         let log_socket = dir.path().join("log.sock");
         // Drained by a thread of its own: the module sends without blocking,
         // so a full socket queue would lose lines the tests look for.

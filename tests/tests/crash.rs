@@ -237,7 +237,7 @@ fn small_store(extra: &str) -> (Env, Tmpfs, String, String) {
     let env = Env::quick(extra);
     let fs = Tmpfs::mount(&env.store, "512k");
     // A fresh file system over the store: set up anew, as on a new disk.
-    env.admin().store.init().unwrap();
+    env.admin().store.init(ExistingFolder::Adopt).unwrap();
     env.set_password(ALICE, PW);
     env.set_password(BOB, PW);
     let secret = env.enroll(ALICE);

@@ -84,7 +84,7 @@ fn a_missing_store_refuses_logins() {
         (
             "marker gone",
             Box::new(|e: &Env| std::fs::remove_file(e.store.join(pam_mfa::store::MARKER)).unwrap()),
-            Box::new(|e: &Env| e.admin().store.init().map(|_| ()).unwrap()),
+            Box::new(|e: &Env| e.admin().store.init(ExistingFolder::Adopt).map(|_| ()).unwrap()),
             format!("the store marker {} is missing", marker.display()),
         ),
         (
@@ -131,6 +131,18 @@ fn a_missing_store_refuses_logins() {
         assert_eq!(out.status.code(), Some(2), "{what}: {out:?}");
         let out = env.mfa_ctl(&["list"]);
         assert_eq!(out.status.code(), Some(2), "{what}: {out:?}");
+        // Nor does `store init` (which the package runs on every upgrade)
+        // make a folder that exists into an empty store: only --adopt does.
+        if *what != "store folder gone" {
+            let out = env.mfa_ctl(&["store", "init"]);
+            assert_eq!(out.status.code(), Some(2), "{what}: {out:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("--adopt"),
+                "{what}: {out:?}"
+            );
+            let r = env.login("mail", "bob@example.org", "bobpw");
+            assert_eq!(r.auth, PAM_AUTHINFO_UNAVAIL, "{what}: after store init: {r:?}");
+        }
         mend(&env);
     }
     assert!(env.login("mail", ALICE, &format!("{PW}{code}")).ok(), "mended");

@@ -114,7 +114,7 @@ impl World {
         .unwrap();
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
         let admin = Admin::open(Some(&config)).unwrap();
-        admin.store.init().unwrap();
+        admin.store.init(crate::store::ExistingFolder::Refuse).unwrap();
         let w = World { dir, config, admin };
         let mb = w.mailbox(ALICE);
         let t = clock::now().unwrap();
@@ -304,4 +304,80 @@ fn account_checks_the_stack() {
     assert_eq!(w.call(&mut h, ""), Code::PAM_PERM_DENIED, "verify refused");
     let mut h = FakeHandle::new(ALICE, None);
     assert_eq!(w.call(&mut h, ""), Code::PAM_SUCCESS, "no split: nothing to check");
+}
+
+/// mfa-ctl sets a mailbox up between split (which found no file, so handed
+/// the whole string on as the password) and verify: refused as changed,
+/// never accepted with the password alone.
+#[test]
+fn mailbox_set_up_between_split_and_verify() {
+    let w = World::new();
+    let bob = w.mailbox("bob@example.org");
+    let mut h = FakeHandle::new("bob@example.org", Some("bob-password"));
+    assert_eq!(w.call(&mut h, "split"), Code::PAM_SUCCESS);
+    assert_eq!(h.authtok_text(), "bob-password");
+    let t = clock::now().unwrap();
+    w.admin.enroll_begin(&bob, t).unwrap();
+    let pending = w.admin.store.read_record(&bob).unwrap().unwrap().pending.unwrap();
+    let code = pending.generator().unwrap().code_at(t - 30);
+    w.admin.enroll_confirm(&bob, &code, t).unwrap();
+    assert_eq!(w.call(&mut h, "verify"), Code::PAM_AUTHINFO_UNAVAIL);
+}
+
+/// ...and switches it off in between (its file stays, with the history):
+/// split cut a code the password module never saw; refused as changed.
+#[test]
+fn mailbox_switched_off_between_split_and_verify() {
+    let w = World::new();
+    let mut h = FakeHandle::new(ALICE, Some(&format!("{PW}{}", w.next_code())));
+    assert_eq!(w.call(&mut h, "split"), Code::PAM_SUCCESS);
+    w.admin
+        .disable(&w.mailbox(ALICE), None, true, clock::now().unwrap())
+        .unwrap();
+    assert_eq!(w.call(&mut h, "verify"), Code::PAM_AUTHINFO_UNAVAIL);
+}
+
+/// Without split (a `prompt` stack) the password module judged the name as
+/// typed: another spelling than the mailbox's is refused before any code is
+/// counted.
+#[test]
+fn prompt_stack_needs_the_canonical_name() {
+    let w = World::new();
+    let mut h = FakeHandle::new("Alice@Example.org", Some(PW));
+    h.answers = Some(vec!["000000"]);
+    assert_eq!(w.call(&mut h, "verify prompt"), Code::PAM_USER_UNKNOWN);
+    assert!(h.prompts.is_empty(), "nothing asked");
+    assert_eq!(w.failures(), 0);
+}
+
+/// One handle, two attempts (applications may retry on the same handle):
+/// a split that went nowhere in the first does not make account refuse an
+/// app password login in the second.
+#[test]
+fn a_new_attempt_on_the_same_handle_starts_afresh() {
+    let w = World::new();
+    let mb = w.mailbox(ALICE);
+    let (_, app) = w
+        .admin
+        .app_password_add(&mb, "phone", &[], &[], None, clock::now().unwrap())
+        .unwrap();
+    let mut h = FakeHandle::new("bob@example.org", Some("bob-password"));
+    assert_eq!(w.call(&mut h, "split"), Code::PAM_SUCCESS);
+    // (the password module refused bob; the application tries again)
+    h.user = ALICE.as_bytes().to_vec();
+    h.authtok = Some(Zeroizing::new(app.as_bytes().to_vec()));
+    assert_eq!(w.call(&mut h, "app_password"), Code::PAM_SUCCESS);
+    assert_eq!(w.call(&mut h, ""), Code::PAM_SUCCESS);
+}
+
+/// A module after verify that changes the user: account refuses, since the
+/// code verify accepted was another mailbox's.
+#[test]
+fn user_changed_after_verify_is_refused_by_account() {
+    let w = World::new();
+    let mut h = FakeHandle::new(ALICE, Some(&format!("{PW}{}", w.next_code())));
+    assert_eq!(w.call(&mut h, "split"), Code::PAM_SUCCESS);
+    assert_eq!(w.call(&mut h, "verify"), Code::PAM_SUCCESS);
+    h.user = b"bob@example.org".to_vec();
+    assert_eq!(w.call(&mut h, ""), Code::PAM_AUTH_ERR);
 }

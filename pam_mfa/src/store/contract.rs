@@ -233,7 +233,7 @@ mod file_store {
     fn fresh() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = at(&dir.path().join("store"));
-        store.init().unwrap();
+        store.init(crate::store::ExistingFolder::Refuse).unwrap();
         (dir, store)
     }
 

@@ -8,9 +8,12 @@ use std::path::PathBuf;
 pub enum StoreError {
     /// A part of the store that every store has is not there.
     Missing { path: PathBuf, what: &'static str },
-    /// The mailbox's file was removed (by mfa-ctl) between the two looks
-    /// one login takes at it.
-    RemovedDuringLogin { path: PathBuf },
+    /// `mfa-ctl store init` found a folder that is not a complete store and
+    /// was not told to make it one.
+    NotAStore { path: PathBuf, why: &'static str },
+    /// The mailbox was set up, switched off or removed (by mfa-ctl) between
+    /// the two looks one login takes at it (`split`, `verify`).
+    ChangedDuringLogin { path: PathBuf },
     /// Permissions, owner or file type make the file untrustworthy.
     Unsafe { path: PathBuf, why: String },
     /// The content does not parse.
@@ -30,9 +33,14 @@ impl fmt::Display for StoreError {
                 "{what} {} is missing; if the store is on another disk or share, mount it (and check `store =` in the configuration); on a new install run: mfa-ctl store init",
                 path.display()
             ),
-            StoreError::RemovedDuringLogin { path } => write!(
+            StoreError::NotAStore { path, why } => write!(
                 f,
-                "{} was removed during the login (by mfa-ctl?); the next login reads the store afresh",
+                "{} {why}; if a disk or share belongs there, mount it (an empty store in its place would let every enrolled mailbox in with the password alone); to start a new, empty store there, run: mfa-ctl store init --adopt",
+                path.display()
+            ),
+            StoreError::ChangedDuringLogin { path } => write!(
+                f,
+                "{} was changed during the login (by mfa-ctl: set up, switched off or removed); the next login reads it afresh",
                 path.display()
             ),
             StoreError::Unsafe { path, why } => write!(f, "refusing to use {}: {why}", path.display()),

@@ -117,33 +117,56 @@ impl Store {
         Ok(())
     }
 
-    /// Sets up a store: its folder, marker and sub-folders, whichever are
-    /// missing (`mfa-ctl store init`, the package's postinst, `make
-    /// install`). Returns the paths it created. A marker with other content
-    /// is refused (another program's folder, or a newer store format).
-    pub fn init(&self) -> Result<Vec<PathBuf>, StoreError> {
+    /// Sets up a store (`mfa-ctl store init`, the package's postinst, `make
+    /// install`): a folder that does not exist is made, with its marker,
+    /// `domains/` and `mailboxes/`. A folder that exists without its marker,
+    /// or a marked one missing a sub-folder, is what an unmounted disk or a
+    /// lost folder looks like: made into an empty store it would let every
+    /// enrolled mailbox in with the password alone, so that happens only
+    /// with [`ExistingFolder::Adopt`]. A marker with other content is
+    /// refused (another program's folder, or a newer store format).
+    /// Returns the paths it created; none for a complete store.
+    pub fn init(&self, existing: ExistingFolder) -> Result<Vec<PathBuf>, StoreError> {
         let mut created = Vec::new();
-        for dir in [&self.root, &self.domains_dir(), &self.mailboxes_dir()] {
-            if !fsio::check_dir(dir, self.owners)? {
-                fsio::ensure_dir(dir, self.owners)?;
-                created.push(dir.clone());
+        let adopt = if fsio::check_dir(&self.root, self.owners)? {
+            existing == ExistingFolder::Adopt
+        } else {
+            fsio::ensure_dir(&self.root, self.owners)?;
+            created.push(self.root.clone());
+            true
+        };
+        let marker = self.marker_path();
+        match fsio::read(&marker, self.owners)? {
+            Some(text) if text == MARKER_TEXT => {}
+            Some(_) => {
+                return Err(StoreError::Damaged {
+                    path: marker,
+                    why: format!("it does not say {:?}", MARKER_TEXT.trim_end()),
+                });
             }
-            if *dir == self.root {
-                let marker = self.marker_path();
-                match fsio::read(&marker, self.owners)? {
-                    Some(text) if text == MARKER_TEXT => {}
-                    Some(_) => {
-                        return Err(StoreError::Damaged {
-                            path: marker,
-                            why: format!("it does not say {:?}", MARKER_TEXT.trim_end()),
-                        });
-                    }
-                    None => {
-                        fsio::write_atomic(&marker, MARKER_TEXT.as_bytes(), self.owners)?;
-                        created.push(marker);
-                    }
-                }
+            None if adopt => {
+                fsio::write_atomic(&marker, MARKER_TEXT.as_bytes(), self.owners)?;
+                created.push(marker.clone());
             }
+            None => {
+                return Err(StoreError::NotAStore {
+                    path: self.root.clone(),
+                    why: "exists but has no store marker",
+                });
+            }
+        }
+        for dir in [self.domains_dir(), self.mailboxes_dir()] {
+            if fsio::check_dir(&dir, self.owners)? {
+                continue;
+            }
+            if !(adopt || created.contains(&marker)) {
+                return Err(StoreError::NotAStore {
+                    path: dir,
+                    why: "is missing from a store that has its marker",
+                });
+            }
+            fsio::ensure_dir(&dir, self.owners)?;
+            created.push(dir);
         }
         Ok(created)
     }
@@ -166,7 +189,7 @@ impl Store {
     /// (it may be a mount point whose disk is missing).
     fn ensure_path_to(&self, dirs: &[PathBuf]) -> Result<(), StoreError> {
         if !fsio::check_dir(&self.root, self.owners)? {
-            self.init()?;
+            self.init(ExistingFolder::Refuse)?;
         }
         self.check_ready()?;
         for d in dirs {
@@ -293,7 +316,9 @@ impl Store {
     /// The mailbox's file, read under a shared lock (never halfway through a
     /// write). `None` if the store does not know the mailbox.
     pub fn read_mailbox(&self, mb: &Mailbox) -> Result<Option<MailboxFile>, StoreError> {
-        Ok(self.read_shared(mb, false)?.map(|(_, _, content, _)| content))
+        Ok(self
+            .read_shared(mb, fsio::LockMode::Shared)?
+            .map(|(_, _, content, _)| content))
     }
 
     /// [`Store::read_mailbox`] for a login: the file stays open (unlocked)
@@ -301,7 +326,7 @@ impl Store {
     /// same login needs no new path lookup and, if nobody wrote the file in
     /// between, no second parse.
     pub fn open_mailbox(&self, mb: &Mailbox) -> Result<Option<Opened>, StoreError> {
-        let Some((file, meta, content, pos)) = self.read_shared(mb, true)? else {
+        let Some((file, meta, content, pos)) = self.read_shared(mb, fsio::LockMode::SharedWritable)? else {
             return Ok(None);
         };
         file.unlock().map_err(|err| StoreError::Io {
@@ -318,27 +343,18 @@ impl Store {
         }))
     }
 
-    /// Opens, shared-locks, reads and decodes a mailbox's file (`writable`:
-    /// the handle is opened for writing too, for a later [`Store::relock`]).
+    /// Opens, shared-locks (`mode`: one of the shared ones), reads and
+    /// decodes a mailbox's file.
     fn read_shared(
         &self,
         mb: &Mailbox,
-        writable: bool,
+        mode: fsio::LockMode,
     ) -> Result<Option<(File, std::fs::Metadata, MailboxFile, slots::Pos)>, StoreError> {
         if !self.check_path_to(&[self.domain_dir(mb.domain())])? {
             return Ok(None);
         }
         let path = self.mailbox_path(mb);
-        let Some((file, meta)) = fsio::open_locked(
-            &path,
-            self.owners,
-            if writable {
-                fsio::LockMode::SharedWritable
-            } else {
-                fsio::LockMode::Shared
-            },
-        )?
-        else {
+        let Some((file, meta)) = fsio::open_locked(&path, self.owners, mode)? else {
             return Ok(None);
         };
         let (content, pos) = decode(&path, &fsio::read_all(&file, &meta, &path)?)?;
@@ -442,6 +458,16 @@ pub struct Opened {
     id: (u64, u64),
     pub content: MailboxFile,
     pos: slots::Pos,
+}
+
+/// What [`Store::init`] does with a store folder that exists but is not a
+/// complete store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingFolder {
+    /// Refuse: it may be a mount point whose disk is missing.
+    Refuse,
+    /// Make it a store (the admin said so: `mfa-ctl store init --adopt`).
+    Adopt,
 }
 
 /// What a missing mailbox file means to [`Store::lock`].
@@ -549,9 +575,7 @@ impl<'s> Locked<'s> {
     /// is removed.
     fn write_content(&mut self, content: MailboxFile, durability: Durability) -> Result<(), StoreError> {
         if content.is_empty() {
-            if self.file.take().is_some() {
-                fsio::remove(&self.path)?;
-            }
+            self.remove_file()?;
             self.content = content;
             return Ok(());
         }
@@ -598,8 +622,17 @@ impl<'s> Locked<'s> {
 
     /// Removes the mailbox's file (the mailbox is forgotten).
     pub fn purge(mut self) -> Result<(), StoreError> {
-        if self.file.take().is_some() {
-            fsio::remove(&self.path)?;
+        self.remove_file()
+    }
+
+    /// Removes the file and lets go of its lock explicitly: a handle from
+    /// [`Store::relock`] shares its lock with the [`Opened`] it came from,
+    /// which may outlive it, so dropping the handle would not release it.
+    fn remove_file(&mut self) -> Result<(), StoreError> {
+        if let Some(f) = self.file.take() {
+            let removed = fsio::remove(&self.path);
+            let _ = f.unlock();
+            removed?;
         }
         Ok(())
     }

@@ -184,8 +184,8 @@ pub enum LoginResult {
     AppPasswordExpired,
     AppPasswordService,
     AppPasswordNetwork,
-    /// A name this build does not know (written by a newer one): shown, not
-    /// a reason to refuse the mailbox as damaged.
+    /// A name this build does not know (written by another build): shown,
+    /// not a reason to refuse the mailbox as damaged.
     #[serde(other)]
     Other,
 }
@@ -205,7 +205,7 @@ impl LoginResult {
             LoginResult::AppPasswordExpired => "app password expired",
             LoginResult::AppPasswordService => "app password not allowed for this service",
             LoginResult::AppPasswordNetwork => "app password not allowed from this address",
-            LoginResult::Other => "(recorded by a newer pam_mfa)",
+            LoginResult::Other => "unknown result",
         }
     }
 }
