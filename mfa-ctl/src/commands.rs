@@ -92,28 +92,35 @@ fn domain_show(admin: &Admin, domain: &str) -> Result<Reply> {
     Ok(Reply::new(human, json!(v)))
 }
 
+/// A list as a table, or when it is empty the sentence that says so and
+/// what to do: an empty table would show only its headers.
+fn table_or<T>(items: &[T], empty: String, headers: &[&str], row: impl Fn(&T) -> Vec<String>) -> String {
+    if items.is_empty() {
+        return empty;
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    show::table(headers, &rows)
+}
+
 fn domain_list(admin: &Admin) -> Result<Reply> {
     let list: Vec<DomainView> = admin.domain_list()?;
-    let human = if list.is_empty() {
+    let human = table_or(
+        &list,
         format!(
             "No domain has a policy of its own: all follow default_policy = {}.\n",
             admin.cfg.default_policy
-        )
-    } else {
-        let rows: Vec<Vec<String>> = list
-            .iter()
-            .map(|v| {
-                vec![
-                    v.domain.clone(),
-                    v.policy.policy.to_string(),
-                    v.policy.grace.map_or_else(|| "-".into(), duration::format),
-                    when_or(v.policy.grace_ends(), "-"),
-                    when(v.policy.since),
-                ]
-            })
-            .collect();
-        show::table(&["DOMAIN", "POLICY", "GRACE", "GRACE ENDS", "SET"], &rows)
-    };
+        ),
+        &["DOMAIN", "POLICY", "GRACE", "GRACE ENDS", "SET"],
+        |v| {
+            vec![
+                v.domain.clone(),
+                v.policy.policy.to_string(),
+                v.policy.grace.map_or_else(|| "-".into(), duration::format),
+                when_or(v.policy.grace_ends(), "-"),
+                when(v.policy.since),
+            ]
+        },
+    );
     Ok(Reply::new(
         human,
         json!({"default_policy": admin.cfg.default_policy, "domains": list}),
@@ -228,38 +235,32 @@ fn status(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {
 
 fn list(admin: &Admin, domain: Option<&str>, now: u64) -> Result<Reply> {
     let list = admin.list(domain, now)?;
-    let human = if list.is_empty() {
-        "No mailbox has MFA data in the store yet (enrol one with: mfa-ctl enroll MAILBOX).\n".to_string()
-    } else {
-        let rows: Vec<Vec<String>> = list
-            .iter()
-            .map(|s| {
-                vec![
-                    s.mailbox.clone(),
-                    s.state.to_string(),
-                    s.policy.policy.to_string(),
-                    s.login_needs.to_string(),
-                    s.lock.to_string(),
-                    s.recovery_codes_left.to_string(),
-                    s.app_passwords.to_string(),
-                    when_or(s.last_login.as_ref().map(|l| l.at), "-"),
-                ]
-            })
-            .collect();
-        show::table(
-            &[
-                "MAILBOX",
-                "MFA",
-                "POLICY",
-                "LOGIN NEEDS",
-                "LOCK",
-                "RECOVERY",
-                "APP PW",
-                "LAST LOGIN",
-            ],
-            &rows,
-        )
-    };
+    let human = table_or(
+        &list,
+        "No mailbox has MFA data in the store yet (enrol one with: mfa-ctl enroll MAILBOX).\n".to_string(),
+        &[
+            "MAILBOX",
+            "MFA",
+            "POLICY",
+            "LOGIN NEEDS",
+            "LOCK",
+            "RECOVERY",
+            "APP PW",
+            "LAST LOGIN",
+        ],
+        |s| {
+            vec![
+                s.mailbox.clone(),
+                s.state.to_string(),
+                s.policy.policy.to_string(),
+                s.login_needs.to_string(),
+                s.lock.to_string(),
+                s.recovery_codes_left.to_string(),
+                s.app_passwords.to_string(),
+                when_or(s.last_login.as_ref().map(|l| l.at), "-"),
+            ]
+        },
+    );
     Ok(Reply::new(human, json!({ "mailboxes": list })))
 }
 
@@ -379,38 +380,32 @@ struct Added<'a> {
 
 fn app_password_list(admin: &Admin, mb: &Mailbox) -> Result<Reply> {
     let list = admin.app_password_list(mb)?;
-    let human = if list.is_empty() {
+    let human = table_or(
+        &list,
         format!(
             "{mb} has no app passwords (create one with: mfa-ctl app-password add {mb} --label NAME --service imap).\n"
-        )
-    } else {
-        let rows: Vec<Vec<String>> = list
-            .iter()
-            .map(|a| {
-                vec![
-                    a.label.clone(),
-                    list_or(&a.services, "any"),
-                    list_or(&a.from, "anywhere"),
-                    when(a.created),
-                    when_or(a.expires, "never"),
-                    when_or(a.last_used, "never"),
-                    a.last_rhost.clone().unwrap_or_else(|| "-".into()),
-                ]
-            })
-            .collect();
-        show::table(
-            &[
-                "LABEL",
-                "SERVICES",
-                "FROM",
-                "CREATED",
-                "EXPIRES",
-                "LAST USED",
-                "LAST IP",
-            ],
-            &rows,
-        )
-    };
+        ),
+        &[
+            "LABEL",
+            "SERVICES",
+            "FROM",
+            "CREATED",
+            "EXPIRES",
+            "LAST USED",
+            "LAST IP",
+        ],
+        |a| {
+            vec![
+                a.label.clone(),
+                list_or(&a.services, "any"),
+                list_or(&a.from, "anywhere"),
+                when(a.created),
+                when_or(a.expires, "never"),
+                when_or(a.last_used, "never"),
+                a.last_rhost.clone().unwrap_or_else(|| "-".into()),
+            ]
+        },
+    );
     Ok(Reply::new(
         human,
         json!({"mailbox": mb.as_str(), "app_passwords": list}),
@@ -432,23 +427,20 @@ fn app_password_revoke(admin: &Admin, mb: &Mailbox, label: &str) -> Result<Reply
 
 fn logins(admin: &Admin, mb: &Mailbox, limit: usize) -> Result<Reply> {
     let logins: Vec<LoginView> = admin.logins(mb, limit)?.iter().map(LoginView::from).collect();
-    let human = if logins.is_empty() {
-        format!("No logins recorded for {mb}.\n")
-    } else {
-        let rows: Vec<Vec<String>> = logins
-            .iter()
-            .map(|l| {
-                vec![
-                    when(l.at),
-                    l.service.clone(),
-                    l.ip.clone().unwrap_or_else(|| "-".into()),
-                    l.method.as_str().to_string(),
-                    l.result.clone(),
-                ]
-            })
-            .collect();
-        show::table(&["TIME", "SERVICE", "IP", "METHOD", "RESULT"], &rows)
-    };
+    let human = table_or(
+        &logins,
+        format!("No logins recorded for {mb}.\n"),
+        &["TIME", "SERVICE", "IP", "METHOD", "RESULT"],
+        |l| {
+            vec![
+                when(l.at),
+                l.service.clone(),
+                l.ip.clone().unwrap_or_else(|| "-".into()),
+                l.method.as_str().to_string(),
+                l.result.clone(),
+            ]
+        },
+    );
     Ok(Reply::new(human, json!({"mailbox": mb.as_str(), "logins": logins})))
 }
 

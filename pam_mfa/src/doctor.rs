@@ -249,6 +249,11 @@ impl Reduction {
             .collect()
     }
 
+    /// The failures that do not count (ignored, or jumped on), as `code=action`.
+    fn ignored_failures(&self) -> Vec<String> {
+        self.failing(|f| matches!(f, OnFailure::Ignored | OnFailure::Jump(_)))
+    }
+
     /// Every failure ends the stack at once (requisite-like).
     pub fn every_failure_ends(&self) -> bool {
         self.failures.iter().all(|(_, a)| a.on_failure() == OnFailure::End)
@@ -352,11 +357,11 @@ impl Control {
         })
     }
 
-    /// How to name the part of the control that does `code=action` in a
-    /// message: the keyword itself, or the pair from the bracket.
-    fn part(&self, code_action: &str) -> String {
+    /// How to name the part of the control that acts on success in a
+    /// message: the keyword itself, or the `success=` pair as reduced.
+    fn success_part(&self, r: &Reduction) -> String {
         match self {
-            Control::Bracket(_) => code_action.to_string(),
+            Control::Bracket(_) => format!("success={}", r.success.text()),
             other => other.text(),
         }
     }
@@ -415,7 +420,7 @@ impl Rule {
     /// from a role word among them (so one bad argument does not also hide
     /// where the line stands in the stack).
     fn role(&self) -> Option<Role> {
-        match Args::parse(self.args.iter().map(|a| a.as_bytes())) {
+        match self.pam_mfa_args() {
             Ok(a) => a.role,
             Err(_) => self.args.iter().find_map(|a| match a.as_str() {
                 "split" => Some(Role::Split),
@@ -424,6 +429,11 @@ impl Rule {
                 _ => None,
             }),
         }
+    }
+
+    /// The arguments as pam_mfa reads them.
+    fn pam_mfa_args(&self) -> Result<Args, String> {
+        Args::parse(self.args.iter().map(|a| a.as_bytes()))
     }
 
     fn has_arg(&self, arg: &str) -> bool {
@@ -720,7 +730,7 @@ fn check_arguments(p: &Placed, exists: &dyn Fn(&Path) -> bool) -> Vec<Finding> {
         return out;
     }
     let at = Some(p.rule.line);
-    match Args::parse(p.rule.args.iter().map(|a| a.as_bytes())) {
+    match p.rule.pam_mfa_args() {
         Err(why) => out.push(Finding::error(
             &p.file,
             at,
@@ -947,45 +957,82 @@ fn check_auth(file: &Path, stack: &[Placed]) -> Vec<Finding> {
 
     // Every other line up to verify: nothing may end the stack with
     // success or jump over the lines above.
-    let end = verify.unwrap_or(stack.len());
-    for (i, p) in stack.iter().enumerate().take(end) {
-        if Some(i) == split || Some(i) == password_at || p.rule.is_pam_mfa() || p.in_substack {
+    let own: Vec<usize> = split.into_iter().chain(password_at).collect();
+    let guard = Guard {
+        end: verify.unwrap_or(stack.len()),
+        own: &own,
+        essentials: &essentials,
+        stack_name: "auth",
+        the_stack: "the stack",
+        before: "verify has checked the code",
+        substack: "what a substack before verify lets through is not followed by doctor",
+        fix: format!(
+            "make it requisite or required, or move it after `auth required pam_mfa.so verify` ({SEE_EXAMPLE})"
+        ),
+    };
+    out.extend(check_lines_before(stack, &guard, |i, what| match split {
+        Some(s) if i < s => format!(
+            "a password {what} accepts logs in without a code, and since split never ran, pam_mfa's account step \
+             cannot catch it"
+        ),
+        Some(_) => "the password alone logs in, the code is never checked".into(),
+        None => "the code is never asked for: the password alone logs in".into(),
+    }));
+    out
+}
+
+/// A line the lines before it must not get around (verify in the auth stack,
+/// pam_mfa's line in the account stack), with the words its findings use.
+struct Guard<'a> {
+    /// The guarded line: the lines before it are checked.
+    end: usize,
+    /// Lines before it that have rules of their own (split, the password line).
+    own: &'a [usize],
+    essentials: &'a [Essential],
+    /// "auth" or "account".
+    stack_name: &'a str,
+    /// What a success that ends the stack ends.
+    the_stack: &'a str,
+    /// What that success comes before.
+    before: &'a str,
+    /// Why a substack among those lines is not judged.
+    substack: &'a str,
+    /// What to do about a line that ends the stack with success.
+    fix: String,
+}
+
+/// Findings for the lines before a guarded line (pam_mfa's own lines and
+/// the lines in `own` aside): a success that ends the stack early, a jump
+/// over an essential line, a substack doctor does not follow. `why` says
+/// what an early end lets through, for the line at an index with a name.
+fn check_lines_before(stack: &[Placed], g: &Guard<'_>, why: impl Fn(usize, &str) -> String) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, p) in stack.iter().enumerate().take(g.end) {
+        if g.own.contains(&i) || p.rule.is_pam_mfa() || p.in_substack {
             continue;
         }
         if p.rule.control == Control::Substack {
-            out.push(unclear(
-                p,
-                &format!("substack {}", p.rule.module),
-                "what a substack before verify lets through is not followed by doctor",
-            ));
+            out.push(unclear(p, &format!("substack {}", p.rule.module), g.substack));
             continue;
         }
         let Some(r) = p.rule.control.reduce() else { continue };
         let what = module_name(p);
         let before = out.len();
         if r.on_success() == OnSuccess::End {
-            let why = match split {
-                Some(s) if i < s => format!(
-                    "a password {what} accepts logs in without a code, and since split never ran, pam_mfa's \
-                     account step cannot catch it"
-                ),
-                Some(_) => "the password alone logs in, the code is never checked".into(),
-                None => "the code is never asked for: the password alone logs in".into(),
-            };
             out.push(Finding::error(
                 &p.file,
                 Some(p.rule.line),
                 format!(
-                    "{what} can end the stack with success ({}) before verify has checked the code: {why}",
-                    p.rule.control.part(&format!("success={}", r.success.text()))
+                    "{what} can end {} with success ({}) before {}: {}",
+                    g.the_stack,
+                    p.rule.control.success_part(&r),
+                    g.before,
+                    why(i, what)
                 ),
-                format!(
-                    "make it requisite or required, or move it after `auth required pam_mfa.so verify` \
-                     ({SEE_EXAMPLE})"
-                ),
+                g.fix.clone(),
             ));
         }
-        out.extend(check_jumps(stack, i, &r, &essentials, what, "auth"));
+        out.extend(check_jumps(stack, i, &r, g.essentials, what, g.stack_name));
         if out.len() == before
             && let Some(why) = r.unclear.first()
         {
@@ -996,59 +1043,83 @@ fn check_auth(file: &Path, stack: &[Placed]) -> Vec<Finding> {
 }
 
 fn check_split(stack: &[Placed], s: usize, essentials: &[Essential]) -> Vec<Finding> {
+    let Some(p) = stack.get(s) else { return Vec::new() };
+    let ctl = p.rule.control.text();
+    let words = Requisite {
+        name: "split",
+        fix: "make it: auth requisite pam_mfa.so split",
+        ends: &|part| format!("split's success ends the stack ({part}), so any password logs in"),
+        ignored: &|codes| {
+            format!(
+                "split is {ctl}, not requisite: when split refuses a login (a blocked mailbox, a missing code) the \
+                 refusal is ignored ({codes}), and the password module and verify still run"
+            )
+        },
+        going_on: &|codes| {
+            format!(
+                "split is {ctl}, not requisite: when split refuses a login (a blocked mailbox, a missing code), \
+                 the password module and verify still run{codes}"
+            )
+        },
+    };
+    check_requisite(stack, s, essentials, &words)
+}
+
+/// How the findings on a line that must be requisite (split, the password
+/// line) name it and say what its control lets happen.
+struct Requisite<'a> {
+    /// The line, as the shared findings name it.
+    name: &'a str,
+    fix: &'a str,
+    /// Its success ends the stack; given the part of the control that does it.
+    ends: &'a dyn Fn(&str) -> String,
+    /// A failure does not count; given the `code=action` words.
+    ignored: &'a dyn Fn(&str) -> String,
+    /// A failure fails the stack, but the lines after it still run; given
+    /// ` (code=action ...)` for a bracket, nothing for a keyword.
+    going_on: &'a dyn Fn(&str) -> String,
+}
+
+/// Findings for a line that must be requisite: a success that ends the
+/// stack or fails it, a jump over an essential line, a failure ignored or
+/// one after which the stack goes on.
+fn check_requisite(stack: &[Placed], i: usize, essentials: &[Essential], words: &Requisite<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    let Some(p) = stack.get(s) else { return out };
+    let Some(p) = stack.get(i) else { return out };
     let Some(r) = p.rule.control.reduce() else { return out };
-    let (at, ctl) = (Some(p.rule.line), p.rule.control.text());
-    let fix = "make it: auth requisite pam_mfa.so split";
-    let before = out.len();
+    let at = Some(p.rule.line);
     match r.on_success() {
         OnSuccess::End => out.push(Finding::error(
             &p.file,
             at,
-            format!(
-                "split's success ends the stack ({}), so any password logs in",
-                p.rule.control.part(&format!("success={}", r.success.text()))
-            ),
-            fix,
+            (words.ends)(&p.rule.control.success_part(&r)),
+            words.fix,
         )),
-        OnSuccess::Fail => out.push(nobody(p, "split", &r, fix)),
+        OnSuccess::Fail => out.push(nobody(p, words.name, &r, words.fix)),
         OnSuccess::Continue | OnSuccess::Jump(_) | OnSuccess::Unclear => {}
     }
-    out.extend(check_jumps(stack, s, &r, essentials, "split", "auth"));
-    let ignored = r.failing(|f| matches!(f, OnFailure::Ignored | OnFailure::Jump(_)));
+    out.extend(check_jumps(stack, i, &r, essentials, words.name, "auth"));
+    let ignored = r.ignored_failures();
     let going_on = r.failing(|f| f == OnFailure::Fail);
     if !ignored.is_empty() {
         out.push(Finding::error(
             &p.file,
             at,
-            format!(
-                "split is {ctl}, not requisite: when split refuses a login (a blocked mailbox, a missing code) the \
-                 refusal is ignored ({}), and the password module and verify still run",
-                ignored.join(" ")
-            ),
-            fix,
+            (words.ignored)(&ignored.join(" ")),
+            words.fix,
         ));
     } else if !going_on.is_empty() {
-        out.push(Finding::error(
-            &p.file,
-            at,
-            format!(
-                "split is {ctl}, not requisite: when split refuses a login (a blocked mailbox, a missing code), \
-                 the password module and verify still run{}",
-                if matches!(p.rule.control, Control::Bracket(_)) {
-                    format!(" ({})", going_on.join(" "))
-                } else {
-                    String::new()
-                }
-            ),
-            fix,
-        ));
+        let codes = if matches!(p.rule.control, Control::Bracket(_)) {
+            format!(" ({})", going_on.join(" "))
+        } else {
+            String::new()
+        };
+        out.push(Finding::error(&p.file, at, (words.going_on)(&codes), words.fix));
     }
-    if out.len() == before
+    if out.is_empty()
         && let Some(why) = r.unclear.first()
     {
-        out.push(unclear(p, "split", why));
+        out.push(unclear(p, words.name, why));
     }
     out
 }
@@ -1060,7 +1131,7 @@ fn nobody(p: &Placed, what: &str, r: &Reduction, fix: impl Into<String>) -> Find
         Some(p.rule.line),
         format!(
             "the {what} line fails the stack when its module succeeds ({}), so nobody can log in",
-            p.rule.control.part(&format!("success={}", r.success.text()))
+            p.rule.control.success_part(r)
         ),
         fix,
     )
@@ -1186,62 +1257,33 @@ fn check_password(
         ));
         return out;
     }
-    let Some(r) = p.rule.control.reduce() else { return out };
     let module = &p.rule.module;
+    let ctl = p.rule.control.text();
     let fix = format!("make it: auth requisite {module} ...");
-    let before = out.len();
-    match r.on_success() {
-        OnSuccess::End => out.push(Finding::error(
-            &p.file,
-            at,
+    let words = Requisite {
+        name: "password",
+        fix: &fix,
+        ends: &|part| {
             format!(
-                "the password module {module} ends the stack on success ({}): a right password ends it before \
-                 verify, so the code is never checked",
-                p.rule.control.part(&format!("success={}", r.success.text()))
-            ),
-            fix.clone(),
-        )),
-        OnSuccess::Fail => out.push(nobody(p, "password", &r, fix.clone())),
-        OnSuccess::Continue | OnSuccess::Jump(_) | OnSuccess::Unclear => {}
-    }
+                "the password module {module} ends the stack on success ({part}): a right password ends it before \
+                 verify, so the code is never checked"
+            )
+        },
+        ignored: &|codes| {
+            format!(
+                "the password module {module} is {ctl}: a wrong password does not stop the login ({codes}), so the \
+                 code alone logs in, and wrong passwords reach verify's failure counter (lock-out)"
+            )
+        },
+        going_on: &|codes| {
+            format!(
+                "the password module {module} is {ctl}, not requisite: after a wrong password verify still runs and \
+                 counts a failed code{codes}, so anyone who knows a mailbox name can lock its owner out"
+            )
+        },
+    };
     if let Some(pw) = password_at {
-        out.extend(check_jumps(stack, pw, &r, essentials, "password", "auth"));
-    }
-    let ignored = r.failing(|f| matches!(f, OnFailure::Ignored | OnFailure::Jump(_)));
-    let going_on = r.failing(|f| f == OnFailure::Fail);
-    if !ignored.is_empty() {
-        out.push(Finding::error(
-            &p.file,
-            at,
-            format!(
-                "the password module {module} is {}: a wrong password does not stop the login ({}), so the code \
-                 alone logs in, and wrong passwords reach verify's failure counter (lock-out)",
-                p.rule.control.text(),
-                ignored.join(" ")
-            ),
-            fix.clone(),
-        ));
-    } else if !going_on.is_empty() {
-        out.push(Finding::error(
-            &p.file,
-            at,
-            format!(
-                "the password module {module} is {}, not requisite: after a wrong password verify still runs and \
-                 counts a failed code{}, so anyone who knows a mailbox name can lock its owner out",
-                p.rule.control.text(),
-                if matches!(p.rule.control, Control::Bracket(_)) {
-                    format!(" ({})", going_on.join(" "))
-                } else {
-                    String::new()
-                }
-            ),
-            fix.clone(),
-        ));
-    }
-    if out.len() == before
-        && let Some(why) = r.unclear.first()
-    {
-        out.push(unclear(p, "password", why));
+        out.extend(check_requisite(stack, pw, essentials, &words));
     }
     if split.is_some() && !p.rule.has_arg("use_first_pass") && !p.rule.has_arg("try_first_pass") {
         out.push(Finding::error(
@@ -1271,7 +1313,7 @@ fn check_verifies(
         Some(p) => {
             if let Some(r) = p.rule.control.reduce() {
                 let at = Some(p.rule.line);
-                let ignored = r.failing(|f| matches!(f, OnFailure::Ignored | OnFailure::Jump(_)));
+                let ignored = r.ignored_failures();
                 if r.on_success() == OnSuccess::Fail {
                     out.push(nobody(p, "verify", &r, fix));
                 }
@@ -1322,7 +1364,7 @@ fn check_verifies(
         .iter()
         .skip(1)
         .filter_map(|&v| stack.get(v))
-        .filter(|p| Args::parse(p.rule.args.iter().map(|a| a.as_bytes())).is_ok())
+        .filter(|p| p.rule.pam_mfa_args().is_ok())
     {
         out.push(Finding::error(
             &p.file,
@@ -1355,50 +1397,27 @@ fn check_account(file: &Path, stack: &[Placed]) -> Vec<Finding> {
         ));
         return out;
     };
-    let essentials = [Essential {
+    let ours_line = Essential {
         at: first,
         name: "pam_mfa account line",
         consequence: "pam_mfa's account step never runs, which switches off the refusal of blocked mailboxes and \
                       of logins that no verify line accepted (pam_mfa(8))",
-    }];
-    for (i, p) in stack.iter().enumerate().take(first) {
-        if p.in_substack || p.rule.control == Control::Include {
-            continue;
-        }
-        if p.rule.control == Control::Substack {
-            out.push(unclear(
-                p,
-                &format!("substack {}", p.rule.module),
-                "whether it can end the account stack before pam_mfa's line is not followed by doctor",
-            ));
-            continue;
-        }
-        let Some(r) = p.rule.control.reduce() else { continue };
-        let what = module_name(p);
-        let before = out.len();
-        if r.on_success() == OnSuccess::End {
-            out.push(Finding::error(
-                &p.file,
-                Some(p.rule.line),
-                format!(
-                    "{what} can end the account stack with success ({}) before pam_mfa's account line: {}",
-                    p.rule.control.part(&format!("success={}", r.success.text())),
-                    essentials[0].consequence
-                ),
-                "put `account required pam_mfa.so` first in the account stack, or make this line required",
-            ));
-        }
-        out.extend(check_jumps(stack, i, &r, &essentials, what, "account"));
-        if out.len() == before
-            && let Some(why) = r.unclear.first()
-        {
-            out.push(unclear(p, what, why));
-        }
-    }
+    };
+    let guard = Guard {
+        end: first,
+        own: &[],
+        essentials: std::slice::from_ref(&ours_line),
+        stack_name: "account",
+        the_stack: "the account stack",
+        before: "pam_mfa's account line",
+        substack: "whether it can end the account stack before pam_mfa's line is not followed by doctor",
+        fix: "put `account required pam_mfa.so` first in the account stack, or make this line required".into(),
+    };
+    out.extend(check_lines_before(stack, &guard, |_, _| ours_line.consequence.into()));
     for p in ours.iter().filter_map(|&i| stack.get(i)) {
         let Some(r) = p.rule.control.reduce() else { continue };
         let fix = "make it: account required pam_mfa.so";
-        let ignored = r.failing(|f| matches!(f, OnFailure::Ignored | OnFailure::Jump(_)));
+        let ignored = r.ignored_failures();
         if r.on_success() == OnSuccess::Fail {
             out.push(nobody(p, "pam_mfa account", &r, fix));
         }
@@ -1426,7 +1445,7 @@ fn check_same_config(auth: &[Placed], account: &[Placed]) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut first: Option<(PathBuf, &Placed)> = None;
     for p in auth.iter().chain(account).filter(|p| p.rule.is_pam_mfa()) {
-        let Ok(args) = Args::parse(p.rule.args.iter().map(|a| a.as_bytes())) else {
+        let Ok(args) = p.rule.pam_mfa_args() else {
             continue;
         };
         let path = config::source(args.config.as_deref()).0.to_path_buf();
@@ -1460,7 +1479,7 @@ pub fn named_configs(file: &Path, text: &str, load: &mut Loader<'_>) -> Vec<Path
             if !p.rule.is_pam_mfa() {
                 continue;
             }
-            if let Ok(Args { config: Some(c), .. }) = Args::parse(p.rule.args.iter().map(|a| a.as_bytes()))
+            if let Ok(Args { config: Some(c), .. }) = p.rule.pam_mfa_args()
                 && !out.contains(&c)
             {
                 out.push(c);
@@ -1872,18 +1891,28 @@ account  required    pam_mfa.so
         check_service(Path::new("svc"), text, &mut no_includes, &|_| true)
     }
 
-    /// (level, line, a piece of the message) of each finding.
-    fn summary(text: &str) -> Vec<(Level, Option<usize>, String)> {
-        check(text).into_iter().map(|f| (f.level, f.line, f.message)).collect()
+    /// Checks with one included file, `extra`, that holds `extra`.
+    fn check_with_extra(text: &str, extra: &str) -> Vec<Finding> {
+        let mut load = |name: &str| match name {
+            "extra" => Ok((PathBuf::from("/p/extra"), extra.to_string())),
+            other => Err(format!("{other}: no such file")),
+        };
+        check_service(Path::new("svc"), text, &mut load, &|_| true)
+    }
+
+    #[track_caller]
+    fn has_in(findings: &[Finding], level: Level, line: Option<usize>, piece: &str) {
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.level == level && f.line == line && f.message.contains(piece)),
+            "no {level:?} at {line:?} containing {piece:?} in {findings:#?}"
+        );
     }
 
     #[track_caller]
     fn has(text: &str, level: Level, line: Option<usize>, piece: &str) {
-        let s = summary(text);
-        assert!(
-            s.iter().any(|(l, n, m)| *l == level && *n == line && m.contains(piece)),
-            "no {level:?} at {line:?} containing {piece:?} in {s:#?}"
-        );
+        has_in(&check(text), level, line, piece);
     }
 
     #[test]
@@ -2060,69 +2089,67 @@ account include common-account
 
     #[test]
     fn wrong_controls_are_errors() {
-        has(
-            &GOOD.replace("requisite   pam_pwdfile", "required pam_pwdfile"),
-            Level::Error,
-            Some(4),
-            "lock its owner out",
-        );
-        has(
-            &GOOD.replace("requisite   pam_pwdfile", "sufficient pam_pwdfile"),
-            Level::Error,
-            Some(4),
-            "never checked",
-        );
-        has(
-            &GOOD.replace("requisite   pam_mfa.so split", "required pam_mfa.so split"),
-            Level::Error,
-            Some(3),
-            "not requisite",
-        );
-        has(
-            &GOOD.replace("requisite   pam_mfa.so split", "sufficient pam_mfa.so split"),
-            Level::Error,
-            Some(3),
-            "any password logs in",
-        );
-        has(
-            &GOOD.replace("required    pam_mfa.so verify", "sufficient pam_mfa.so verify"),
-            Level::Error,
-            Some(5),
-            "any six digits",
-        );
-        has(
-            &GOOD.replace(
+        for (from, to, level, line, piece) in [
+            (
+                "requisite   pam_pwdfile",
+                "required pam_pwdfile",
+                Level::Error,
+                4,
+                "lock its owner out",
+            ),
+            (
+                "requisite   pam_pwdfile",
+                "sufficient pam_pwdfile",
+                Level::Error,
+                4,
+                "never checked",
+            ),
+            (
+                "requisite   pam_mfa.so split",
+                "required pam_mfa.so split",
+                Level::Error,
+                3,
+                "not requisite",
+            ),
+            (
+                "requisite   pam_mfa.so split",
+                "sufficient pam_mfa.so split",
+                Level::Error,
+                3,
+                "any password logs in",
+            ),
+            (
+                "required    pam_mfa.so verify",
+                "sufficient pam_mfa.so verify",
+                Level::Error,
+                5,
+                "any six digits",
+            ),
+            (
                 "sufficient  pam_mfa.so app_password",
                 "required pam_mfa.so app_password",
+                Level::Error,
+                2,
+                "not sufficient",
             ),
-            Level::Error,
-            Some(2),
-            "not sufficient",
-        );
-        has(
-            &GOOD.replace("account  required", "account optional"),
-            Level::Error,
-            Some(6),
-            "is ignored",
-        );
-        has(
-            &GOOD.replace(
+            ("account  required", "account optional", Level::Error, 6, "is ignored"),
+            (
                 "required    pam_mfa.so verify",
                 "[success=1 default=ignore] pam_mfa.so verify",
+                Level::Error,
+                5,
+                "any six digits",
             ),
-            Level::Error,
-            Some(5),
-            "any six digits",
-        );
-        has(
-            &GOOD.replace(
+            (
                 "required    pam_mfa.so verify",
                 "[success=ok default=reset] pam_mfa.so verify",
+                Level::Warning,
+                5,
+                "cannot judge",
             ),
-            Level::Warning,
-            Some(5),
-            "cannot judge",
-        );
+        ] {
+            has(&GOOD.replace(from, to), level, Some(line), piece);
+        }
     }
 
     /// The stacks the second review found passing (each exploitable through libpam).
@@ -2243,36 +2270,24 @@ account include common-account
             );
         assert_eq!(check(&format!("{more}auth sufficient pam_permit.so\n")), []);
         // Lines of a substack end only the substack: not judged, but said so.
-        let mut load = |name: &str| match name {
-            "extra" => Ok((PathBuf::from("/p/extra"), "auth sufficient pam_permit.so\n".to_string())),
-            other => Err(format!("{other}: no such file")),
-        };
         let sub = GOOD.replace(
             "auth     requisite   pam_mfa.so split",
             "auth substack extra\nauth     requisite   pam_mfa.so split",
         );
-        let f = check_service(Path::new("svc"), &sub, &mut load, &|_| true);
+        let f = check_with_extra(&sub, "auth sufficient pam_permit.so\n");
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!((f[0].level, f[0].line), (Level::Warning, Some(3)), "{f:#?}");
     }
 
     #[test]
     fn jumps_that_cannot_be_followed_are_warnings() {
-        let mut load = |name: &str| match name {
-            "extra" => Ok((PathBuf::from("/p/extra"), "auth required pam_env.so\n".to_string())),
-            other => Err(format!("{other}: no such file")),
-        };
         let text = GOOD.replace(
             "auth     requisite   pam_mfa.so split",
             "auth [success=2 default=ignore] pam_succeed_if.so user ingroup mail\nauth substack extra\n\
              auth     requisite   pam_mfa.so split",
         );
-        let f = check_service(Path::new("svc"), &text, &mut load, &|_| true);
-        assert!(
-            f.iter()
-                .any(|f| f.level == Level::Warning && f.line == Some(3) && f.message.contains("crosses a substack")),
-            "{f:#?}"
-        );
+        let f = check_with_extra(&text, "auth required pam_env.so\n");
+        has_in(&f, Level::Warning, Some(3), "crosses a substack");
         assert!(f.iter().all(|f| f.level == Level::Warning), "{f:#?}");
     }
 
@@ -2281,80 +2296,66 @@ account include common-account
         let prompt =
             "auth requisite pam_unix.so\nauth required pam_mfa.so verify prompt\naccount required pam_mfa.so\n";
         assert_eq!(check(prompt), []);
-        has(
-            &prompt.replace("requisite", "required"),
-            Level::Error,
-            Some(1),
-            "lock its owner out",
-        );
-        has(
-            &prompt.replace("requisite", "sufficient"),
-            Level::Error,
-            Some(1),
-            "the code is never checked",
-        );
-        has(
-            &prompt.replace("auth requisite pam_unix.so\n", ""),
-            Level::Error,
-            Some(1),
-            "no password module comes before verify",
-        );
-        has(
-            &prompt.replace("required pam_mfa.so verify", "optional pam_mfa.so verify"),
-            Level::Error,
-            Some(2),
-            "any six digits",
-        );
-        has(
-            &format!("auth sufficient pam_permit.so\n{prompt}"),
-            Level::Error,
-            Some(1),
-            "the code is never asked for",
-        );
-        // Without prompt, verify has no code: "no split line".
-        has(
-            &prompt.replace(" prompt", ""),
-            Level::Error,
-            None,
-            "no `pam_mfa.so split`",
-        );
+        for (text, line, piece) in [
+            (prompt.replace("requisite", "required"), Some(1), "lock its owner out"),
+            (
+                prompt.replace("requisite", "sufficient"),
+                Some(1),
+                "the code is never checked",
+            ),
+            (
+                prompt.replace("auth requisite pam_unix.so\n", ""),
+                Some(1),
+                "no password module comes before verify",
+            ),
+            (
+                prompt.replace("required pam_mfa.so verify", "optional pam_mfa.so verify"),
+                Some(2),
+                "any six digits",
+            ),
+            (
+                format!("auth sufficient pam_permit.so\n{prompt}"),
+                Some(1),
+                "the code is never asked for",
+            ),
+            // Without prompt, verify has no code: "no split line".
+            (prompt.replace(" prompt", ""), None, "no `pam_mfa.so split`"),
+        ] {
+            has(&text, Level::Error, line, piece);
+        }
     }
 
     #[test]
     fn missing_and_misplaced_lines() {
-        has(
-            &GOOD.replace("auth     required    pam_mfa.so verify\n", ""),
-            Level::Error,
-            None,
-            "no `pam_mfa.so verify`",
-        );
-        has(
-            &GOOD.replace("account  required    pam_mfa.so\n", ""),
-            Level::Error,
-            None,
-            "no `account` line",
-        );
-        has(
-            &GOOD.replace("auth     requisite   pam_mfa.so split\n", ""),
-            Level::Error,
-            None,
-            "no `pam_mfa.so split`",
-        );
         let late = "auth requisite pam_mfa.so split\nauth sufficient pam_mfa.so app_password\n\
                     auth requisite pam_unix.so use_first_pass\nauth required pam_mfa.so verify\naccount required pam_mfa.so\n";
-        has(late, Level::Error, Some(2), "after split");
-        has(
-            &GOOD.replace(" use_first_pass", ""),
-            Level::Error,
-            Some(4),
-            "no use_first_pass",
-        );
         let no_password =
             "auth requisite pam_mfa.so split\nauth required pam_mfa.so verify\naccount required pam_mfa.so\n";
-        has(no_password, Level::Error, Some(2), "no password module");
         let early = "auth required pam_mfa.so verify\nauth requisite pam_mfa.so split\n\
                      auth requisite pam_unix.so use_first_pass\naccount required pam_mfa.so\n";
-        has(early, Level::Error, Some(1), "before split");
+        for (text, line, piece) in [
+            (
+                GOOD.replace("auth     required    pam_mfa.so verify\n", ""),
+                None,
+                "no `pam_mfa.so verify`",
+            ),
+            (
+                GOOD.replace("account  required    pam_mfa.so\n", ""),
+                None,
+                "no `account` line",
+            ),
+            (
+                GOOD.replace("auth     requisite   pam_mfa.so split\n", ""),
+                None,
+                "no `pam_mfa.so split`",
+            ),
+            (late.to_string(), Some(2), "after split"),
+            (GOOD.replace(" use_first_pass", ""), Some(4), "no use_first_pass"),
+            (no_password.to_string(), Some(2), "no password module"),
+            (early.to_string(), Some(1), "before split"),
+        ] {
+            has(&text, Level::Error, line, piece);
+        }
     }
 
     #[test]
@@ -2375,11 +2376,7 @@ account include common-account
         let f = check_service(Path::new("svc"), &cfg, &mut no_includes, &|p| {
             p != Path::new("/nowhere/x.toml")
         });
-        assert!(
-            f.iter()
-                .any(|f| f.line == Some(5) && f.message.contains("/nowhere/x.toml does not exist")),
-            "{f:#?}"
-        );
+        has_in(&f, Level::Error, Some(5), "/nowhere/x.toml does not exist");
     }
 
     #[test]
@@ -2422,11 +2419,7 @@ account include common-account
             &mut no_includes,
             &|_| true,
         );
-        assert!(
-            f.iter()
-                .any(|f| f.line == Some(7) && f.message.contains("cannot be read")),
-            "{f:#?}"
-        );
+        has_in(&f, Level::Warning, Some(7), "cannot be read");
     }
 
     #[test]

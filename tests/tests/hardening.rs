@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use pam_mfa_tests::*;
+use std::path::PathBuf;
 use std::time::Duration;
 
 fn enrolled(extra_config: &str) -> (Env, String) {
@@ -61,36 +62,45 @@ fn a_missing_store_refuses_logins() {
     let marker = env.store.join(pam_mfa::store::MARKER);
     type Break = Box<dyn Fn(&Env)>;
     type Mend = Box<dyn Fn(&Env)>;
-    let cases: Vec<(&str, Break, Mend, String)> = vec![
+    // Mend undoes exactly what break did: the folder goes back where it was.
+    let moved_aside = |folder: fn(&Env) -> PathBuf, aside: &'static str| -> (Break, Mend) {
+        (
+            Box::new(move |e: &Env| std::fs::rename(folder(e), e.dir.path().join(aside)).unwrap()),
+            Box::new(move |e: &Env| std::fs::rename(e.dir.path().join(aside), folder(e)).unwrap()),
+        )
+    };
+    let cases: Vec<(&str, (Break, Mend), String)> = vec![
         (
             "store folder gone",
-            Box::new(|e: &Env| std::fs::rename(&e.store, e.dir.path().join("store-aside")).unwrap()),
-            Box::new(|e: &Env| std::fs::rename(e.dir.path().join("store-aside"), &e.store).unwrap()),
+            moved_aside(|e| e.store.clone(), "store-aside"),
             format!("the store folder {} is missing", env.store.display()),
         ),
         (
             "an empty folder in its place (unmounted share)",
-            Box::new(|e: &Env| {
-                std::fs::rename(&e.store, e.dir.path().join("store-aside")).unwrap();
-                std::fs::create_dir(&e.store).unwrap();
-                std::fs::set_permissions(&e.store, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-            }),
-            Box::new(|e: &Env| {
-                std::fs::remove_dir(&e.store).unwrap();
-                std::fs::rename(e.dir.path().join("store-aside"), &e.store).unwrap();
-            }),
+            (
+                Box::new(|e: &Env| {
+                    std::fs::rename(&e.store, e.dir.path().join("store-aside")).unwrap();
+                    std::fs::create_dir(&e.store).unwrap();
+                    std::fs::set_permissions(&e.store, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+                }),
+                Box::new(|e: &Env| {
+                    std::fs::remove_dir(&e.store).unwrap();
+                    std::fs::rename(e.dir.path().join("store-aside"), &e.store).unwrap();
+                }),
+            ),
             format!("the store marker {} is missing", marker.display()),
         ),
         (
             "marker gone",
-            Box::new(|e: &Env| std::fs::remove_file(e.store.join(pam_mfa::store::MARKER)).unwrap()),
-            Box::new(|e: &Env| e.admin().store.init(ExistingFolder::Adopt).map(|_| ()).unwrap()),
+            (
+                Box::new(|e: &Env| std::fs::remove_file(e.store.join(pam_mfa::store::MARKER)).unwrap()),
+                Box::new(|e: &Env| e.admin().store.init(ExistingFolder::Adopt).map(|_| ()).unwrap()),
+            ),
             format!("the store marker {} is missing", marker.display()),
         ),
         (
             "mailboxes folder gone",
-            Box::new(|e: &Env| std::fs::rename(e.store.join("mailboxes"), e.dir.path().join("mb-aside")).unwrap()),
-            Box::new(|e: &Env| std::fs::rename(e.dir.path().join("mb-aside"), e.store.join("mailboxes")).unwrap()),
+            moved_aside(|e| e.store.join("mailboxes"), "mb-aside"),
             format!(
                 "the store's mailboxes folder {} is missing",
                 env.store.join("mailboxes").display()
@@ -99,8 +109,7 @@ fn a_missing_store_refuses_logins() {
         (
             // A `required` policy must not fall back to the default one.
             "domains folder gone",
-            Box::new(|e: &Env| std::fs::rename(e.store.join("domains"), e.dir.path().join("dom-aside")).unwrap()),
-            Box::new(|e: &Env| std::fs::rename(e.dir.path().join("dom-aside"), e.store.join("domains")).unwrap()),
+            moved_aside(|e| e.store.join("domains"), "dom-aside"),
             format!(
                 "the store's domains folder {} is missing",
                 env.store.join("domains").display()
@@ -109,7 +118,7 @@ fn a_missing_store_refuses_logins() {
     ];
     let t = fresh_step(3);
     let code = oathtool(&secret, t);
-    for (what, break_it, mend, path) in &cases {
+    for (what, (break_it, mend), path) in &cases {
         break_it(&env);
         for (user, typed) in [
             (ALICE, PW.to_string()),

@@ -1,3 +1,5 @@
+//! Compiled only for tests (`#[cfg(test)] mod tests;` in module.rs).
+//!
 //! The roles in-process, through a scripted fake PAM handle: the seams that
 //! the real-libpam tests cannot reach (PAM_USER changed by a module in
 //! between, the mailbox file removed or replaced between `split` and
@@ -166,6 +168,14 @@ impl World {
         }
     }
 
+    /// alice's password and a fresh code, as typed, once split has taken them.
+    #[track_caller]
+    fn split_alice(&self) -> FakeHandle {
+        let mut h = FakeHandle::new(ALICE, Some(&format!("{PW}{}", self.next_code())));
+        assert_eq!(self.call(&mut h, "split"), Code::PAM_SUCCESS);
+        h
+    }
+
     fn failures(&self) -> u32 {
         self.admin
             .store
@@ -201,15 +211,13 @@ fn split_password_verify_account() {
 #[test]
 fn pam_user_changed_between_split_and_verify() {
     let w = World::new();
-    let mut h = FakeHandle::new(ALICE, Some(&format!("{PW}{}", w.next_code())));
-    assert_eq!(w.call(&mut h, "split"), Code::PAM_SUCCESS);
+    let mut h = w.split_alice();
     h.user = b"bob@example.org".to_vec();
     assert_eq!(w.call(&mut h, "verify"), Code::PAM_AUTH_ERR);
     assert_eq!(w.call(&mut h, ""), Code::PAM_AUTH_ERR);
     // Nothing was counted against alice, and her code was not used.
     assert_eq!(w.failures(), 0);
-    let mut h = FakeHandle::new(ALICE, Some(&format!("{PW}{}", w.next_code())));
-    assert_eq!(w.call(&mut h, "split"), Code::PAM_SUCCESS);
+    let mut h = w.split_alice();
     assert_eq!(w.call(&mut h, "verify"), Code::PAM_SUCCESS);
 }
 
@@ -219,8 +227,7 @@ fn pam_user_changed_between_split_and_verify() {
 #[test]
 fn mailbox_removed_between_split_and_verify() {
     let w = World::new();
-    let mut h = FakeHandle::new(ALICE, Some(&format!("{PW}{}", w.next_code())));
-    assert_eq!(w.call(&mut h, "split"), Code::PAM_SUCCESS);
+    let mut h = w.split_alice();
     let mb = w.mailbox(ALICE);
     w.admin
         .store
@@ -329,8 +336,7 @@ fn mailbox_set_up_between_split_and_verify() {
 #[test]
 fn mailbox_switched_off_between_split_and_verify() {
     let w = World::new();
-    let mut h = FakeHandle::new(ALICE, Some(&format!("{PW}{}", w.next_code())));
-    assert_eq!(w.call(&mut h, "split"), Code::PAM_SUCCESS);
+    let mut h = w.split_alice();
     w.admin
         .disable(&w.mailbox(ALICE), None, true, clock::now().unwrap())
         .unwrap();
@@ -375,8 +381,7 @@ fn a_new_attempt_on_the_same_handle_starts_afresh() {
 #[test]
 fn user_changed_after_verify_is_refused_by_account() {
     let w = World::new();
-    let mut h = FakeHandle::new(ALICE, Some(&format!("{PW}{}", w.next_code())));
-    assert_eq!(w.call(&mut h, "split"), Code::PAM_SUCCESS);
+    let mut h = w.split_alice();
     assert_eq!(w.call(&mut h, "verify"), Code::PAM_SUCCESS);
     h.user = b"bob@example.org".to_vec();
     assert_eq!(w.call(&mut h, ""), Code::PAM_AUTH_ERR);

@@ -1,3 +1,5 @@
+//! Compiled only for tests (`#[cfg(test)] mod contract;` in store/mod.rs).
+//!
 //! The store contract as tests, written once against [`Backend`] so that
 //! every backend runs the same suite: `contract_tests!(fresh, missing)`
 //! makes one `#[test]` per check, where `fresh()` gives a store that is set
