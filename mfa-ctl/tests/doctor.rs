@@ -127,14 +127,22 @@ fn bad_stacks_are_errors_at_their_line() {
     assert_eq!(errors(&out).len(), 1, "{}", out.stdout);
 }
 
+/// Doctor on one fixture: exit 0, and a WARNING at `at` (`:LINE` or
+/// empty) that says `piece`.
+fn warns(env: &Env, name: &str, at: &str, piece: &str) -> Out {
+    let file = fixture(name);
+    let out = doctor(env, &["--pam-file", &file]).expect(0);
+    has_line(&out, &format!("WARNING {file}{at}: "), piece);
+    out
+}
+
 #[test]
 fn an_include_for_the_password_is_a_warning() {
     let env = Env::new();
-    let file = fixture("include-password");
-    let out = doctor(&env, &["--pam-file", &file]).expect(0);
-    has_line(
-        &out,
-        &format!("WARNING {file}:4: "),
+    let out = warns(
+        &env,
+        "include-password",
+        ":4",
         "cannot judge the password check through an include",
     );
     assert_eq!(errors(&out), Vec::<&str>::new(), "{}", out.stdout);
@@ -143,13 +151,7 @@ fn an_include_for_the_password_is_a_warning() {
 #[test]
 fn a_named_file_without_pam_mfa_is_a_warning_and_an_empty_folder_too() {
     let env = Env::new();
-    let file = fixture("no-pam-mfa");
-    let out = doctor(&env, &["--pam-file", &file]).expect(0);
-    has_line(
-        &out,
-        &format!("WARNING {file}: "),
-        "no line of this file loads pam_mfa.so",
-    );
+    warns(&env, "no-pam-mfa", "", "no line of this file loads pam_mfa.so");
 
     let empty = env.dir.path().join("empty-pam.d");
     std::fs::create_dir(&empty).unwrap();
