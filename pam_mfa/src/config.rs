@@ -42,7 +42,11 @@ pub fn source(named: Option<&Path>) -> (&Path, IfMissing) {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Directory holding domain policies, mailbox records and login state.
+    /// Where policies, mailboxes and login state live: this server's
+    /// folder (`store`), or a PostgreSQL database several servers share.
+    pub backend: BackendKind,
+    /// Directory holding domain policies, mailbox records and login state
+    /// (backend `files`).
     pub store: PathBuf,
     /// Shown as the account's issuer in authenticator apps.
     pub issuer: String,
@@ -56,6 +60,47 @@ pub struct Config {
     pub totp: TotpConfig,
     pub lockout: LockoutConfig,
     pub state: StateConfig,
+    /// The database of backend `postgres`.
+    pub postgres: Option<PostgresConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Files,
+    Postgres,
+}
+
+pub const DEFAULT_KEY_FILE: &str = "/etc/pam_mfa.key";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// A libpq connection string (URL or `key=value` form), without a
+    /// password: this file is world-readable.
+    pub url: String,
+    /// The password alone on its first line; 0600, owned by root.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The key that encrypts TOTP seeds and other secrets in the database;
+    /// the same file on every mail server.
+    #[serde(default = "default_key_file")]
+    pub key_file: PathBuf,
+    /// Seconds to reach the database before a login is refused.
+    #[serde(default = "default_pg_timeout", deserialize_with = "de_duration")]
+    pub connect_timeout: u64,
+    /// Seconds one statement may take before a login is refused.
+    #[serde(default = "default_pg_timeout", deserialize_with = "de_duration")]
+    pub statement_timeout: u64,
+}
+
+fn default_key_file() -> PathBuf {
+    PathBuf::from(DEFAULT_KEY_FILE)
+}
+
+fn default_pg_timeout() -> u64 {
+    2
 }
 
 impl Default for Config {
@@ -69,6 +114,8 @@ impl Default for Config {
             totp: TotpConfig::default(),
             lockout: LockoutConfig::default(),
             state: StateConfig::default(),
+            backend: BackendKind::Files,
+            postgres: None,
         }
     }
 }
@@ -346,6 +393,37 @@ impl Config {
         }
         if self.state.keep_logins > 1000 {
             return Err("state.keep_logins: at most 1000".to_string());
+        }
+        match (&self.backend, &self.postgres) {
+            (BackendKind::Postgres, None) => {
+                return Err(
+                    "backend = \"postgres\" needs a [postgres] section with at least url = (see pam_mfa.toml(5))"
+                        .to_string(),
+                );
+            }
+            (BackendKind::Files, Some(_)) => {
+                return Err(
+                    "a [postgres] section is set but backend is \"files\": add backend = \"postgres\" to use the database, or remove the section"
+                        .to_string(),
+                );
+            }
+            _ => {}
+        }
+        if let Some(pg) = &self.postgres {
+            for (key, secs) in [("connect_timeout", pg.connect_timeout), ("statement_timeout", pg.statement_timeout)] {
+                if !(1..=60).contains(&secs) {
+                    return Err(format!(
+                        "postgres.{key} = {secs}s: use 1s to 60s (a login waits this long for a database that does not answer)"
+                    ));
+                }
+            }
+            for (key, path) in [("password_file", pg.password_file.as_deref()), ("key_file", Some(pg.key_file.as_path()))] {
+                if let Some(p) = path
+                    && !p.is_absolute()
+                {
+                    return Err(format!("postgres.{key} = {p:?} must be an absolute path"));
+                }
+            }
         }
         Ok(())
     }

@@ -1629,6 +1629,11 @@ pub fn check_config(named: Option<&Path>) -> (Option<Store>, Vec<Finding>) {
 /// at its first `; ` (the store's messages are written that way).
 fn store_finding(e: &StoreError) -> Finding {
     let (path, text) = match e {
+        StoreError::Conflict { .. } => {
+            let text = e.to_string();
+            let (message, fix) = text.split_once("; ").unwrap_or((&text, ""));
+            return Finding::new(Level::Error, None, None, message.to_string(), fix);
+        }
         StoreError::Missing { path, what } => (
             path,
             format!(

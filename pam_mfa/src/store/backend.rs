@@ -1,9 +1,9 @@
 //! The store's contract, apart from how a backend keeps the data: what the
-//! module and mfa-ctl may rely on. The file store ([`super::Store`]) is one
-//! backend; a shared database is meant to be the next, checked by the same
-//! contract suite (`store/contract.rs`).
+//! module and mfa-ctl may rely on, so that one server's files and a database
+//! many servers share behave alike. Every backend runs the same contract
+//! suite (`tests/src/contract.rs`).
 
-use super::{Durability, Locked, OnMissing, Store, StoreError};
+use super::{Durability, ExistingFolder, Locked, OnMissing, Opened, Store, StoreError};
 use crate::config::Config;
 use crate::mailbox::Mailbox;
 use crate::policy::DomainPolicy;
@@ -21,6 +21,8 @@ pub trait Backend: Sync {
     type Lock<'s>: MailboxLock
     where
         Self: 's;
+    /// What a login's first look at a mailbox keeps for its second.
+    type Opened: OpenedMailbox + Send + Sync + 'static;
 
     /// Whether the store is there and trustworthy.
     fn check_ready(&self) -> Result<(), StoreError>;
@@ -38,6 +40,24 @@ pub trait Backend: Sync {
     fn lock(&self, mb: &Mailbox, on_missing: OnMissing) -> Result<Option<Self::Lock<'_>>, StoreError>;
     /// One page of a domain's mailboxes, sorted, after `after`.
     fn list_page(&self, domain: &str, after: Option<&Mailbox>, limit: usize) -> Result<Vec<Mailbox>, StoreError>;
+    /// Domains that have at least one mailbox, sorted.
+    fn mailbox_domains(&self) -> Result<Vec<String>, StoreError>;
+    /// A login's first look (`split`): the policy in force and the mailbox,
+    /// in as few trips to the store as the backend can manage.
+    fn open_login(&self, mb: &Mailbox, cfg: &Config) -> Result<(DomainPolicy, Option<Self::Opened>), StoreError>;
+    /// The same login's second look (`verify`), locked for its write. A
+    /// backend may hand out an optimistic lock here: its writes then fail
+    /// with [`StoreError::Conflict`], writing nothing, if the mailbox changed
+    /// since `open_login`; the caller takes a fresh [`Backend::lock`] and
+    /// decides again.
+    fn relock(&self, opened: &Self::Opened) -> Result<Option<Self::Lock<'_>>, StoreError>;
+    /// Sets the store up (`mfa-ctl store init`); what it made, for the admin.
+    fn init(&self, existing: ExistingFolder) -> Result<Vec<String>, StoreError>;
+}
+
+/// What [`Backend::open_login`] read.
+pub trait OpenedMailbox {
+    fn content(&self) -> &MailboxFile;
 }
 
 /// A mailbox held by one writer. Dropping it lets the next one in.
@@ -54,8 +74,15 @@ pub trait MailboxLock {
     fn purge(self) -> Result<(), StoreError>;
 }
 
+impl OpenedMailbox for Opened {
+    fn content(&self) -> &MailboxFile {
+        &self.content
+    }
+}
+
 impl Backend for Store {
     type Lock<'s> = Locked<'s>;
+    type Opened = Opened;
 
     fn check_ready(&self) -> Result<(), StoreError> {
         Store::check_ready(self)
@@ -80,6 +107,21 @@ impl Backend for Store {
     }
     fn list_page(&self, domain: &str, after: Option<&Mailbox>, limit: usize) -> Result<Vec<Mailbox>, StoreError> {
         Store::list_page(self, domain, after, limit)
+    }
+    fn mailbox_domains(&self) -> Result<Vec<String>, StoreError> {
+        Store::mailbox_domains(self)
+    }
+    fn open_login(&self, mb: &Mailbox, cfg: &Config) -> Result<(DomainPolicy, Option<Opened>), StoreError> {
+        Ok((Store::policy_for(self, mb.domain(), cfg)?, Store::open_mailbox(self, mb)?))
+    }
+    fn relock(&self, opened: &Opened) -> Result<Option<Locked<'_>>, StoreError> {
+        Store::relock(self, opened)
+    }
+    fn init(&self, existing: ExistingFolder) -> Result<Vec<String>, StoreError> {
+        Ok(Store::init(self, existing)?
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect())
     }
 }
 

@@ -14,6 +14,10 @@ pub enum StoreError {
     /// The mailbox was set up, switched off or removed (by mfa-ctl) between
     /// the two looks one login takes at it (`split`, `verify`).
     ChangedDuringLogin { path: PathBuf },
+    /// An optimistic write (see `Backend::relock`) found the mailbox changed
+    /// since it was read, and wrote nothing. Not an admin's problem: the
+    /// caller locks afresh and decides again.
+    Conflict { mailbox: String },
     /// Permissions, owner or file type make the file untrustworthy.
     Unsafe { path: PathBuf, why: String },
     /// The content does not parse.
@@ -42,6 +46,10 @@ impl fmt::Display for StoreError {
                 f,
                 "{} was changed during the login (by mfa-ctl: set up, switched off or removed); the next login reads it afresh",
                 path.display()
+            ),
+            StoreError::Conflict { mailbox } => write!(
+                f,
+                "mailbox {mailbox} changed between two reads of one login; the login decides again on the new content"
             ),
             StoreError::Unsafe { path, why } => write!(f, "refusing to use {}: {why}", path.display()),
             StoreError::Damaged { path, why } => write!(

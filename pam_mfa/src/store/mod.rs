@@ -299,6 +299,14 @@ impl Store {
         Ok(out)
     }
 
+    /// Domains that have a folder of mailboxes, sorted.
+    pub fn mailbox_domains(&self) -> Result<Vec<String>, StoreError> {
+        let mut domains = self.list_dir(&self.mailboxes_dir(), "")?;
+        domains.retain(|d| Mailbox::parse_domain(d).is_ok());
+        domains.sort();
+        Ok(domains)
+    }
+
     /// One page of a domain's mailboxes, sorted: those after `after`, at
     /// most `limit`. (The file store reads the folder for each page; the
     /// folder's names are all it holds in memory.)
