@@ -3,8 +3,8 @@
 # One list, used by tests/run.sh, .ci/run and the demo. Idempotent.
 set -euo pipefail
 PACKAGES=(
-  # build
-  build-essential pkg-config libpam0g-dev
+  # build (libssl-dev: TLS to PostgreSQL in the postgres backend)
+  build-essential pkg-config libpam0g-dev libssl-dev
   # libpam tests: real password module, independent TOTP implementation
   libpam-modules libpam-pwdfile oathtool openssl
   # benchmark (tests/src/bin/bench/): the modules pam_mfa is measured against
@@ -13,6 +13,9 @@ PACKAGES=(
   zbar-tools tmux python3
   # package test (tests/suites/package.sh): build, lint, install, drive by bare name
   debhelper dpkg-dev fakeroot lintian pamtester man-db
+  # postgres backend tests (tests/src/pg.rs): private clusters made with the
+  # server's initdb/pg_ctl; the machine's own cluster is never used
+  postgresql
   # end-to-end suite and demo (tests/e2e, packaging/demo.sh): real Dovecot and Postfix
   dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix
 )

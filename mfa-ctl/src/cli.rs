@@ -137,6 +137,21 @@ pub enum StoreCmd {
         #[arg(long)]
         adopt: bool,
     },
+    /// Copy every domain policy and mailbox (secrets, state, app passwords,
+    /// recovery codes, last logins) from the store another configuration
+    /// names into this one: files to PostgreSQL and back. Idempotent; a
+    /// mailbox the target holds with other content is left alone and listed
+    Copy {
+        /// The configuration file naming the store to copy from
+        #[arg(long, value_name = "OTHER_CONFIG")]
+        from: PathBuf,
+        /// Say what would be copied, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Overwrite mailboxes the target holds with other content
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -59,6 +59,9 @@ pub fn run(admin: &Admin, command: AdminCommand, ui: &Ui, now: u64) -> Result<Re
         AdminCommand::Logins { mailbox, limit } => logins(admin, &admin.mailbox(&mailbox)?, limit),
         AdminCommand::Unlock(a) => unlock(admin, &admin.mailbox(&a.mailbox)?, now),
         AdminCommand::Store(StoreCmd::Init { dir, adopt }) => store_init(admin, dir.as_deref(), adopt),
+        AdminCommand::Store(StoreCmd::Copy { from, dry_run, replace }) => {
+            store_copy(admin, &from, dry_run, replace, ui)
+        }
     }
 }
 
@@ -454,6 +457,48 @@ fn unlock(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {
     Ok(Reply::new(human, json!({"mailbox": mb.as_str(), "was_locked": was})))
 }
 
+fn store_copy(admin: &Admin, from: &Path, dry_run: bool, replace: bool, ui: &Ui) -> Result<Reply> {
+    use std::io::IsTerminal;
+    // A bar only for a person watching: not in JSON, logs or pipes.
+    let bar = (!ui.json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} mailboxes copied or checked ({per_sec})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    });
+    let summary = admin.store_copy(from, dry_run, replace, &mut |p| {
+        if let Some(bar) = &bar {
+            bar.set_position(p.mailboxes_done as u64);
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let s = summary?;
+    let verb = if s.dry_run { "would copy" } else { "copied" };
+    let mut human = format!(
+        "From {} to {}: {verb} {} domain policies ({} already there) and {} mailboxes ({} already there).\n",
+        escape_controls(&s.from),
+        escape_controls(&s.to),
+        s.domains_copied,
+        s.domains_unchanged,
+        s.mailboxes_copied,
+        s.mailboxes_unchanged
+    );
+    if !s.mailboxes_differing.is_empty() {
+        human.push_str(&format!(
+            "{} mailboxes are in the target with other content and were left alone (--replace overwrites them):\n",
+            s.mailboxes_differing.len()
+        ));
+        for m in &s.mailboxes_differing {
+            human.push_str(&format!("  {}\n", escape_controls(m)));
+        }
+    }
+    Ok(Reply::new(human, serde_json::to_value(&s).unwrap_or(Value::Null)))
+}
+
 fn store_init(admin: &Admin, dir: Option<&Path>, adopt: bool) -> Result<Reply> {
     let existing = if adopt {
         ExistingFolder::Adopt
@@ -461,21 +506,17 @@ fn store_init(admin: &Admin, dir: Option<&Path>, adopt: bool) -> Result<Reply> {
         ExistingFolder::Refuse
     };
     let (root, created) = admin.store_init(dir, existing)?;
-    let root_text = escape_controls(&root.to_string_lossy()).into_owned();
+    let root_text = escape_controls(&root).into_owned();
     let human = if created.is_empty() {
         format!("The store {root_text} was already complete; nothing was created.\n")
     } else {
         let mut h = format!("Store {root_text}: created\n");
         for p in &created {
-            h.push_str(&format!("  {}\n", escape_controls(&p.to_string_lossy())));
+            h.push_str(&format!("  {}\n", escape_controls(p)));
         }
         h
     };
-    let created: Vec<String> = created.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    Ok(Reply::new(
-        human,
-        json!({"store": root.to_string_lossy(), "created": created}),
-    ))
+    Ok(Reply::new(human, json!({"store": root, "created": created})))
 }
 
 /// The doveconf program doctor asks: `PAM_MFA_DOVECONF` if set (empty: no
@@ -511,7 +552,7 @@ pub fn doctor(config: Option<&Path>, args: &DoctorArgs) -> Result<(Reply, u8)> {
     human.push_str(&match report.store.as_deref() {
         Some(store) => format!(
             "doctor: checked the store {} and the PAM service files {}\n",
-            escape_controls(&store.to_string_lossy()),
+            escape_controls(store),
             list_or(&files, "-")
         ),
         None => format!(
@@ -540,7 +581,7 @@ pub fn doctor(config: Option<&Path>, args: &DoctorArgs) -> Result<(Reply, u8)> {
         "findings": findings,
         "errors": errors,
         "warnings": warnings,
-        "store": report.store.as_deref().map(|p| p.to_string_lossy()),
+        "store": report.store.as_deref(),
         "pam_files": report.pam_files.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
         "configs": report.configs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
     });

@@ -16,8 +16,10 @@ use crate::policy::{self, DomainPolicy, NoCodeReason, Policy, Requirement};
 use crate::recovery;
 use crate::secret::{RandomError, SecretString};
 use crate::split::Factor;
+use crate::store::any::{AnyLock, AnyStore};
+use crate::store::backend::{Backend, MailboxLock};
 use crate::store::records::{Login, MailboxFile, MailboxRecord, MailboxState, Method};
-use crate::store::{Durability, ExistingFolder, Locked, OnMissing, Store, StoreError};
+use crate::store::{Durability, ExistingFolder, OnMissing, Store, StoreError};
 use crate::totp::{self, CodeCheck, SeedError, TotpSeed};
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -32,9 +34,9 @@ pub enum AdminError {
     Invalid(Invalid),
     Config(config::ConfigError),
     Store(StoreError),
-    /// The store folder for a mailbox could not be created under `root`.
+    /// The store's place for a mailbox could not be made.
     NoStoreFolders {
-        root: PathBuf,
+        store: String,
     },
     /// The mailbox's active seed cannot compute codes (fail closed).
     UnusableSecret {
@@ -127,6 +129,10 @@ pub enum Invalid {
         config: PathBuf,
         name: String,
     },
+    /// A store folder was given, but the configured backend is a database.
+    FolderForDatabase {
+        dir: PathBuf,
+    },
 }
 
 impl AdminError {
@@ -146,8 +152,8 @@ impl fmt::Display for AdminError {
             AdminError::Invalid(i) => write!(f, "{i}"),
             AdminError::Config(e) => write!(f, "{e}"),
             AdminError::Store(e) => write!(f, "{e}"),
-            AdminError::NoStoreFolders { root } => {
-                write!(f, "cannot create the store folders under {}", root.display())
+            AdminError::NoStoreFolders { store } => {
+                write!(f, "cannot create the mailbox's place in the store {store}")
             }
             AdminError::UnusableSecret { mailbox, error } => {
                 write!(f, "the secret of {mailbox} is unusable ({error})")
@@ -205,6 +211,11 @@ impl fmt::Display for Invalid {
             ),
             Invalid::Network(e) => f.write_str(e),
             Invalid::Folder { dir, error } => write!(f, "{}: not a usable folder name: {error}", dir.display()),
+            Invalid::FolderForDatabase { dir } => write!(
+                f,
+                "{}: a store folder applies to backend \"files\"; the configuration names a database, which store init sets up without one",
+                dir.display()
+            ),
             Invalid::StoreOwner { config, name } => write!(
                 f,
                 "configuration {}: store_owner = {name:?} is not a known user",
@@ -414,7 +425,7 @@ pub struct AppPasswordView {
 
 pub struct Admin {
     pub cfg: Config,
-    pub store: Store,
+    pub store: AnyStore,
     pub log: Logger,
 }
 
@@ -433,7 +444,7 @@ impl Admin {
                 name: name.to_string(),
             })?),
         };
-        let store = Store::new(&cfg, owner);
+        let store = AnyStore::open(&cfg.for_admin(), owner)?;
         let mut log = Logger::with_ident("mfa-ctl", None, false);
         log.stderr_fallback = false;
         Ok(Admin { log, cfg, store })
@@ -464,11 +475,11 @@ impl Admin {
         self.log.log(Level::Notice, &format!("{msg} by_uid={uid}"));
     }
 
-    fn locked(&self, mb: &Mailbox) -> Result<Locked<'_>> {
+    fn locked(&self, mb: &Mailbox) -> Result<AnyLock<'_>> {
         self.store
             .lock(mb, OnMissing::Create)?
             .ok_or_else(|| AdminError::NoStoreFolders {
-                root: self.store.root().to_path_buf(),
+                store: self.store.describe(),
             })
     }
 
@@ -641,7 +652,7 @@ impl Admin {
     /// for guessing than logging in. A refusal's new state is written.
     fn prove_possession(
         &self,
-        lock: &mut Locked<'_>,
+        lock: &mut AnyLock<'_>,
         mb: &Mailbox,
         code: &str,
         record: &MailboxRecord,
@@ -739,7 +750,7 @@ impl Admin {
     pub fn list(&self, domain: Option<&str>, now: u64) -> Result<Vec<Status>> {
         let domain = domain.map(Self::domain).transpose()?;
         let mut out = Vec::new();
-        for mb in self.store.list_mailboxes(domain.as_deref())? {
+        self.each_mailbox(domain.as_deref(), |mb| {
             let policy = self.store.policy_for(mb.domain(), &self.cfg)?;
             let MailboxFile { record, state } = self.store.read_mailbox(&mb)?.unwrap_or_default();
             // A file with no record holds only the history of a mailbox
@@ -747,8 +758,34 @@ impl Admin {
             if !record.is_empty() {
                 out.push(self.status_of(&mb, policy, &record, &state, now));
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// Calls `f` on every mailbox the store knows, in one domain or all,
+    /// sorted, a page at a time (a domain may hold a million).
+    pub fn each_mailbox(&self, domain: Option<&str>, mut f: impl FnMut(Mailbox) -> Result<()>) -> Result<()> {
+        const PAGE: usize = 1000;
+        let domains = match domain {
+            Some(d) => vec![d.to_string()],
+            None => self.store.mailbox_domains()?,
+        };
+        for d in domains {
+            let mut after: Option<Mailbox> = None;
+            loop {
+                let page = self.store.list_page(&d, after.as_ref(), PAGE)?;
+                let full = page.len() == PAGE;
+                after = page.last().cloned();
+                for mb in page {
+                    f(mb)?;
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     // ---- recovery codes ----
@@ -861,13 +898,9 @@ impl Admin {
     /// Sets up the store ([`Store::init`]) for `mfa-ctl store init`: in
     /// `dir` instead of the configured folder when given (staging for a
     /// package or `make install`). Returns the store folder and what was created.
-    pub fn store_init(
-        &self,
-        dir: Option<&Path>,
-        existing: ExistingFolder,
-    ) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>)> {
+    pub fn store_init(&self, dir: Option<&Path>, existing: ExistingFolder) -> Result<(String, Vec<String>)> {
         let store = match dir {
-            None => self.store.clone(),
+            None => None,
             Some(d) => {
                 let root = std::path::absolute(d).map_err(|e| Invalid::Folder {
                     dir: d.to_path_buf(),
@@ -875,22 +908,127 @@ impl Admin {
                 })?;
                 // Already resolved once by Admin::open, which refuses an unknown name.
                 let owner = self.cfg.store_owner.as_deref().and_then(crate::ffi::sys::uid_of);
-                Store::new(
+                if self.store.files().is_none() {
+                    return Err(Invalid::FolderForDatabase { dir: d.to_path_buf() }.into());
+                }
+                Some(AnyStore::Files(Store::new(
                     &Config {
                         store: root,
                         ..self.cfg.clone()
                     },
                     owner,
-                )
+                )))
             }
         };
+        let store = store.as_ref().unwrap_or(&self.store);
         let created = store.init(existing)?;
         self.audit(&format!(
             "store init: store={} created={}",
-            crate::text::escape_controls(&store.root().to_string_lossy()),
+            crate::text::escape_controls(&store.describe()),
             created.len()
         ));
-        Ok((store.root().to_path_buf(), created))
+        Ok((store.describe(), created))
+    }
+}
+
+/// What `mfa-ctl store copy` did (or, with a dry run, would do).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CopySummary {
+    pub from: String,
+    pub to: String,
+    pub dry_run: bool,
+    pub domains_copied: usize,
+    pub domains_unchanged: usize,
+    pub mailboxes_copied: usize,
+    pub mailboxes_unchanged: usize,
+    /// Mailboxes the target already holds with other content: left alone
+    /// unless `replace`, since that content may be newer than the source's.
+    pub mailboxes_differing: Vec<String>,
+}
+
+/// How far a copy has got, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyProgress {
+    pub mailboxes_done: usize,
+}
+
+impl Admin {
+    /// Copies every domain policy and mailbox (secrets, state, app passwords,
+    /// recovery codes, last logins) from the store `from` names into this
+    /// one, files to a database or back. Idempotent: what the target already
+    /// holds unchanged is not written again. Each mailbox is copied under the
+    /// target's lock as one write, so a copy stopped half way leaves every
+    /// copied mailbox complete and the rest as they were.
+    pub fn store_copy(
+        &self,
+        from: &Path,
+        dry_run: bool,
+        replace: bool,
+        progress: &mut dyn FnMut(CopyProgress),
+    ) -> Result<CopySummary> {
+        let source_admin = Admin::open(Some(from))?;
+        let source = &source_admin.store;
+        source.check_ready()?;
+        self.store.check_ready()?;
+        let mut summary = CopySummary {
+            from: source.describe(),
+            to: self.store.describe(),
+            dry_run,
+            ..CopySummary::default()
+        };
+        for (domain, policy) in source.list_domains()? {
+            if self.store.read_domain(&domain)?.as_ref() == Some(&policy) {
+                summary.domains_unchanged += 1;
+                continue;
+            }
+            if !dry_run {
+                self.store.write_domain(&domain, &policy)?;
+            }
+            summary.domains_copied += 1;
+        }
+        let mut done = 0;
+        source_admin.each_mailbox(None, |mb| {
+            done += 1;
+            progress(CopyProgress { mailboxes_done: done });
+            let Some(file) = source.read_mailbox(&mb)? else {
+                return Ok(());
+            };
+            if file.is_empty() {
+                return Ok(());
+            }
+            // Compared under the target's lock when writing, so nothing
+            // changed in between is overwritten unseen.
+            let mut lock = if dry_run { None } else { Some(self.locked(&mb)?) };
+            let current = match &lock {
+                Some(l) => MailboxFile {
+                    record: l.record().cloned().unwrap_or_default(),
+                    state: l.state().clone(),
+                },
+                None => self.store.read_mailbox(&mb)?.unwrap_or_default(),
+            };
+            if current == file {
+                summary.mailboxes_unchanged += 1;
+                return Ok(());
+            }
+            if !current.is_empty() && !replace {
+                summary.mailboxes_differing.push(mb.to_string());
+                return Ok(());
+            }
+            if let Some(lock) = lock.as_mut() {
+                lock.write(&file.record, &file.state)?;
+            }
+            summary.mailboxes_copied += 1;
+            Ok(())
+        })?;
+        if !dry_run {
+            self.audit(&format!(
+                "store copy: from={} mailboxes_copied={} domains_copied={}",
+                crate::text::escape_controls(&summary.from),
+                summary.mailboxes_copied,
+                summary.domains_copied
+            ));
+        }
+        Ok(summary)
     }
 }
 

@@ -64,6 +64,21 @@ pub struct Config {
     pub postgres: Option<PostgresConfig>,
 }
 
+impl Config {
+    /// The configuration mfa-ctl uses: the database role of its own
+    /// (`admin_url`, `admin_password_file`) in place of the logins' one.
+    pub fn for_admin(&self) -> Config {
+        let mut cfg = self.clone();
+        if let Some(pg) = cfg.postgres.as_mut()
+            && let Some(url) = pg.admin_url.take()
+        {
+            pg.url = url;
+            pg.password_file = pg.admin_password_file.take();
+        }
+        cfg
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
@@ -83,6 +98,12 @@ pub struct PostgresConfig {
     /// The password alone on its first line; 0600, owned by root.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// What mfa-ctl connects with, when it has a role of its own (it writes
+    /// secrets; logins only read them and write their state). Unset: `url`.
+    #[serde(default)]
+    pub admin_url: Option<String>,
+    #[serde(default)]
+    pub admin_password_file: Option<PathBuf>,
     /// The key that encrypts TOTP seeds and other secrets in the database;
     /// the same file on every mail server.
     #[serde(default = "default_key_file")]
@@ -410,14 +431,26 @@ impl Config {
             _ => {}
         }
         if let Some(pg) = &self.postgres {
-            for (key, secs) in [("connect_timeout", pg.connect_timeout), ("statement_timeout", pg.statement_timeout)] {
+            for (key, secs) in [
+                ("connect_timeout", pg.connect_timeout),
+                ("statement_timeout", pg.statement_timeout),
+            ] {
                 if !(1..=60).contains(&secs) {
                     return Err(format!(
                         "postgres.{key} = {secs}s: use 1s to 60s (a login waits this long for a database that does not answer)"
                     ));
                 }
             }
-            for (key, path) in [("password_file", pg.password_file.as_deref()), ("key_file", Some(pg.key_file.as_path()))] {
+            for (key, url) in [("url", Some(&pg.url)), ("admin_url", pg.admin_url.as_ref())] {
+                if let Some(url) = url {
+                    crate::pgurl::check(url).map_err(|e| format!("postgres.{key}: {e}"))?;
+                }
+            }
+            for (key, path) in [
+                ("password_file", pg.password_file.as_deref()),
+                ("admin_password_file", pg.admin_password_file.as_deref()),
+                ("key_file", Some(pg.key_file.as_path())),
+            ] {
                 if let Some(p) = path
                     && !p.is_absolute()
                 {

@@ -9,7 +9,9 @@
 
 use crate::args::{Args, Role};
 use crate::config::{self, Config};
-use crate::store::{MARKER, MARKER_TEXT, Store, StoreError};
+use crate::store::any::AnyStore;
+use crate::store::backend::Backend;
+use crate::store::{MARKER, MARKER_TEXT, StoreError};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -1588,7 +1590,7 @@ pub fn check_clock(synchronised: Option<bool>) -> Option<Finding> {
 
 /// The configuration as pam_mfa reads it, and the store it names, with the
 /// `store_owner` resolved; findings for what is wrong.
-pub fn check_config(named: Option<&Path>) -> (Option<Store>, Vec<Finding>) {
+pub fn check_config(named: Option<&Path>) -> (Option<AnyStore>, Vec<Finding>) {
     let (path, if_missing) = config::source(named);
     let cfg = match Config::load(path, crate::ffi::sys::effective_uid(), if_missing) {
         Ok(c) => c,
@@ -1622,14 +1624,26 @@ pub fn check_config(named: Option<&Path>) -> (Option<Store>, Vec<Finding>) {
             }
         },
     };
-    (Some(Store::new(&cfg, owner)), Vec::new())
+    match AnyStore::open(&cfg, owner) {
+        Ok(store) => (Some(store), Vec::new()),
+        Err(e) => (None, vec![store_finding(&e)]),
+    }
 }
 
 /// A store error as a finding: the message splits into what and what to do
 /// at its first `; ` (the store's messages are written that way).
 fn store_finding(e: &StoreError) -> Finding {
     let (path, text) = match e {
-        StoreError::Conflict { .. } => {
+        StoreError::Conflict { .. } | StoreError::ChangedDuringLogin { .. } => {
+            let text = e.to_string();
+            let (message, fix) = text.split_once("; ").unwrap_or((&text, ""));
+            return Finding::new(Level::Error, None, None, message.to_string(), fix);
+        }
+        StoreError::Unreachable { .. }
+        | StoreError::Database { .. }
+        | StoreError::SchemaVersion { .. }
+        | StoreError::ReadOnly { .. }
+        | StoreError::Key { .. } => {
             let text = e.to_string();
             let (message, fix) = text.split_once("; ").unwrap_or((&text, ""));
             return Finding::new(Level::Error, None, None, message.to_string(), fix);
@@ -1642,21 +1656,24 @@ fn store_finding(e: &StoreError) -> Finding {
             ),
         ),
         StoreError::Unsafe { path, why } => (path, format!("pam_mfa refuses to use it, and so every login: {why}")),
-        StoreError::Damaged { path, .. }
-        | StoreError::Io { path, .. }
-        | StoreError::ChangedDuringLogin { path }
-        | StoreError::NotAStore { path, .. } => (path, e.to_string()),
+        StoreError::Damaged { path, .. } | StoreError::Io { path, .. } | StoreError::NotAStore { path, .. } => {
+            (path, e.to_string())
+        }
     };
     let (message, fix) = text.split_once("; ").unwrap_or((&text, ""));
     Finding::error(path, None, message.to_string(), fix)
 }
 
-/// The store: everything [`Store::check_ready`] checks, plus the marker's
-/// content and folders others can read (they would see which mailboxes use MFA).
-pub fn check_store(store: &Store) -> Vec<Finding> {
+/// The store: everything [`Backend::check_ready`] checks, and for a file
+/// store the marker's content and folders others can read (they would see
+/// which mailboxes use MFA).
+pub fn check_store(store: &AnyStore) -> Vec<Finding> {
     if let Err(e) = store.check_ready() {
         return vec![store_finding(&e)];
     }
+    let Some(store) = store.files() else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     let root = store.root();
     let marker = root.join(MARKER);
@@ -1717,7 +1734,7 @@ pub struct Options {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub findings: Vec<Finding>,
-    pub store: Option<PathBuf>,
+    pub store: Option<String>,
     pub pam_files: Vec<PathBuf>,
     /// Other configuration files named with `config=` in the service files
     /// that were loaded and whose stores were checked too.
@@ -1753,7 +1770,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     report.findings.extend(findings);
     if let Some(store) = store {
         report.findings.extend(check_store(&store));
-        report.store = Some(store.root().to_path_buf());
+        report.store = Some(store.describe());
     }
 
     let services = if opts.pam_files.is_empty() {

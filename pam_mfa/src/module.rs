@@ -21,8 +21,10 @@ use crate::policy::{DomainPolicy, NoCodeReason};
 use crate::recovery;
 use crate::secret::SecretBytes;
 use crate::split::{self, Factor};
+use crate::store::any::{AnyOpened, AnyStore};
+use crate::store::backend::{Backend, MailboxLock, OpenedMailbox};
 use crate::store::records::{MailboxRecord, MailboxState};
-use crate::store::{Durability, OnMissing, Opened, Store, StoreError};
+use crate::store::{Durability, OnMissing, StoreError};
 use pam::constants::PamResultCode as Code;
 use std::path::PathBuf;
 
@@ -59,7 +61,7 @@ pub struct Memo {
     /// What `split` found, for `verify`.
     split: Option<SplitFound>,
     /// The mailbox file `split` read, still open for `verify`.
-    opened: Option<std::sync::Arc<Opened>>,
+    opened: Option<std::sync::Arc<AnyOpened>>,
     /// An accepting call found the mailbox not blocked, so `account` has
     /// nothing to read.
     account_ok: bool,
@@ -98,7 +100,7 @@ enum Progress {
 struct Ctx {
     log: Logger,
     cfg: Config,
-    store: Store,
+    store: AnyStore,
     mailbox: Mailbox,
     service: String,
     rhost: Option<String>,
@@ -125,11 +127,34 @@ impl Ctx {
     }
 
     fn store_failed(&self, role: &str, e: &StoreError) -> Code {
-        self.log.err(&format!(
-            "{role}: {} result=refused reason=\"store error\": {e}",
-            self.who()
-        ));
+        let who = self.who();
+        if e.is_unavailable() && !explain_unavailable_now(self.now) {
+            // A database that is down refuses every login: one line each,
+            // and what to do only once a minute, not a flood of the same.
+            self.log.err(&format!(
+                "{role}: {who} result=refused reason=\"store unavailable\" (see the last \"store error\" line)"
+            ));
+        } else {
+            self.log
+                .err(&format!("{role}: {who} result=refused reason=\"store error\": {e}"));
+        }
         Code::PAM_AUTHINFO_UNAVAIL
+    }
+}
+
+/// Whether an unavailable store should be explained in full now: at most
+/// once a minute per process.
+fn explain_unavailable_now(now: u64) -> bool {
+    static LAST: std::sync::Mutex<Option<u64>> = std::sync::Mutex::new(None);
+    let Ok(mut last) = LAST.lock() else {
+        return true;
+    };
+    match *last {
+        Some(t) if now >= t && now - t < 60 => false,
+        _ => {
+            *last = Some(now);
+            true
+        }
     }
 }
 
@@ -224,7 +249,16 @@ fn gather(pam: &mut dyn PamApi, args: &[&[u8]]) -> Result<(Args, Ctx, Memo), Cod
             return Err(Code::PAM_SERVICE_ERR);
         }
     };
-    let store = Store::new(&cfg, owner);
+    let store = match AnyStore::open(&cfg, owner) {
+        Ok(s) => s,
+        Err(e) => {
+            log.err(&format!(
+                "{}: mailbox={mailbox} result=refused reason=\"store error\": {e}",
+                args.role.map_or("account", Role::as_str)
+            ));
+            return Err(Code::PAM_AUTHINFO_UNAVAIL);
+        }
+    };
     // One identity for both factors: the lines after these (the password
     // module) judge the account pam_mfa judges, not another spelling of it
     // (`Bob@Example.org`, a bare name) that the password module may keep as
@@ -324,20 +358,16 @@ pub fn authenticate(pam: &mut dyn PamApi, raw_args: &[&[u8]]) -> Code {
 /// `split`: cuts the code off the typed string for mailboxes that need one.
 fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
     memo.progress = Progress::Split;
-    let policy = match ctx.store.policy_for(ctx.mailbox.domain(), &ctx.cfg) {
-        Ok(p) => p,
-        Err(e) => return ctx.store_failed("split", &e),
-    };
-    // Record and state in one read: the state is needed only for a typed
-    // recovery code (which ones are used), but it is in the same file.
-    let opened = match ctx.store.open_mailbox(&ctx.mailbox) {
-        Ok(o) => o.map(std::sync::Arc::new),
+    // Policy, record and state in one look: the state is needed only for a
+    // typed recovery code (which ones are used), but it comes with the record.
+    let (policy, opened) = match ctx.store.open_login(&ctx.mailbox, &ctx.cfg) {
+        Ok((p, o)) => (p, o.map(std::sync::Arc::new)),
         Err(e) => return ctx.store_failed("split", &e),
     };
     let (record, state) = match &opened {
         Some(o) => (
-            (!o.content.record.is_empty()).then(|| o.content.record.clone()),
-            &o.content.state,
+            (!o.content().record.is_empty()).then(|| o.content().record.clone()),
+            &o.content().state,
         ),
         None => (None, &MailboxState::default()),
     };
@@ -416,66 +446,85 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
             Err(e) => return ctx.store_failed("verify", &e),
         },
     };
-    // The decision is taken on the mailbox as it is now, under its lock,
-    // whatever `split` saw: the file `split` opened, followed if it was
-    // replaced, or a fresh look.
     let changed = || {
         ctx.store_failed(
             "verify",
             &StoreError::ChangedDuringLogin {
-                path: ctx.store.mailbox_path(&ctx.mailbox),
+                mailbox: ctx.mailbox.to_string(),
             },
         )
     };
-    let locked = match memo.opened.take() {
-        Some(opened) => match ctx.store.relock(&opened) {
-            Ok(Some(l)) => Some(l),
-            Ok(None) => return changed(),
-            Err(e) => return ctx.store_failed("verify", &e),
-        },
-        None => match ctx.store.lock(&ctx.mailbox, OnMissing::Skip) {
-            Ok(l) => l,
-            Err(e) => return ctx.store_failed("verify", &e),
-        },
-    };
-    let needs_code = decide::needs_code(&policy, locked.as_ref().and_then(|l| l.record()), ctx.now);
-    let factor = match split {
-        // `split` cut a code off only if one was needed when it looked; if
-        // mfa-ctl set the mailbox up or switched it off since, the password
-        // module judged a string cut for the other case (fail closed; the
-        // user tries again).
-        Some(found) if decide::needs_code(&policy, found.record.as_ref(), ctx.now) != needs_code => {
+    // The decision is taken on the mailbox as it is now, under its lock,
+    // whatever `split` saw: what `split` read, locked again (a file
+    // followed if it was replaced; a database row written only if it is
+    // still the version read), or a fresh look. A database's optimistic
+    // write that finds the row changed writes nothing: the second round
+    // decides again under a real lock.
+    let mut opened = memo.opened.take();
+    let mut factor = None;
+    let mut first_round = true;
+    let decision = loop {
+        let locked = match opened.take() {
+            Some(o) => match ctx.store.relock(&o) {
+                Ok(Some(l)) => Some(l),
+                Ok(None) => return changed(),
+                Err(e) => return ctx.store_failed("verify", &e),
+            },
+            None => match ctx.store.lock(&ctx.mailbox, OnMissing::Skip) {
+                Ok(l) => l,
+                Err(e) => return ctx.store_failed("verify", &e),
+            },
+        };
+        let needs_code = decide::needs_code(&policy, locked.as_ref().and_then(|l| l.record()), ctx.now);
+        if first_round {
+            factor = match &split {
+                // `split` cut a code off only if one was needed when it
+                // looked; if mfa-ctl set the mailbox up or switched it off
+                // since, the password module judged a string cut for the
+                // other case (fail closed; the user tries again).
+                Some(found) if decide::needs_code(&policy, found.record.as_ref(), ctx.now) != needs_code => {
+                    return changed();
+                }
+                Some(found) => found.factor.clone(),
+                None => prompt_for_factor(pam, args, needs_code),
+            };
+        } else if split
+            .as_ref()
+            .is_some_and(|found| decide::needs_code(&policy, found.record.as_ref(), ctx.now) != needs_code)
+        {
             return changed();
         }
-        Some(found) => found.factor,
-        None => prompt_for_factor(pam, args, needs_code),
-    };
-    let req = ctx.request();
-    let decision = match locked {
-        None => decide::decide(&req, factor.as_ref(), &policy, None, &Default::default(), &ctx.cfg),
-        Some(mut locked) => {
-            let d = decide::decide(
-                &req,
-                factor.as_ref(),
-                &policy,
-                locked.record(),
-                locked.state(),
-                &ctx.cfg,
-            );
-            // A used recovery code does not expire, so its use must survive a
-            // power cut even with `durable = false`.
-            let durability = match d.outcome {
-                Outcome::Accepted(Accept::RecoveryCode { .. }) => Durability::Synced,
-                _ => Durability::Configured,
-            };
-            if let Some(new_state) = &d.state
-                && let Err(e) = locked.write_state(new_state, durability)
-            {
-                // Without the new state the replay protection cannot be kept:
-                // a success becomes a refusal (fail closed).
-                return ctx.store_failed("verify", &e);
+        let req = ctx.request();
+        let Some(mut locked) = locked else {
+            break decide::decide(&req, factor.as_ref(), &policy, None, &Default::default(), &ctx.cfg);
+        };
+        let d = decide::decide(
+            &req,
+            factor.as_ref(),
+            &policy,
+            locked.record(),
+            locked.state(),
+            &ctx.cfg,
+        );
+        // A used recovery code does not expire, so its use must survive a
+        // power cut even with `durable = false`.
+        let durability = match d.outcome {
+            Outcome::Accepted(Accept::RecoveryCode { .. }) => Durability::Synced,
+            _ => Durability::Configured,
+        };
+        match d
+            .state
+            .as_ref()
+            .map(|new_state| locked.write_state(new_state, durability))
+        {
+            Some(Err(StoreError::Conflict { .. })) if first_round => {
+                first_round = false;
+                continue;
             }
-            d
+            // Without the new state the replay protection cannot be kept:
+            // a success becomes a refusal (fail closed).
+            Some(Err(e)) => return ctx.store_failed("verify", &e),
+            Some(Ok(())) | None => break d,
         }
     };
     log_verify(ctx, &decision.outcome);
@@ -613,7 +662,7 @@ pub fn account(pam: &mut dyn PamApi, raw_args: &[&[u8]]) -> Code {
     if memo.account_ok {
         return Code::PAM_SUCCESS;
     }
-    let (record, state) = match ctx.store.read_mailbox(&ctx.mailbox) {
+    let (record, state) = match Backend::read_mailbox(&ctx.store, &ctx.mailbox) {
         Ok(Some(f)) if !f.record.is_empty() => (f.record, f.state),
         Ok(_) => return Code::PAM_SUCCESS,
         Err(e) => return ctx.store_failed("account", &e),

@@ -4,7 +4,9 @@
 //! panics are the way a test fails here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+pub mod contract;
 pub mod pam;
+pub mod pg;
 
 use pam_mfa::admin::Admin;
 use std::io::Write;
@@ -19,6 +21,8 @@ pub use pam::{
     LoginResult, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_PERM_DENIED, PAM_SERVICE_ERR, PAM_SUCCESS,
     PAM_USER_UNKNOWN,
 };
+pub use pam_mfa::config::BackendKind;
+pub use pam_mfa::store::backend::{Backend, MailboxLock};
 pub use pam_mfa::store::{Durability, ExistingFolder, OnMissing};
 
 /// Root of the workspace.
@@ -92,6 +96,34 @@ pub fn fresh_step(margin: u64) -> u64 {
     }
 }
 
+/// The store the libpam tests run on: `PAM_MFA_TEST_BACKEND=postgres` (what
+/// tests/suites/postgres.sh sets) puts every [`Env`] on a database of its own
+/// in a private PostgreSQL cluster; otherwise files.
+pub fn test_backend() -> BackendKind {
+    match std::env::var("PAM_MFA_TEST_BACKEND").as_deref() {
+        Ok("postgres") => BackendKind::Postgres,
+        Ok("files") | Err(_) => BackendKind::Files,
+        Ok(other) => panic!("PAM_MFA_TEST_BACKEND={other:?}: use files or postgres"),
+    }
+}
+
+/// The `[postgres]` table of an env on `db`: logins as the login role,
+/// mfa-ctl as the admin role, both over the socket, as the docs set it up.
+/// A longer connect_timeout than the default: the races start 32 processes
+/// of a debug build at once on two cores, each opening its connection with
+/// SCRAM (thousands of unoptimised hash rounds).
+pub fn postgres_section(db: &pg::PgDatabase<'_>) -> String {
+    let cluster = db.cluster();
+    format!(
+        "\n[postgres]\nurl = {:?}\npassword_file = {:?}\nadmin_url = {:?}\nadmin_password_file = {:?}\nkey_file = {:?}\nconnect_timeout = \"15s\"\n",
+        db.socket_url(pg::Role::Login),
+        cluster.password_file(pg::Role::Login),
+        db.socket_url(pg::Role::Admin),
+        cluster.password_file(pg::Role::Admin),
+        db.key_file(),
+    )
+}
+
 /// A throw-away world: store, config, PAM service folder, password file and
 /// a syslog socket that collects what the module logs.
 pub struct Env {
@@ -101,6 +133,8 @@ pub struct Env {
     pub confdir: PathBuf,
     pub pwdfile: PathBuf,
     pub log_socket: PathBuf,
+    /// The database of a run on PostgreSQL ([`test_backend`]).
+    pub db: Option<pg::PgDatabase<'static>>,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -115,6 +149,16 @@ impl Env {
     /// `extra` is appended to the config file (TOML); a `[lockout]` table
     /// with quick test values is there unless `extra` brings its own.
     pub fn with_config(extra: &str) -> Env {
+        Env::on(test_backend(), extra)
+    }
+
+    /// An env on the file store whatever the run's backend: for tests of
+    /// what only files have (modes, torn copies, a full disk).
+    pub fn files(extra: &str) -> Env {
+        Env::on(BackendKind::Files, extra)
+    }
+
+    fn on(backend: BackendKind, extra: &str) -> Env {
         let dir = tempfile::Builder::new().prefix("pam_mfa-test").tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let store = dir.path().join("store");
@@ -123,22 +167,35 @@ impl Env {
         std::fs::create_dir(&confdir).unwrap();
         let pwdfile = dir.path().join("passwd");
         std::fs::write(&pwdfile, "").unwrap();
-        let mut text = format!(
+        let db = (backend == BackendKind::Postgres).then(|| pg::PgCluster::shared().create_database("env"));
+        let mut text = String::new();
+        if db.is_some() {
+            text.push_str("backend = \"postgres\"\n");
+        }
+        text.push_str(&format!(
             "store = \"{}\"\nissuer = \"Test Mail\"\ndefault_domain = \"{DOMAIN}\"\n",
             store.display()
-        );
+        ));
         text.push_str(extra);
         if !extra.contains("[lockout]") {
             text.push_str("\n[lockout]\nafter = 5\nbackoff = \"30s\"\nmax_backoff = \"15m\"\nblock_after = 100\n");
         }
+        if let Some(db) = &db {
+            text.push_str(&postgres_section(db));
+        }
         std::fs::write(&config, text).unwrap();
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-        // As the package's postinst does: a store exists before any login.
+        // As the package's postinst does: a store exists before any login;
+        // on a database, with the rights the documentation grants.
         Admin::open(Some(&config))
             .unwrap()
             .store
             .init(pam_mfa::store::ExistingFolder::Refuse)
             .unwrap();
+        if let Some(db) = &db {
+            let roles = std::fs::read_to_string(workspace().join("packaging/postgres/roles.sql")).unwrap();
+            db.psql_super(&roles);
+        }
         let log_socket = dir.path().join("log.sock");
         // Drained by a thread of its own: the module sends without blocking,
         // so a full socket queue would lose lines the tests look for.
@@ -166,6 +223,7 @@ impl Env {
             confdir,
             pwdfile,
             log_socket,
+            db,
             log,
             stop,
         };
@@ -258,9 +316,16 @@ impl Env {
         std::mem::take(&mut *self.log.lock().unwrap())
     }
 
-    /// Paths of every file under the store, with content, for "nothing changed" checks.
+    /// Everything the store holds, for "nothing changed" checks: every file
+    /// under the folder with its content, or every row of the database.
     pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
+        if let Some(db) = &self.db {
+            let rows =
+                db.psql_super("SELECT * FROM pam_mfa_domains ORDER BY 1; SELECT * FROM pam_mfa_mailboxes ORDER BY 1;");
+            out.push((PathBuf::from("database"), rows.into_bytes()));
+            return out;
+        }
         fn walk(p: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
             let Ok(rd) = std::fs::read_dir(p) else { return };
             let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();

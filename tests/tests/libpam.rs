@@ -237,100 +237,6 @@ fn hostile_user_names_are_refused_and_change_nothing() {
 }
 
 #[test]
-fn unsafe_store_files_are_refused() {
-    let (env, secret) = enrolled();
-    let record = env.mailbox_file(ALICE);
-    std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let t = fresh_step(3);
-    let r = env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t)));
-    assert_ne!(r.auth, PAM_SUCCESS);
-    let logs = env.logs().join("\n");
-    assert!(logs.contains("refusing to use") && logs.contains("chmod"), "{logs}");
-    // A symlink in place of the record is refused too.
-    std::fs::remove_file(&record).unwrap();
-    std::os::unix::fs::symlink("/etc/shadow", &record).unwrap();
-    assert_ne!(
-        env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t))).auth,
-        PAM_SUCCESS
-    );
-    assert!(env.logs().join("\n").contains("symbolic link"));
-}
-
-/// A mailbox file that cannot be read as what pam_mfa wrote refuses the
-/// login with PAM_AUTHINFO_UNAVAIL (never "no MFA"), with a log line naming
-/// the file and what is wrong, and never quoting the content (it holds the
-/// secret). The store is left as it was for the admin to inspect.
-#[test]
-fn damaged_mailbox_file_fails_closed() {
-    let (env, secret) = enrolled();
-    let path = env.mailbox_file(ALICE);
-    let good = std::fs::read(&path).unwrap();
-    let (json, seq) = env.mailbox_json(ALICE);
-    assert!(
-        json.contains(&secret),
-        "the file holds the secret: the cases below would leak it"
-    );
-    // Enrolment wrote the file more than once, so both copies hold it.
-    let torn = pam_mfa_tests::tear_both_copies(&good);
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        (
-            "hand-written TOML, no magic",
-            format!("last_step = \"oops\"\n[totp]\nsecret = \"{secret}\"\n").into_bytes(),
-            "does not start with",
-        ),
-        (
-            "the bare JSON, no magic",
-            json.clone().into_bytes(),
-            "does not start with",
-        ),
-        ("both copies torn", torn, "neither copy in it is intact"),
-        ("truncated", good[..good.len() / 2 + 300].to_vec(), "truncated"),
-        (
-            "intact copies, JSON of the wrong type",
-            pam_mfa::store::slots::encode_file(seq + 1, &format!("{{\"state\":{{\"last_step\":\"{secret}\"}}}}"))
-                .to_vec(),
-            "wrong type",
-        ),
-        (
-            "intact copies, not JSON",
-            pam_mfa::store::slots::encode_file(seq + 1, &json.replace("\"record\":", "\"record\"=")).to_vec(),
-            "not valid JSON",
-        ),
-    ];
-    for (what, bytes, why) in &cases {
-        env.write_mailbox_bytes(ALICE, bytes);
-        let before = env.snapshot();
-        let t = fresh_step(3);
-        let r = env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t)));
-        assert_eq!((r.auth, r.acct), (PAM_AUTHINFO_UNAVAIL, None), "{what}");
-        assert_eq!(env.snapshot(), before, "{what}: the store changed");
-        let logs = env.logs().join("\n");
-        assert!(
-            logs.contains(&format!("{} is damaged", path.display())) && logs.contains(why),
-            "{what}: {logs}"
-        );
-        assert!(
-            !logs.contains(&secret) && !logs.contains(&secret.to_lowercase()),
-            "{what}: the secret is in the logs: {logs}"
-        );
-    }
-    // The good file back: the login works again.
-    env.write_mailbox_bytes(ALICE, &good);
-    let t = fresh_step(3);
-    assert!(env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t))).ok());
-}
-
-#[test]
-fn bad_config_fails_closed() {
-    let env = Env::new();
-    env.set_password("bob@example.org", "bobpw");
-    std::fs::write(&env.config, format!("store = \"{}\"\nsotre = 1\n", env.store.display())).unwrap();
-    assert_ne!(env.login("mail", "bob@example.org", "bobpw").auth, PAM_SUCCESS);
-    let logs = env.logs().join("\n");
-    assert!(logs.contains("line 2") && logs.contains("sotre"), "{logs}");
-}
-
-#[test]
 fn app_password_only_for_its_services() {
     let env = Env::new();
     env.set_password(ALICE, PW);
@@ -408,83 +314,188 @@ fn after_disable_code_logins_stop() {
     );
 }
 
-/// A mailbox whose content outgrows its file (two 4 KiB copies at first)
-/// keeps working: the file is replaced by a larger one (a larger multiple of
-/// 8 KiB, mode 0600) holding everything the old one held, later writes go in
-/// place in it again, and codes, replays and app passwords work as before.
-#[test]
-fn mailbox_outgrowing_its_file_keeps_working() {
-    use std::os::unix::fs::MetadataExt;
-    let env = Env::quick("[state]\nkeep_logins = 100\n");
-    env.set_password(ALICE, PW);
-    let secret = env.enroll(ALICE);
-    let admin = env.admin();
-    let mb = admin.mailbox(ALICE).unwrap();
-    let (_, app) = admin.app_password_add(&mb, "phone", &[], &[], None, now()).unwrap();
-    let app = app.to_string();
-    let path = env.mailbox_file(ALICE);
-    let meta = || std::fs::symlink_metadata(&path).unwrap();
-    assert_eq!(meta().len(), 8192);
-    let record = admin.store.read_record(&mb).unwrap().unwrap();
-    let logins_before = admin.store.read_mailbox(&mb).unwrap().unwrap().state.logins.len();
-    // Logins (each adds one to the state's history) until the file is replaced.
-    let first = meta();
-    let mut n = 0;
-    while meta().len() == first.len() {
-        assert_eq!(meta().ino(), first.ino(), "written in place while it fits");
-        let r = env.login("mail", ALICE, &app);
-        assert!(r.ok(), "login {n}: {r:?} {:?}", env.logs());
-        n += 1;
-        assert!(n <= 80, "80 logins did not outgrow 4 KiB");
+/// What only the file store has: file modes, torn and damaged files, a
+/// file outgrowing its space, the `store` folder in the configuration.
+/// tests/suites/postgres.sh leaves these to the run on files (`--skip files_only`).
+mod files_only {
+    use super::*;
+
+    #[test]
+    fn unsafe_store_files_are_refused() {
+        let (env, secret) = Env::files("").with_alice();
+        let record = env.mailbox_file(ALICE);
+        std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let t = fresh_step(3);
+        let r = env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t)));
+        assert_ne!(r.auth, PAM_SUCCESS);
+        let logs = env.logs().join("\n");
+        assert!(logs.contains("refusing to use") && logs.contains("chmod"), "{logs}");
+        // A symlink in place of the record is refused too.
+        std::fs::remove_file(&record).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", &record).unwrap();
+        assert_ne!(
+            env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t))).auth,
+            PAM_SUCCESS
+        );
+        assert!(env.logs().join("\n").contains("symbolic link"));
     }
-    let grown = meta();
-    assert!(
-        grown.len() > first.len() && grown.len().is_multiple_of(8192),
-        "{}",
-        grown.len()
-    );
-    assert_ne!(grown.ino(), first.ino(), "a new file");
-    assert_eq!(grown.mode() & 0o7777, 0o600);
-    assert_eq!(grown.uid(), 0);
-    // Nothing lost in the move.
-    let file = admin.store.read_mailbox(&mb).unwrap().unwrap();
-    assert_eq!(file.record, record);
-    assert_eq!(file.state.logins.len(), logins_before + n);
-    // In place again in the larger file; a code logs in once.
-    let t = fresh_step(5);
-    let typed = format!("{PW}{}", oathtool(&secret, t));
-    assert!(env.login("mail", ALICE, &typed).ok());
-    assert_eq!(env.login("mail", ALICE, &typed).auth, PAM_AUTH_ERR);
-    assert!(env.login("mail", ALICE, &app).ok());
-    assert_eq!((meta().len(), meta().ino()), (grown.len(), grown.ino()));
-    let st = admin.store.read_mailbox(&mb).unwrap().unwrap().state;
-    assert_eq!(st.last_step, Some(t / 30));
-    assert_eq!(st.logins.len(), logins_before + n + 3);
-    assert_eq!(st.failures, 0);
-    // The record grows too (app passwords added by mfa-ctl) until the file
-    // is replaced again; every app password works.
-    let mut added = vec![app];
-    while meta().len() == grown.len() {
-        let (_, a) = admin
-            .app_password_add(&mb, &format!("device {}", added.len()), &[], &[], None, now())
-            .unwrap();
-        added.push(a.to_string());
-        assert!(added.len() <= 60, "60 app passwords did not outgrow the file");
+
+    /// A mailbox file that cannot be read as what pam_mfa wrote refuses the
+    /// login with PAM_AUTHINFO_UNAVAIL (never "no MFA"), with a log line naming
+    /// the file and what is wrong, and never quoting the content (it holds the
+    /// secret). The store is left as it was for the admin to inspect.
+    #[test]
+    fn damaged_mailbox_file_fails_closed() {
+        let (env, secret) = Env::files("").with_alice();
+        let path = env.mailbox_file(ALICE);
+        let good = std::fs::read(&path).unwrap();
+        let (json, seq) = env.mailbox_json(ALICE);
+        assert!(
+            json.contains(&secret),
+            "the file holds the secret: the cases below would leak it"
+        );
+        // Enrolment wrote the file more than once, so both copies hold it.
+        let torn = pam_mfa_tests::tear_both_copies(&good);
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "hand-written TOML, no magic",
+                format!("last_step = \"oops\"\n[totp]\nsecret = \"{secret}\"\n").into_bytes(),
+                "does not start with",
+            ),
+            (
+                "the bare JSON, no magic",
+                json.clone().into_bytes(),
+                "does not start with",
+            ),
+            ("both copies torn", torn, "neither copy in it is intact"),
+            ("truncated", good[..good.len() / 2 + 300].to_vec(), "truncated"),
+            (
+                "intact copies, JSON of the wrong type",
+                pam_mfa::store::slots::encode_file(seq + 1, &format!("{{\"state\":{{\"last_step\":\"{secret}\"}}}}"))
+                    .to_vec(),
+                "wrong type",
+            ),
+            (
+                "intact copies, not JSON",
+                pam_mfa::store::slots::encode_file(seq + 1, &json.replace("\"record\":", "\"record\"=")).to_vec(),
+                "not valid JSON",
+            ),
+        ];
+        for (what, bytes, why) in &cases {
+            env.write_mailbox_bytes(ALICE, bytes);
+            let before = env.snapshot();
+            let t = fresh_step(3);
+            let r = env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t)));
+            assert_eq!((r.auth, r.acct), (PAM_AUTHINFO_UNAVAIL, None), "{what}");
+            assert_eq!(env.snapshot(), before, "{what}: the store changed");
+            let logs = env.logs().join("\n");
+            assert!(
+                logs.contains(&format!("{} is damaged", path.display())) && logs.contains(why),
+                "{what}: {logs}"
+            );
+            assert!(
+                !logs.contains(&secret) && !logs.contains(&secret.to_lowercase()),
+                "{what}: the secret is in the logs: {logs}"
+            );
+        }
+        // The good file back: the login works again.
+        env.write_mailbox_bytes(ALICE, &good);
+        let t = fresh_step(3);
+        assert!(env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t))).ok());
     }
-    assert!(
-        meta().len() > grown.len() && meta().len().is_multiple_of(8192),
-        "{}",
-        meta().len()
-    );
-    for a in &added {
-        assert!(env.login("mail", ALICE, a).ok());
+
+    #[test]
+    fn bad_config_fails_closed() {
+        let env = Env::files("");
+        env.set_password("bob@example.org", "bobpw");
+        std::fs::write(&env.config, format!("store = \"{}\"\nsotre = 1\n", env.store.display())).unwrap();
+        assert_ne!(env.login("mail", "bob@example.org", "bobpw").auth, PAM_SUCCESS);
+        let logs = env.logs().join("\n");
+        assert!(logs.contains("line 2") && logs.contains("sotre"), "{logs}");
     }
-    assert_eq!(admin.app_password_list(&mb).unwrap().len(), added.len());
-    let leftovers: Vec<_> = env
-        .snapshot()
-        .into_iter()
-        .map(|(p, _)| p)
-        .filter(|p| !p.to_string_lossy().ends_with(".mfa") && !p.ends_with(pam_mfa::store::MARKER))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    /// A mailbox whose content outgrows its file (two 4 KiB copies at first)
+    /// keeps working: the file is replaced by a larger one (a larger multiple of
+    /// 8 KiB, mode 0600) holding everything the old one held, later writes go in
+    /// place in it again, and codes, replays and app passwords work as before.
+    #[test]
+    fn mailbox_outgrowing_its_file_keeps_working() {
+        use std::os::unix::fs::MetadataExt;
+        let env = Env::files("[state]\nkeep_logins = 100\n");
+        env.write_service(
+            "mail",
+            &env.stack("pam_pwdfile.so pwdfile=PWDFILE use_first_pass nodelay", ""),
+        );
+        env.set_password(ALICE, PW);
+        let secret = env.enroll(ALICE);
+        let admin = env.admin();
+        let mb = admin.mailbox(ALICE).unwrap();
+        let (_, app) = admin.app_password_add(&mb, "phone", &[], &[], None, now()).unwrap();
+        let app = app.to_string();
+        let path = env.mailbox_file(ALICE);
+        let meta = || std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(meta().len(), 8192);
+        let record = admin.store.read_record(&mb).unwrap().unwrap();
+        let logins_before = admin.store.read_mailbox(&mb).unwrap().unwrap().state.logins.len();
+        // Logins (each adds one to the state's history) until the file is replaced.
+        let first = meta();
+        let mut n = 0;
+        while meta().len() == first.len() {
+            assert_eq!(meta().ino(), first.ino(), "written in place while it fits");
+            let r = env.login("mail", ALICE, &app);
+            assert!(r.ok(), "login {n}: {r:?} {:?}", env.logs());
+            n += 1;
+            assert!(n <= 80, "80 logins did not outgrow 4 KiB");
+        }
+        let grown = meta();
+        assert!(
+            grown.len() > first.len() && grown.len().is_multiple_of(8192),
+            "{}",
+            grown.len()
+        );
+        assert_ne!(grown.ino(), first.ino(), "a new file");
+        assert_eq!(grown.mode() & 0o7777, 0o600);
+        assert_eq!(grown.uid(), 0);
+        // Nothing lost in the move.
+        let file = admin.store.read_mailbox(&mb).unwrap().unwrap();
+        assert_eq!(file.record, record);
+        assert_eq!(file.state.logins.len(), logins_before + n);
+        // In place again in the larger file; a code logs in once.
+        let t = fresh_step(5);
+        let typed = format!("{PW}{}", oathtool(&secret, t));
+        assert!(env.login("mail", ALICE, &typed).ok());
+        assert_eq!(env.login("mail", ALICE, &typed).auth, PAM_AUTH_ERR);
+        assert!(env.login("mail", ALICE, &app).ok());
+        assert_eq!((meta().len(), meta().ino()), (grown.len(), grown.ino()));
+        let st = admin.store.read_mailbox(&mb).unwrap().unwrap().state;
+        assert_eq!(st.last_step, Some(t / 30));
+        assert_eq!(st.logins.len(), logins_before + n + 3);
+        assert_eq!(st.failures, 0);
+        // The record grows too (app passwords added by mfa-ctl) until the file
+        // is replaced again; every app password works.
+        let mut added = vec![app];
+        while meta().len() == grown.len() {
+            let (_, a) = admin
+                .app_password_add(&mb, &format!("device {}", added.len()), &[], &[], None, now())
+                .unwrap();
+            added.push(a.to_string());
+            assert!(added.len() <= 60, "60 app passwords did not outgrow the file");
+        }
+        assert!(
+            meta().len() > grown.len() && meta().len().is_multiple_of(8192),
+            "{}",
+            meta().len()
+        );
+        for a in &added {
+            assert!(env.login("mail", ALICE, a).ok());
+        }
+        assert_eq!(admin.app_password_list(&mb).unwrap().len(), added.len());
+        let leftovers: Vec<_> = env
+            .snapshot()
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| !p.to_string_lossy().ends_with(".mfa") && !p.ends_with(pam_mfa::store::MARKER))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
 }

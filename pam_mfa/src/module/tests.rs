@@ -246,7 +246,7 @@ fn mailbox_removed_between_split_and_verify() {
 fn mailbox_replaced_between_split_and_verify() {
     let w = World::new();
     let mb = w.mailbox(ALICE);
-    let path = w.admin.store.mailbox_path(&mb);
+    let path = w.admin.store.files().unwrap().mailbox_path(&mb);
     let (code, step) = w.next_code_and_step();
     let mut h = FakeHandle::new(ALICE, Some(&format!("{PW}{code}")));
     assert_eq!(w.call(&mut h, "split"), Code::PAM_SUCCESS);

@@ -36,6 +36,10 @@ pub trait Backend: Sync {
     /// A consistent copy of the mailbox (never half a write); `None` if the
     /// store does not know it.
     fn read_mailbox(&self, mb: &Mailbox) -> Result<Option<MailboxFile>, StoreError>;
+    /// The mailbox's record; `None` if it has none (MFA never set up).
+    fn read_record(&self, mb: &Mailbox) -> Result<Option<MailboxRecord>, StoreError> {
+        Ok(self.read_mailbox(mb)?.map(|f| f.record).filter(|r| !r.is_empty()))
+    }
     /// The mailbox, locked for a read-modify-write.
     fn lock(&self, mb: &Mailbox, on_missing: OnMissing) -> Result<Option<Self::Lock<'_>>, StoreError>;
     /// One page of a domain's mailboxes, sorted, after `after`.
@@ -68,6 +72,11 @@ pub trait MailboxLock {
     /// Record and state as one atomic, durable change. Both empty: the
     /// mailbox is forgotten.
     fn write(&mut self, record: &MailboxRecord, state: &MailboxState) -> Result<(), StoreError>;
+    /// The record alone (mfa-ctl); the state stays as it is.
+    fn write_record(&mut self, record: &MailboxRecord) -> Result<(), StoreError> {
+        let state = self.state().clone();
+        self.write(record, &state)
+    }
     /// The state alone (a login), as durable as `durability` says.
     fn write_state(&mut self, state: &MailboxState, durability: Durability) -> Result<(), StoreError>;
     /// Forgets the mailbox.
@@ -112,7 +121,10 @@ impl Backend for Store {
         Store::mailbox_domains(self)
     }
     fn open_login(&self, mb: &Mailbox, cfg: &Config) -> Result<(DomainPolicy, Option<Opened>), StoreError> {
-        Ok((Store::policy_for(self, mb.domain(), cfg)?, Store::open_mailbox(self, mb)?))
+        Ok((
+            Store::policy_for(self, mb.domain(), cfg)?,
+            Store::open_mailbox(self, mb)?,
+        ))
     }
     fn relock(&self, opened: &Opened) -> Result<Option<Locked<'_>>, StoreError> {
         Store::relock(self, opened)

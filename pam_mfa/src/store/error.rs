@@ -13,7 +13,7 @@ pub enum StoreError {
     NotAStore { path: PathBuf, why: &'static str },
     /// The mailbox was set up, switched off or removed (by mfa-ctl) between
     /// the two looks one login takes at it (`split`, `verify`).
-    ChangedDuringLogin { path: PathBuf },
+    ChangedDuringLogin { mailbox: String },
     /// An optimistic write (see `Backend::relock`) found the mailbox changed
     /// since it was read, and wrote nothing. Not an admin's problem: the
     /// caller locks afresh and decides again.
@@ -27,6 +27,45 @@ pub enum StoreError {
         op: &'static str,
         err: std::io::Error,
     },
+    /// The database could not be reached (every server tried), or did not
+    /// answer within the configured time.
+    Unreachable { server: String, why: String },
+    /// The database refused or failed what was asked (`what`), for a reason
+    /// that is not the database being away; `fix` says what to do.
+    Database {
+        what: String,
+        why: String,
+        fix: &'static str,
+    },
+    /// The database has no pam_mfa schema (`found` is `None`), or one of a
+    /// version this build does not know.
+    SchemaVersion {
+        server: String,
+        found: Option<i64>,
+        known: i64,
+    },
+    /// The server only accepts reads (a standby, or a read-only database).
+    ReadOnly { server: String },
+    /// The key that seals secrets in the database cannot be used; `why`
+    /// says why and what to do (it never holds key material).
+    Key { why: String },
+}
+
+impl StoreError {
+    /// The store as a whole is out of service (database out of reach, timed
+    /// out, read-only, at a schema this build does not know, key unusable),
+    /// as opposed to one mailbox or one request having a problem: every
+    /// login fails the same way until an admin acts, so the module logs it
+    /// at most once a minute.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unreachable { .. }
+                | StoreError::SchemaVersion { .. }
+                | StoreError::ReadOnly { .. }
+                | StoreError::Key { .. }
+        )
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -42,10 +81,9 @@ impl fmt::Display for StoreError {
                 "{} {why}; if a disk or share belongs there, mount it (an empty store in its place would let every enrolled mailbox in with the password alone); to start a new, empty store there, run: mfa-ctl store init --adopt",
                 path.display()
             ),
-            StoreError::ChangedDuringLogin { path } => write!(
+            StoreError::ChangedDuringLogin { mailbox } => write!(
                 f,
-                "{} was changed during the login (by mfa-ctl: set up, switched off or removed); the next login reads it afresh",
-                path.display()
+                "mailbox {mailbox} was changed during the login (by mfa-ctl: set up, switched off or removed); the next login reads it afresh"
             ),
             StoreError::Conflict { mailbox } => write!(
                 f,
@@ -58,6 +96,43 @@ impl fmt::Display for StoreError {
                 path.display()
             ),
             StoreError::Io { path, op, err } => write!(f, "cannot {op} {}: {err}", path.display()),
+            StoreError::Unreachable { server, why } => write!(
+                f,
+                "cannot use the database {server}: {why}; check that PostgreSQL runs there and that this server may \
+                 connect (postgres.url, the password file, pg_hba.conf, firewalls): logins are refused until it answers"
+            ),
+            StoreError::Database { what, why, fix } => write!(f, "the database failed {what}: {why}; {fix}"),
+            StoreError::SchemaVersion {
+                server, found: None, ..
+            } => write!(
+                f,
+                "the database {server} has no pam_mfa tables (or this role may not see them); on a new install run, \
+                 as the database owner: mfa-ctl store init (and grant the roles: packaging/postgres/roles.sql)"
+            ),
+            StoreError::SchemaVersion {
+                server,
+                found: Some(v),
+                known,
+            } if v > known => write!(
+                f,
+                "the database {server} has pam_mfa schema version {v}, newer than this build knows ({known}); \
+                 upgrade pam_mfa on this server to the version the other servers run"
+            ),
+            StoreError::SchemaVersion {
+                server,
+                found: Some(v),
+                known,
+            } => write!(
+                f,
+                "the database {server} has pam_mfa schema version {v}, older than this build needs ({known}); \
+                 upgrade it: mfa-ctl store init (as the database owner)"
+            ),
+            StoreError::ReadOnly { server } => write!(
+                f,
+                "the database {server} only accepts reads (a standby, or default_transaction_read_only); point \
+                 postgres.url at the primary: list every server with target_session_attrs=read-write"
+            ),
+            StoreError::Key { why } => f.write_str(why),
         }
     }
 }

@@ -17,11 +17,11 @@
 //! ([`Store::lock`]), so parallel auth workers and `mfa-ctl` never lose each
 //! other's updates.
 
+pub mod any;
 pub mod backend;
-#[cfg(test)]
-pub(crate) mod contract;
 mod error;
 pub mod fsio;
+pub mod pg;
 pub mod records;
 pub mod slots;
 
