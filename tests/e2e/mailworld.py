@@ -12,6 +12,16 @@ service names substituted:
   /etc/pam.d. To leave the host's /etc/pam.d/imap alone they are written as
   /etc/pam.d/<prefix>imap etc. (passdb `args = <prefix>%s`) and removed by
   stop(). The PAM service a login arrives with is therefore "<prefix>imap".
+
+Options for several "mail servers" on one PostgreSQL database (issue 13):
+`postgres=` a dict of pam_mfa's [postgres] keys (url, password_file,
+admin_url, ...) makes the world use that database (backend = "postgres")
+instead of a store folder of its own, the key file being this world's
+(TMP/pam_mfa.key unless the dict names one); `key_from=` copies an existing
+key file there before `mfa-ctl store init`, as an admin copies it to every
+server; `postfix=False` runs Dovecot alone; `lockout=` replaces the body of
+the [lockout] table. PgCluster runs a private cluster for them, through the
+tests crate's `pg-cluster` program.
 """
 
 import json
@@ -43,7 +53,8 @@ REQUIRED_FILES = {
 }
 
 
-# Worlds started and not yet stopped, for a last-moment stop on SIGTERM.
+# Worlds (and PgClusters) started and not yet stopped, for a last-moment
+# stop on SIGTERM: each has cleanup().
 LIVE = set()
 
 
@@ -107,6 +118,13 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kw)
 
 
+def toml_value(v):
+    """A TOML string (or integer) for the config file."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return json.dumps(str(v))  # a JSON string of this text is a TOML basic string
+
+
 def run_daemon(cmd, out, **kw):
     """Runs a command that forks a daemon: the daemon inherits stdout and
     stderr, so they go to a file (a pipe would never reach EOF)."""
@@ -128,6 +146,10 @@ class MailWorld:
         root=None,
         prefix=None,
         issuer="pam_mfa test",
+        postgres=None,
+        key_from=None,
+        postfix=True,
+        lockout=None,
     ):
         check_dependencies()
         # PAM loads a module given by a relative path from its own folder.
@@ -148,14 +170,21 @@ class MailWorld:
         self.keep = keep
         self.id = f"{os.getpid()}"
         self.prefix = prefix or f"mfa{tag}{self.id}-"
+        self.postfix = postfix
+        names = ("imap", "pop3", "submission") if postfix else ("imap", "pop3")
         ports = set()
-        while len(ports) < 3:
+        while len(ports) < len(names):
             ports.add(free_port())
-        self.ports = dict(zip(("imap", "pop3", "submission"), sorted(ports)))
+        self.ports = dict(zip(names, sorted(ports)))
         self.passdb_args = passdb_args
         self.dovecot_extra = dovecot_extra
         self.issuer = issuer
         self.config_extra = config_extra
+        self.lockout = lockout
+        self.postgres = None
+        if postgres is not None:
+            self.postgres = {"key_file": str(self.dir / "pam_mfa.key"), **postgres}
+        self.key_from = Path(key_from) if key_from else None
         self.config = self.dir / "pam_mfa.toml"
         self.store = self.dir / "store"
         self.passwd = self.dir / "passwd"
@@ -177,14 +206,26 @@ class MailWorld:
         path.write_text(text)
         os.chmod(path, mode)
 
+    @property
+    def key_file(self):
+        """The key file of a world on PostgreSQL (made by `store init`, or
+        copied from `key_from`)."""
+        return Path(self.postgres["key_file"]) if self.postgres else None
+
     def write_config(self):
-        self._write(
-            self.config,
-            f'store = "{self.store}"\nissuer = "{self.issuer}"\n'
-            '[lockout]\nafter = 3\nbackoff = "1h"\nmax_backoff = "1h"\nblock_after = 3\n' + self.config_extra,
-            0o600,
-        )
+        if self.postgres is None:
+            head = f'store = "{self.store}"\nissuer = "{self.issuer}"\n'
+        else:
+            # Top-level keys before the first table.
+            head = f'issuer = "{self.issuer}"\nbackend = "postgres"\n[postgres]\n' + "".join(
+                f"{k} = {toml_value(v)}\n" for k, v in self.postgres.items()
+            )
+        lockout = self.lockout or 'after = 3\nbackoff = "1h"\nmax_backoff = "1h"\nblock_after = 3\n'
+        self._write(self.config, head + "[lockout]\n" + lockout + self.config_extra, 0o600)
         self._write(self.passwd, "", 0o600)
+        if self.key_from is not None:
+            shutil.copyfile(self.key_from, self.key_file)
+            os.chmod(self.key_file, 0o600)
 
     def add_user(self, mailbox, password):
         with open(self.passwd, "a") as f:
@@ -197,7 +238,7 @@ class MailWorld:
         return text
 
     def write_pam(self):
-        for protocol in ("imap", "pop3", "smtp"):
+        for protocol in ("imap", "pop3", "smtp") if self.postfix else ("imap", "pop3"):
             path = PAM_DIR / self.service(protocol)
             path.write_text(self.pam_service_text(protocol))
             self.pam_files.append(path)
@@ -214,6 +255,9 @@ class MailWorld:
     def write_dovecot(self):
         d = self.dir
         self._write(d / "90-pam-mfa.conf", self.dovecot_snippet())
+        if not self.postfix:
+            # The snippet's listeners for Postfix (SASL, LMTP) still go there.
+            (self.spool / "private").mkdir(parents=True, exist_ok=True)
         (d / "mail").mkdir()
         shutil.chown(d / "mail", "nobody", "nogroup")
         self._write(
@@ -342,14 +386,16 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             self.write_config()
             # As the package's postinst does: the store exists before any login.
             self.mfa_ctl("store", "init")
-            self.write_postfix()
+            if self.postfix:
+                self.write_postfix()
             self.write_pam()
             self.write_dovecot()
-            env = dict(os.environ, MAIL_CONFIG=str(self.pfconf))
-            rc, out = run_daemon(["postfix", "-c", str(self.pfconf), "start"], self.dir / "postfix.out", env=env)
-            if rc != 0:
-                raise RuntimeError(f"postfix start failed: {out}\n{self.log('postfix')}")
-            self.started.append("postfix")
+            if self.postfix:
+                env = dict(os.environ, MAIL_CONFIG=str(self.pfconf))
+                rc, out = run_daemon(["postfix", "-c", str(self.pfconf), "start"], self.dir / "postfix.out", env=env)
+                if rc != 0:
+                    raise RuntimeError(f"postfix start failed: {out}\n{self.log('postfix')}")
+                self.started.append("postfix")
             LIVE.add(self)
             rc, out = run_daemon(["dovecot", "-c", str(self.dovecot_conf)], self.dir / "dovecot.out")
             if rc != 0:
@@ -375,6 +421,13 @@ echo "stopped Dovecot and Postfix of {self.dir}"
 """,
             0o755,
         )
+
+    def dovecot_pid(self):
+        """The Dovecot master's pid (None if it does not run)."""
+        try:
+            return int((self.dir / "run" / "master.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def wait_port(self, name, port):
         for _ in range(100):
@@ -451,3 +504,117 @@ echo "stopped Dovecot and Postfix of {self.dir}"
         local, domain = mailbox.split("@")
         new = self.dir / "mail" / domain / local / "Maildir" / "new"
         return sorted(new.iterdir()) if new.exists() else []
+
+
+def check_postgres():
+    """Debian's PostgreSQL server programs, or a MissingDependency."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found and not os.environ.get("PAM_MFA_PG_BIN"):
+        raise MissingDependency(
+            "the shared-database end-to-end tests need the PostgreSQL server (Debian package postgresql). "
+            "Install it with: bash tests/deps.sh"
+        )
+
+
+def build_pg_cluster(target_debug):
+    """Builds the tests crate's pg-cluster next to the module (`target_debug`
+    is E2E_TARGET, a cargo profile folder); returns its path. E2E_PG_CLUSTER
+    names a built one instead."""
+    if os.environ.get("E2E_PG_CLUSTER"):
+        return Path(os.environ["E2E_PG_CLUSTER"])
+    target_dir = Path(target_debug).resolve().parent
+    r = run(
+        ["cargo", "build", "--quiet", "-p", "pam_mfa_tests", "--bin", "pg-cluster", "--target-dir", str(target_dir)],
+        cwd=WORKSPACE,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"building pg-cluster failed:\n{r.stdout}{r.stderr}")
+    return target_dir / "debug" / "pg-cluster"
+
+
+class PgCluster:
+    """A private PostgreSQL cluster (initdb in a temp folder, its own port on
+    127.0.0.1 and socket folder, the roles pam_mfa_login and pam_mfa_admin,
+    one database), run by tests/src/bin/pg-cluster.rs; never the machine's
+    own cluster. `info` is pg-cluster's JSON (port, socket_dir, database,
+    ca_cert, and for "login" and "admin": url, tcp_url, tls_url,
+    password_file). The cluster ends with cleanup(), with run.py's SIGTERM
+    stop (LIVE), or, if this process dies outright, by itself: pg-cluster
+    watches this process."""
+
+    def __init__(self, binary):
+        check_postgres()
+        self.binary = Path(binary)
+        self.dir = Path(tempfile.mkdtemp(prefix="pam_mfa-pgctl-"))
+        self.info = None
+
+    def _run(self, *args, timeout=240):
+        return run([str(self.binary), *args, str(self.dir)], timeout=timeout)
+
+    def start(self):
+        LIVE.add(self)
+        try:
+            r = run([str(self.binary), "start", str(self.dir), "--owner", str(os.getpid())], timeout=240)
+            if r.returncode != 0:
+                raise RuntimeError(f"pg-cluster start failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+            self.info = json.loads(r.stdout)
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def down(self):
+        """Stops the server (fast shutdown); data, port and socket kept."""
+        r = self._run("down")
+        if r.returncode != 0:
+            raise RuntimeError(f"pg-cluster down failed: {r.stderr}\n{self.log()}")
+
+    def up(self):
+        """Starts the stopped server again."""
+        r = self._run("up")
+        if r.returncode != 0:
+            raise RuntimeError(f"pg-cluster up failed: {r.stderr}\n{self.log()}")
+
+    def psql(self, sql_file, role="admin"):
+        """Runs `sql_file` with psql in the database as `role` ("admin":
+        pam_mfa_admin, "login"), over the socket with the role's password,
+        as an admin does; psql's output, or a RuntimeError."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["PGPASSWORD"] = Path(self.info[role]["password_file"]).read_text().splitlines()[0]
+        env["PGCONNECT_TIMEOUT"] = "10"
+        psql = Path(self.info["bin_dir"], "psql") if self.info.get("bin_dir") else "psql"
+        r = run(
+            [str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.info[role]["url"], "-f", str(sql_file)],
+            env=env,
+            timeout=60,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"psql -f {sql_file} as {self.info[role]['role']} failed:\n{r.stdout}{r.stderr}")
+        return r.stdout
+
+    def postgres_config(self, role_for_logins="login", via="socket"):
+        """The [postgres] keys for pam_mfa: logins as pam_mfa_login, mfa-ctl
+        as pam_mfa_admin, over the socket or "tls" (verify-full, test CA)."""
+        key = {"socket": "url", "tls": "tls_url", "tcp": "tcp_url"}[via]
+        return {
+            "url": self.info[role_for_logins][key],
+            "password_file": self.info[role_for_logins]["password_file"],
+            "admin_url": self.info["admin"][key],
+            "admin_password_file": self.info["admin"]["password_file"],
+        }
+
+    def cleanup(self):
+        """Stops the cluster and removes it; safe to call twice."""
+        if self.dir.exists():
+            r = self._run("stop", timeout=120)
+            if r.returncode != 0:
+                print(f"pg-cluster stop: {r.stderr}")
+            shutil.rmtree(self.dir, ignore_errors=True)
+        LIVE.discard(self)
+
+    def log(self):
+        p = Path(self.info["log_file"]) if self.info else None
+        try:
+            return f"--- {p} (last lines)\n" + "\n".join(p.read_text(errors="replace").splitlines()[-30:]) + "\n"
+        except (OSError, TypeError, AttributeError):
+            return f"--- PostgreSQL log {p}: none\n"
