@@ -22,6 +22,7 @@ fn shipped_config_mentions_every_key() {
     let text = shipped();
     // The optional keys are shown commented out (TOML has no "unset").
     for key in [
+        "backend = ",
         "store = ",
         "issuer = ",
         "#default_domain = ",
@@ -39,6 +40,14 @@ fn shipped_config_mentions_every_key() {
         "[state]",
         "keep_logins = ",
         "durable = ",
+        "#[postgres]",
+        "#url = ",
+        "#password_file = ",
+        "#admin_url = ",
+        "#admin_password_file = ",
+        "#key_file = ",
+        "#connect_timeout = ",
+        "#statement_timeout = ",
     ] {
         assert!(
             text.lines().any(|l| l.starts_with(key)),
@@ -56,4 +65,23 @@ fn commented_examples_parse_when_uncommented() {
     let c = Config::parse(&text).unwrap_or_else(|(line, msg)| panic!("line {line:?}: {msg}"));
     assert_eq!(c.default_domain.as_deref(), Some("example.org"));
     assert_eq!(c.store_owner.as_deref(), Some("dovecot"));
+    // The database section, uncommented as a whole with backend switched.
+    let text = shipped()
+        .replace("backend = \"files\"", "backend = \"postgres\"")
+        .lines()
+        .map(|l| {
+            let bare = l.trim_start_matches('#');
+            if l.starts_with("#[postgres]") || (l.starts_with('#') && bare.contains(" = ") && !l.starts_with("# ")) {
+                bare.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = Config::parse(&text).unwrap_or_else(|(line, msg)| panic!("line {line:?}: {msg}"));
+    let pg = c.postgres.unwrap();
+    assert_eq!(c.backend, pam_mfa::config::BackendKind::Postgres);
+    assert!(pg.url.contains("pam_mfa_login@") && pg.admin_url.unwrap().contains("pam_mfa_admin@"));
+    assert_eq!((pg.connect_timeout, pg.statement_timeout), (2, 2));
 }
