@@ -332,7 +332,7 @@ fn build(pairs: Pairs) -> Result<ConnInfo, String> {
 
     let user = user.filter(|u| !u.is_empty()).ok_or(
         "the URL names no database user: write postgresql://USER@host/dbname (or user=USER); logins use the role \
-         pam_mfa_login, mfa-ctl pam_mfa_admin (see packaging/postgres/roles.sql)",
+         pam_mfa_login, mfa-ctl pam_mfa_admin (see /usr/share/doc/pam-mfa/examples/postgres/roles.sql)",
     )?;
     let dbname = dbname.filter(|d| !d.is_empty()).unwrap_or_else(|| user.clone());
 

@@ -6,7 +6,7 @@ driven through tests/src/bin/pg-cluster.rs; never the machine's own
 cluster). Server A reaches the database over its Unix socket, server B over
 TCP with TLS (verify-full against the test CA), as a second machine would.
 Set up as the docs say: A's `mfa-ctl store init` makes the tables and the
-key file, packaging/postgres/roles.sql (run as pam_mfa_admin) gives the
+key file, packaging/examples/postgres/roles.sql (run as pam_mfa_admin) gives the
 login role its rights, and the key file is copied to B as an admin would.
 Logins connect as pam_mfa_login, mfa-ctl as pam_mfa_admin (admin_url).
 

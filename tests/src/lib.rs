@@ -193,7 +193,7 @@ impl Env {
             .init(pam_mfa::store::ExistingFolder::Refuse)
             .unwrap();
         if let Some(db) = &db {
-            let roles = std::fs::read_to_string(workspace().join("packaging/postgres/roles.sql")).unwrap();
+            let roles = std::fs::read_to_string(workspace().join("packaging/examples/postgres/roles.sql")).unwrap();
             db.psql_super(&roles);
         }
         let log_socket = dir.path().join("log.sock");

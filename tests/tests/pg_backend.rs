@@ -441,7 +441,7 @@ fn password_file_must_be_private() {
     assert!(!e.to_string().contains(db.cluster().password(Role::Admin)));
 }
 
-/// With packaging/postgres/roles.sql applied, the login role does what a
+/// With packaging/examples/postgres/roles.sql applied, the login role does what a
 /// login does (read, write the state, optimistically or under a row lock)
 /// and cannot add a mailbox, change a secret or a policy.
 #[test]
@@ -449,7 +449,7 @@ fn login_role_has_what_logins_need() {
     let db = PgCluster::shared().create_database("roles");
     let store = admin(&db);
     put(&store, "alice@example.org", &enrolled(), &state(1));
-    db.psql_super(include_str!("../../packaging/postgres/roles.sql"));
+    db.psql_super(include_str!("../../packaging/examples/postgres/roles.sql"));
     let login = open(&db, Role::Login, &db.socket_url(Role::Login), "");
     let alice = mb("alice@example.org");
 

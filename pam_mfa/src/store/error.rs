@@ -107,7 +107,7 @@ impl fmt::Display for StoreError {
             } => write!(
                 f,
                 "the database {server} has no pam_mfa tables (or this role may not see them); on a new install run, \
-                 as the database owner: mfa-ctl store init (and grant the roles: packaging/postgres/roles.sql)"
+                 as the database owner: mfa-ctl store init (and grant the roles: /usr/share/doc/pam-mfa/examples/postgres/roles.sql)"
             ),
             StoreError::SchemaVersion {
                 server,

@@ -70,7 +70,7 @@ const SEAL_FIX: &str = "if every enrolled mailbox fails so, this server's key fi
 /// What to do about a row whose JSON does not parse.
 const DAMAGED_FIX: &str = "the row was changed outside pam_mfa: restore it from a backup, or remove it and set it up \
      again with mfa-ctl";
-const GRANT_FIX: &str = "give the role its rights: packaging/postgres/roles.sql (logins use pam_mfa_login, mfa-ctl \
+const GRANT_FIX: &str = "give the role its rights: /usr/share/doc/pam-mfa/examples/postgres/roles.sql (logins use pam_mfa_login, mfa-ctl \
      pam_mfa_admin)";
 
 /// Whether a failed call may be tried once more on a fresh connection.
@@ -486,7 +486,7 @@ impl PgStore {
                 what,
                 why,
                 fix: "run mfa-ctl store init as the database's owner (pam_mfa_admin, postgres.admin_url), see \
-                      packaging/postgres/roles.sql",
+                      /usr/share/doc/pam-mfa/examples/postgres/roles.sql",
             },
             e => e,
         };
