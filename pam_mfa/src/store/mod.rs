@@ -1,6 +1,9 @@
-//! The file store: one folder per domain, one file per mailbox, found from
-//! the mailbox name alone (a login costs the same with ten mailboxes or ten
-//! million):
+//! Where policies, mailboxes and login state are kept. The contract every
+//! backend keeps is [`backend::Backend`]; [`any::AnyStore`] is the one the
+//! configuration names; [`pg`] is the database several mail servers share.
+//! This file is the file store of one server: one folder per domain, one
+//! file per mailbox, found from the mailbox name alone (a login costs the
+//! same with ten mailboxes or ten million):
 //!
 //! ```text
 //! STORE/pam_mfa-store                       the marker: "this folder is a pam_mfa store"
