@@ -97,7 +97,7 @@ def start_servers():
     A = make_world(tag="mxa", postgres={**CLUSTER.postgres_config(via="socket"), **TIMEOUTS}, **common)
     A.start()  # its `mfa-ctl store init` made the tables and the key file
     # As the docs say, after the first init: the login role's rights.
-    CLUSTER.psql(mailworld.WORKSPACE / "packaging" / "postgres" / "roles.sql", role="admin")
+    CLUSTER.psql(mailworld.WORKSPACE / "packaging" / "examples" / "postgres" / "roles.sql", role="admin")
     # One admin command for both servers: the policy lives in the database.
     A.mfa_ctl("domain", "set", DOMAIN, "required")
     B = make_world(
