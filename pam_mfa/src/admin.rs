@@ -628,7 +628,19 @@ impl Admin {
             }
             .into());
         }
-        let mut lock = self.locked(mb)?;
+        let mut lock = match self.locked(mb) {
+            Ok(l) => l,
+            // Nothing of a damaged mailbox can be kept or checked: forced,
+            // it is forgotten, so that it can enrol again.
+            Err(AdminError::Store(e)) if force && e.is_damaged_mailbox() => {
+                let forgotten = self.store.forget(mb)?;
+                self.audit(&format!(
+                    "disable: mailbox={mb} force=true forgotten={forgotten} reason=\"its stored data could not be read\""
+                ));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let mut record = lock.record().cloned().unwrap_or_default();
         let mut state = lock.state().clone();
         if !force {

@@ -158,6 +158,13 @@ impl Env {
         Env::on(BackendKind::Files, extra)
     }
 
+    /// An env on PostgreSQL whatever the run's backend (a database of its
+    /// own in [`pg::PgCluster::shared`]): for tests of what only the
+    /// database has (reconnects, sealed rows, copies between backends).
+    pub fn postgres(extra: &str) -> Env {
+        Env::on(BackendKind::Postgres, extra)
+    }
+
     fn on(backend: BackendKind, extra: &str) -> Env {
         let dir = tempfile::Builder::new().prefix("pam_mfa-test").tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();

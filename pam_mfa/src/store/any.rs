@@ -125,6 +125,9 @@ impl Backend for AnyStore {
             }),
         }
     }
+    fn forget(&self, mb: &Mailbox) -> Result<bool, StoreError> {
+        each!(self, s => Backend::forget(s, mb))
+    }
     fn init(&self, existing: ExistingFolder) -> Result<Vec<String>, StoreError> {
         each!(self, s => Backend::init(s, existing))
     }

@@ -55,6 +55,10 @@ pub trait Backend: Sync {
     /// since `open_login`; the caller takes a fresh [`Backend::lock`] and
     /// decides again.
     fn relock(&self, opened: &Self::Opened) -> Result<Option<Self::Lock<'_>>, StoreError>;
+    /// Removes whatever is stored for the mailbox without reading it (it may
+    /// be damaged); whether there was anything. Only for an admin's explicit
+    /// `mfa-ctl disable --force` of a mailbox that cannot be read.
+    fn forget(&self, mb: &Mailbox) -> Result<bool, StoreError>;
     /// Sets the store up (`mfa-ctl store init`); what it made, for the admin.
     fn init(&self, existing: ExistingFolder) -> Result<Vec<String>, StoreError>;
 }
@@ -128,6 +132,9 @@ impl Backend for Store {
     }
     fn relock(&self, opened: &Opened) -> Result<Option<Locked<'_>>, StoreError> {
         Store::relock(self, opened)
+    }
+    fn forget(&self, mb: &Mailbox) -> Result<bool, StoreError> {
+        Store::forget(self, mb)
     }
     fn init(&self, existing: ExistingFolder) -> Result<Vec<String>, StoreError> {
         Ok(Store::init(self, existing)?

@@ -44,6 +44,15 @@ pub enum StoreError {
         found: Option<i64>,
         known: i64,
     },
+    /// One mailbox's row cannot be read as what pam_mfa wrote (its sealed
+    /// secrets do not open with this key and name, or its JSON does not
+    /// parse): that mailbox refuses logins; the others are fine.
+    DamagedRow {
+        mailbox: String,
+        what: String,
+        why: String,
+        fix: &'static str,
+    },
     /// The server only accepts reads (a standby, or a read-only database).
     ReadOnly { server: String },
     /// The key that seals secrets in the database cannot be used; `why`
@@ -57,6 +66,13 @@ impl StoreError {
     /// as opposed to one mailbox or one request having a problem: every
     /// login fails the same way until an admin acts, so the module logs it
     /// at most once a minute.
+    /// What is stored for one mailbox cannot be read (a damaged file or
+    /// row), as opposed to the store as a whole: `mfa-ctl disable --force`
+    /// may then forget that mailbox so that it can enrol again.
+    pub fn is_damaged_mailbox(&self) -> bool {
+        matches!(self, StoreError::Damaged { .. } | StoreError::DamagedRow { .. })
+    }
+
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
@@ -102,6 +118,7 @@ impl fmt::Display for StoreError {
                  connect (postgres.url, the password file, pg_hba.conf, firewalls): logins are refused until it answers"
             ),
             StoreError::Database { what, why, fix } => write!(f, "the database failed {what}: {why}; {fix}"),
+            StoreError::DamagedRow { what, why, fix, .. } => write!(f, "{what}: {why}; {fix}"),
             StoreError::SchemaVersion {
                 server, found: None, ..
             } => write!(

@@ -393,6 +393,21 @@ impl Store {
         Ok(Some(Locked::new(self, path, file, content, pos)))
     }
 
+    /// Removes the mailbox's file under its lock without reading it (it may
+    /// be damaged); see [`backend::Backend::forget`].
+    pub fn forget(&self, mb: &Mailbox) -> Result<bool, StoreError> {
+        if !self.check_path_to(&[self.domain_dir(mb.domain())])? {
+            return Ok(false);
+        }
+        let path = self.mailbox_path(mb);
+        let Some((file, _)) = fsio::open_locked(&path, self.owners, fsio::LockMode::Exclusive)? else {
+            return Ok(false);
+        };
+        let removed = fsio::remove(&path);
+        let _ = file.unlock();
+        removed.map(|()| true)
+    }
+
     /// The mailbox's record; `None` if it has none (MFA never set up).
     pub fn read_record(&self, mb: &Mailbox) -> Result<Option<MailboxRecord>, StoreError> {
         Ok(self.read_mailbox(mb)?.map(|f| f.record).filter(|r| !r.is_empty()))

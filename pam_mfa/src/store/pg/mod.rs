@@ -66,10 +66,10 @@ const MAX_PASSWORD_FILE: usize = 4096;
 /// What to do about a sealed record that does not open.
 const SEAL_FIX: &str = "if every enrolled mailbox fails so, this server's key file is not the one the others use: copy \
      it from a server that works; if only this mailbox, its row was altered or copied from another mailbox: restore \
-     it from a backup, or remove the mailbox's MFA and enrol it again with mfa-ctl";
+     it from a backup, or forget what is stored for it (mfa-ctl disable MAILBOX --force) and enrol it again";
 /// What to do about a row whose JSON does not parse.
-const DAMAGED_FIX: &str = "the row was changed outside pam_mfa: restore it from a backup, or remove it and set it up \
-     again with mfa-ctl";
+const DAMAGED_FIX: &str = "the row was changed outside pam_mfa: restore it from a backup, or forget it (mfa-ctl \
+     disable MAILBOX --force) and set the mailbox up again";
 const GRANT_FIX: &str = "give the role its rights: /usr/share/doc/pam-mfa/examples/postgres/roles.sql (logins use pam_mfa_login, mfa-ctl \
      pam_mfa_admin)";
 
@@ -367,21 +367,24 @@ impl PgStore {
             Some(blob) => {
                 let what = || format!("reading mailbox {mb}'s secrets");
                 let json = self.key()?.open(mb.as_str(), blob).map_err(|e| match e.kind() {
-                    SealErrorKind::WrongKey | SealErrorKind::BadBlob => StoreError::Database {
+                    SealErrorKind::WrongKey | SealErrorKind::BadBlob => StoreError::DamagedRow {
+                        mailbox: mb.to_string(),
                         what: what(),
                         why: e.to_string(),
                         fix: SEAL_FIX,
                     },
                     _ => StoreError::Key { why: e.to_string() },
                 })?;
-                serde_json::from_slice(&json).map_err(|e| StoreError::Database {
+                serde_json::from_slice(&json).map_err(|e| StoreError::DamagedRow {
+                    mailbox: mb.to_string(),
                     what: what(),
                     why: json_error(&e),
                     fix: DAMAGED_FIX,
                 })?
             }
         };
-        let state = serde_json::from_str(state).map_err(|e| StoreError::Database {
+        let state = serde_json::from_str(state).map_err(|e| StoreError::DamagedRow {
+            mailbox: mb.to_string(),
             what: format!("reading mailbox {mb}'s login state"),
             why: json_error(&e),
             fix: DAMAGED_FIX,
@@ -911,6 +914,14 @@ impl Backend for PgStore {
         Ok(self
             .read_domain(domain)?
             .unwrap_or_else(|| DomainPolicy::default_for(cfg.default_policy)))
+    }
+
+    fn forget(&self, mb: &Mailbox) -> Result<bool, StoreError> {
+        let what = format!("forgetting mailbox {mb}");
+        let name = mb.as_str();
+        self.call(&what, Retry::Never, async |cl: &Client, _: &Stmts| {
+            cl.execute(sql::FORGET_MAILBOX, &[&name]).await.map(|n| n > 0)
+        })
     }
 
     fn write_domain(&self, domain: &str, policy: &DomainPolicy) -> Result<(), StoreError> {

@@ -124,6 +124,9 @@ pub const UPDATE_STATE: &str = "UPDATE pam_mfa_mailboxes SET state = $3, version
      WHERE mailbox = $1 AND version = $2 RETURNING version";
 pub const UPDATE_ALL: &str = "UPDATE pam_mfa_mailboxes SET record = $3, state = $4, version = version + 1 \
      WHERE mailbox = $1 AND version = $2 RETURNING version";
+/// `mfa-ctl disable --force` on a row that cannot be read: nothing of it
+/// is read, so it is removed unconditionally (an admin's decision).
+pub const FORGET_MAILBOX: &str = "DELETE FROM pam_mfa_mailboxes WHERE mailbox = $1";
 pub const DELETE_MAILBOX: &str = "DELETE FROM pam_mfa_mailboxes WHERE mailbox = $1 AND version = $2";
 /// Keyset pagination over the `(domain, local)` index: each page is an
 /// index range scan, however far into the domain it is.
