@@ -670,7 +670,7 @@ fn an_unreadable_row_is_forgotten_by_disable_force() {
     let (env, _, _, _) = row_copied_to_bob();
     assert_eq!(env.login("mail", BOB, PW).auth, PAM_AUTHINFO_UNAVAIL);
     let logs = env.logs().join("\n");
-    assert!(logs.contains(&format!("mfa-ctl disable MAILBOX --force")), "{logs}");
+    assert!(logs.contains("mfa-ctl disable MAILBOX --force"), "{logs}");
     // Without --force nothing is forgotten.
     assert_eq!(env.mfa_ctl(&["disable", BOB]).status.code(), Some(2));
     assert_eq!(env.login("mail", BOB, PW).auth, PAM_AUTHINFO_UNAVAIL);
