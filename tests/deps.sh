@@ -11,6 +11,8 @@ PACKAGES=(
   libpam-google-authenticator libpam-oath util-linux
   # mfa-ctl tests: QR decoding, driving the interactive enrolment in a terminal
   zbar-tools tmux python3
+  # bulk tests (tests/tests/bulk.rs): GNU time measures mfa-ctl's peak memory
+  time
   # package test (tests/suites/package.sh): build, lint, install, drive by bare name
   debhelper dpkg-dev fakeroot lintian pamtester man-db
   # postgres backend tests (tests/src/pg.rs): private clusters made with the

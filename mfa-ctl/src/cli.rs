@@ -15,7 +15,8 @@ use std::path::PathBuf;
                   domain policy, enrolment with a terminal QR code, disabling, recovery codes, app passwords \
                   for mail clients, recent logins and lock-outs. It works on the same store as the PAM module.",
     after_help = "Exit status: 0 done; 1 refused (wrong code, no such entry, policy forbids it); \
-                  2 usage, configuration or I/O error.\nWith --json every command prints one JSON object on stdout."
+                  2 usage, configuration or I/O error.\nWith --json every command prints one JSON object on stdout; \
+                  check the exit status before using it (a list stopped by an error leaves it unfinished)."
 )]
 pub struct Cli {
     /// pam_mfa configuration file (the one the PAM module uses); default
@@ -92,10 +93,23 @@ pub enum AdminCommand {
     Status(MailboxArg),
 
     /// MFA state of every mailbox in the store
+    ///
+    /// Printed as the store is read, sorted by domain and mailbox, so a
+    /// domain of a million mailboxes lists without being held in memory. On
+    /// a terminal, stderr shows how many mailboxes were read when the
+    /// listing takes a while (not with --json). With --json the output is
+    /// one JSON object, {"mailboxes":[...]}, written as it goes: if an error
+    /// stops the listing half way, stdout holds an unfinished document (no
+    /// error object is added to it), the error is on stderr and the exit
+    /// status is 2, so a script must check the exit status before using it.
     List {
         /// Only mailboxes of this domain
         #[arg(long, value_name = "DOMAIN")]
         domain: Option<String>,
+        /// Only mailboxes whose secret is shorter than 128 bits (carried
+        /// over from an old setup): ask their users to enrol again
+        #[arg(long)]
+        weak: bool,
     },
 
     /// New set of single-use recovery codes (replaces the old set; shown once)
@@ -120,6 +134,25 @@ pub enum AdminCommand {
     /// Set up the store (folder, marker, domains/, mailboxes/)
     #[command(subcommand)]
     Store(StoreCmd),
+
+    /// Move users in from google-authenticator or pam_oath without a new scan
+    ///
+    /// Reads the other module's secret files and enrols each user with the
+    /// same secret, so the entry the user's authenticator app already has
+    /// keeps working. Idempotent: importing the same file again changes
+    /// nothing ("unchanged"). A mailbox that has MFA with another secret is
+    /// left alone unless --replace. Each mailbox is written whole, one at a
+    /// time: an import stopped half way leaves every mailbox it imported
+    /// complete and the rest untouched, and running it again finishes it.
+    ///
+    /// Exit status: 0 when the import ran to its end, also if some entries
+    /// were skipped (each is listed with its reason: they are findings, not
+    /// errors of the command; with --json see "skipped" and
+    /// "skipped_entries"); 1 when the single file given cannot be imported
+    /// or the domain's policy is disabled; 2 usage, configuration or I/O
+    /// error (a file or folder that cannot be read, a store error).
+    #[command(subcommand)]
+    Import(ImportCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,6 +314,103 @@ pub enum AppPasswordCmd {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ImportCmd {
+    /// Import google-authenticator secret files (~/.google_authenticator)
+    ///
+    /// One user: MAILBOX FILE. Many: --dir DIR (one file per user, named
+    /// after the user, as with pam_google_authenticator's
+    /// secret=/var/lib/ga/${USER}) or --list FILE (lines "user path", the
+    /// path a secret file or a home folder holding .google_authenticator);
+    /// both with --domain for user names without @.
+    ///
+    /// Carried over: the secret, the step size (STEP_SIZE), the time steps
+    /// already used (DISALLOW_REUSE), and the emergency scratch codes, which
+    /// become recovery codes (8 digits: weaker than pam_mfa's own; replace
+    /// them with mfa-ctl recovery-codes MAILBOX). Noted, not carried over: a
+    /// WINDOW_SIZE wider than pam_mfa's [totp] window, RATE_LIMIT, a learnt
+    /// TIME_SKEW, reuse allowed. Refused: counter-based (HOTP) files, step
+    /// sizes under 10 s. Files that are not regular, are symbolic links,
+    /// are writable by group or others, or belong to someone other than
+    /// root, the user or the owner of their folder are not read.
+    #[command(name = "google-authenticator")]
+    GoogleAuthenticator(GaImportArgs),
+
+    /// Import the time-based tokens of a pam_oath users file
+    ///
+    /// Lines "HOTP/T30[/6|/7|/8] user password hexsecret ..." (and HOTP/T60):
+    /// each user's first time-based token is imported, with its digits and
+    /// step size. Skipped and listed with the reason: counter-based (HOTP,
+    /// HOTP/E) tokens, further tokens of a user, unknown token types. A
+    /// password in the file is never imported (pam_mfa leaves passwords to
+    /// your password module): such users are named. pam_oath's window is a
+    /// module argument, not in the file: pam_mfa's [totp] window applies.
+    Oath(OathImportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("from").required(true).args(["mailbox", "dir", "list"]))]
+pub struct GaImportArgs {
+    /// Mailbox to enrol (user@domain; a bare name gets the configured default_domain), with FILE
+    #[arg(value_name = "MAILBOX", requires = "file", conflicts_with = "domain")]
+    pub mailbox: Option<String>,
+    /// That user's secret file, e.g. /home/alice/.google_authenticator
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// A folder of secret files, each named after its user
+    #[arg(long, value_name = "DIR", requires = "domain")]
+    pub dir: Option<PathBuf>,
+    /// A file of "user path" lines (path: a secret file, or a home folder
+    /// holding .google_authenticator; relative to the list's folder)
+    #[arg(long, value_name = "FILE", requires = "domain")]
+    pub list: Option<PathBuf>,
+    /// Domain of the users: alice becomes alice@DOMAIN (names with @ are kept)
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    #[command(flatten)]
+    pub flags: ImportFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct OathImportArgs {
+    /// pam_oath's users file (its usersfile= argument, e.g. /etc/users.oath)
+    #[arg(value_name = "USERSFILE")]
+    pub usersfile: PathBuf,
+    /// Domain of the users: alice becomes alice@DOMAIN (names with @ are
+    /// kept; default: the configured default_domain)
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    #[command(flatten)]
+    pub flags: ImportFlags,
+}
+
+/// What every import takes.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ImportFlags {
+    /// Say what would be imported; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Overwrite mailboxes that have MFA with another secret (the entry
+    /// their users' apps have now stops working)
+    #[arg(long)]
+    pub replace: bool,
+    /// Also import secrets of 80 to 127 bits (google-authenticator before
+    /// 2016 made 80). They stay weak: mfa-ctl list --weak lists them, so
+    /// those users can be asked to enrol again. Under 80 bits: never
+    #[arg(long)]
+    pub allow_short_secrets: bool,
+}
+
+impl From<ImportFlags> for pam_mfa::admin::ImportOptions {
+    fn from(f: ImportFlags) -> Self {
+        pam_mfa::admin::ImportOptions {
+            dry_run: f.dry_run,
+            replace: f.replace,
+            allow_short_secrets: f.allow_short_secrets,
+        }
+    }
+}
+
 fn parse_duration(s: &str) -> Result<u64, String> {
     pam_mfa::duration::parse(s).map_err(|e| e.to_string())
 }
@@ -330,6 +460,64 @@ mod tests {
                 adopt: false
             }))
         ));
+    }
+
+    #[test]
+    fn import_forms() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["mfa-ctl", "import"], args].concat());
+        let ga = |args: &[&str]| match parse(args).map(|c| c.command) {
+            Ok(Command::Admin(AdminCommand::Import(ImportCmd::GoogleAuthenticator(a)))) => Some(a),
+            _ => None,
+        };
+        let one = ga(&[
+            "google-authenticator",
+            "a@b.c",
+            "/home/a/.google_authenticator",
+            "--dry-run",
+        ])
+        .unwrap();
+        assert_eq!(one.mailbox.as_deref(), Some("a@b.c"));
+        assert!(one.flags.dry_run && !one.flags.replace);
+        let dir = ga(&[
+            "google-authenticator",
+            "--dir",
+            "/var/lib/ga",
+            "--domain",
+            "b.c",
+            "--replace",
+        ])
+        .unwrap();
+        assert_eq!(dir.dir, Some(PathBuf::from("/var/lib/ga")));
+        assert!(
+            ga(&[
+                "google-authenticator",
+                "--list",
+                "/l",
+                "--domain",
+                "b.c",
+                "--allow-short-secrets"
+            ])
+            .is_some()
+        );
+        // Exactly one source; a bulk form needs its domain; one user takes none.
+        for bad in [
+            &["google-authenticator"][..],
+            &["google-authenticator", "a@b.c"],
+            &["google-authenticator", "--dir", "/d"],
+            &["google-authenticator", "--list", "/l"],
+            &["google-authenticator", "--dir", "/d", "--list", "/l", "--domain", "b.c"],
+            &["google-authenticator", "a@b.c", "/f", "--dir", "/d", "--domain", "b.c"],
+            &["google-authenticator", "a@b.c", "/f", "--domain", "b.c"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let Ok(Command::Admin(AdminCommand::Import(ImportCmd::Oath(o)))) =
+            parse(&["oath", "/etc/users.oath", "--domain", "b.c", "--json"]).map(|c| c.command)
+        else {
+            panic!("oath")
+        };
+        assert_eq!(o.domain.as_deref(), Some("b.c"));
+        assert!(parse(&["oath", "/etc/users.oath"]).is_ok(), "domain optional");
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub fn run(admin: &Admin, command: AdminCommand, ui: &Ui, now: u64) -> Result<Re
         AdminCommand::Enroll(args) => enroll(admin, &args, ui, now),
         AdminCommand::Disable(args) => disable(admin, &args, now),
         AdminCommand::Status(a) => status(admin, &admin.mailbox(&a.mailbox)?, now),
-        AdminCommand::List { domain } => list(admin, domain.as_deref(), now),
+        AdminCommand::List { domain, weak } => crate::listing::list(admin, domain.as_deref(), weak, ui.json, now),
         AdminCommand::RecoveryCodes(a) => recovery_codes(admin, &admin.mailbox(&a.mailbox)?, now),
         AdminCommand::AppPassword(AppPasswordCmd::Add {
             mailbox,
@@ -62,6 +62,7 @@ pub fn run(admin: &Admin, command: AdminCommand, ui: &Ui, now: u64) -> Result<Re
         AdminCommand::Store(StoreCmd::Copy { from, dry_run, replace }) => {
             store_copy(admin, &from, dry_run, replace, ui)
         }
+        AdminCommand::Import(cmd) => crate::import::run(admin, cmd, ui, now),
     }
 }
 
@@ -236,43 +237,16 @@ fn status(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {
     Ok(Reply::new(status_human(&s), json!(s)))
 }
 
-fn list(admin: &Admin, domain: Option<&str>, now: u64) -> Result<Reply> {
-    let list = admin.list(domain, now)?;
-    let human = table_or(
-        &list,
-        "No mailbox has MFA data in the store yet (enrol one with: mfa-ctl enroll MAILBOX).\n".to_string(),
-        &[
-            "MAILBOX",
-            "MFA",
-            "POLICY",
-            "LOGIN NEEDS",
-            "LOCK",
-            "RECOVERY",
-            "APP PW",
-            "LAST LOGIN",
-        ],
-        |s| {
-            vec![
-                s.mailbox.clone(),
-                s.state.to_string(),
-                s.policy.policy.to_string(),
-                s.login_needs.to_string(),
-                s.lock.to_string(),
-                s.recovery_codes_left.to_string(),
-                s.app_passwords.to_string(),
-                when_or(s.last_login.as_ref().map(|l| l.at), "-"),
-            ]
-        },
-    );
-    Ok(Reply::new(human, json!({ "mailboxes": list })))
-}
-
 fn status_human(s: &Status) -> String {
     let mb = &s.mailbox;
     let state = match s.state {
         MfaState::Pending => {
             format!("pending (a secret was shown but not confirmed; finish with: mfa-ctl enroll {mb} --confirm CODE)")
         }
+        MfaState::Enabled if s.weak => format!(
+            "enabled, with a secret shorter than 128 bits: have the user enrol again \
+             (mfa-ctl disable {mb} --force, then mfa-ctl enroll {mb})"
+        ),
         MfaState::Enabled | MfaState::Disabled => s.state.to_string(),
     };
     let needs = match s.login_needs {

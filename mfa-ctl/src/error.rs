@@ -27,12 +27,16 @@ pub enum Error {
     Qr(String),
     Doctor(String),
     Clock(pam_mfa::clock::ClockError),
+    /// An error after a listing printed as it went had begun: what is on
+    /// stdout is incomplete (with --json, an unfinished document).
+    Interrupted(Box<Error>),
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Admin(e) => e.exit_code(),
+            Error::Interrupted(e) => e.exit_code(),
             Error::EnrolmentNotFinished { .. } => 1,
             _ => 2,
         }
@@ -41,10 +45,16 @@ impl Error {
     /// The `error` member of the `--json` error object.
     pub fn kind(&self) -> &'static str {
         match self {
+            Error::Interrupted(e) => e.kind(),
             Error::Admin(AdminError::Refused(_)) | Error::EnrolmentNotFinished { .. } => "refused",
             Error::Admin(AdminError::Invalid(_)) | Error::InteractiveJson => "usage",
             _ => "error",
         }
+    }
+
+    /// Whether part of the command's output is already on stdout.
+    pub fn output_started(&self) -> bool {
+        matches!(self, Error::Interrupted(_))
     }
 }
 
@@ -75,6 +85,7 @@ impl fmt::Display for Error {
             Error::ManPages { dir, error } => write!(f, "writing man pages to {}: {error}", dir.display()),
             Error::Qr(e) | Error::Doctor(e) => f.write_str(e),
             Error::Clock(e) => write!(f, "{e}"),
+            Error::Interrupted(e) => write!(f, "{e} (the listing stopped there: what was printed is incomplete)"),
         }
     }
 }
@@ -104,6 +115,15 @@ fn admin_message(f: &mut fmt::Formatter<'_>, e: &AdminError) -> fmt::Result {
             Refusal::NoSuchAppPassword { mailbox, .. } => {
                 write!(f, "{r} (see: mfa-ctl app-password list {mailbox})")
             }
+            Refusal::ImportRefused {
+                kind: "short_secret", ..
+            } => write!(
+                f,
+                "{r}; --allow-short-secrets imports it anyway (then ask the user to enrol again: \
+                 mfa-ctl list --weak lists such mailboxes)"
+            ),
+            Refusal::ImportWouldReplace { .. } => write!(f, "{r}; --replace imports it anyway"),
+            Refusal::ImportRefused { .. } => write!(f, "{r}"),
             Refusal::WrongEnrolmentCode { .. }
             | Refusal::WrongCode { .. }
             | Refusal::CodeReplayed

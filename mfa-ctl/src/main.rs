@@ -7,6 +7,8 @@ mod cli;
 mod commands;
 mod enroll;
 mod error;
+mod import;
+mod listing;
 mod qr;
 mod show;
 
@@ -28,7 +30,9 @@ fn main() -> ExitCode {
             // label): never raw to the terminal.
             let message = e.to_string();
             eprintln!("mfa-ctl: {}", pam_mfa::text::escape_controls(&message));
-            if json {
+            // After half a streamed listing, an error object would look
+            // like part of it: stderr and the exit status say it alone.
+            if json && !e.output_started() {
                 let error = serde_json::json!({"error": e.kind(), "message": message, "exit_code": e.exit_code()});
                 println!("{}", show::Reply::new(String::new(), error).json.as_str());
             }
@@ -88,6 +92,9 @@ fn run(cli: Cli) -> Result<u8, Error> {
 }
 
 fn print(reply: &show::Reply, json: bool) -> Result<(), Error> {
+    if reply.printed {
+        return Ok(());
+    }
     let io = Error::Output;
     let mut out = std::io::stdout().lock();
     if json {

@@ -10,6 +10,8 @@ use zeroize::Zeroizing;
 pub struct Reply {
     pub human: Zeroizing<String>,
     pub json: Zeroizing<String>,
+    /// Already written to stdout as it was read (`list`): nothing is left to print.
+    pub printed: bool,
 }
 
 impl Reply {
@@ -21,6 +23,15 @@ impl Reply {
         Reply {
             human: Zeroizing::new(human.into()),
             json: escape_json_controls(text),
+            printed: false,
+        }
+    }
+
+    /// The reply of a command that printed its output as it went.
+    pub fn printed() -> Reply {
+        Reply {
+            printed: true,
+            ..Reply::new("", serde_json::Value::Null)
         }
     }
 }
@@ -97,31 +108,45 @@ pub fn when_or(ts: Option<u64>, none: &str) -> String {
 /// hold text from the store (client addresses, labels, service names), so
 /// control characters are shown escaped, never sent to the terminal.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| escape_controls(c).into_owned()).collect())
-        .collect();
-    let rows = rows.as_slice();
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| escaped_row(r)).collect();
+    let widths = column_widths(headers, &rows);
+    let mut out = table_line(headers, &widths);
+    for row in &rows {
+        out.push_str(&table_line(row, &widths));
+    }
+    out
+}
+
+/// A row's cells with control characters shown escaped, as [`table`] shows them.
+pub fn escaped_row(row: &[String]) -> Vec<String> {
+    row.iter().map(|c| escape_controls(c).into_owned()).collect()
+}
+
+/// The width of each column: its widest cell or header (rows escaped).
+pub fn column_widths(headers: &[&str], rows: &[Vec<String>]) -> Vec<usize> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut out = String::new();
-    let header: Vec<String> = headers.iter().map(|h| (*h).to_string()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(cell);
-            line.extend(std::iter::repeat_n(' ', w.saturating_sub(cell.chars().count())));
+    widths
+}
+
+/// One line of a [`table`] with these column widths (cells escaped); a
+/// cell wider than its column pushes the rest of its line right.
+pub fn table_line<S: AsRef<str>>(row: &[S], widths: &[usize]) -> String {
+    let mut line = String::new();
+    for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+        let cell = cell.as_ref();
+        if i > 0 {
+            line.push_str("  ");
         }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        line.push_str(cell);
+        line.extend(std::iter::repeat_n(' ', w.saturating_sub(cell.chars().count())));
     }
+    let mut out = line.trim_end().to_string();
+    out.push('\n');
     out
 }
 

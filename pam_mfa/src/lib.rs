@@ -16,6 +16,7 @@
 //! | PAM entry points, all `unsafe` | [`ffi`] ([`ffi::pam`], [`ffi::sys`]) |
 //! | the PAM roles, in-process tests | [`module`] |
 //! | what mfa-ctl does | [`admin`] |
+//! | reading google-authenticator / pam_oath files | [`import`] |
 //! | checking a setup (`mfa-ctl doctor`) | [`doctor`] |
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -29,6 +30,7 @@ pub mod decide;
 pub mod doctor;
 pub mod duration;
 pub mod ffi;
+pub mod import;
 pub mod lockout;
 pub mod log;
 pub mod mailbox;

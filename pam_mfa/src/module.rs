@@ -423,13 +423,15 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
 }
 
 /// The factor for `verify` when no `split` ran: asked for with `prompt`.
-fn prompt_for_factor(pam: &mut dyn PamApi, args: &Args, needs_code: bool) -> Option<Factor> {
+/// `digits`: the mailbox's TOTP code length, so that 8 digits typed for an
+/// 8-digit seed stay a TOTP code rather than an imported scratch code.
+fn prompt_for_factor(pam: &mut dyn PamApi, args: &Args, needs_code: bool, digits: u8) -> Option<Factor> {
     if !(args.prompt && needs_code) {
         return None;
     }
     let answer = pam.ask_hidden("Verification code: ").ok()?;
     let text = std::str::from_utf8(&answer).ok()?;
-    if let Some(code) = recovery::normalize(text) {
+    if let Some(code) = recovery::normalize_for(text, digits) {
         return Some(Factor::Recovery(code));
     }
     Some(Factor::Totp(crate::totp::clean_code(text)))
@@ -486,7 +488,14 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
                     return changed();
                 }
                 Some(found) => found.factor.clone(),
-                None => prompt_for_factor(pam, args, needs_code),
+                None => {
+                    let digits = locked
+                        .as_ref()
+                        .and_then(|l| l.record())
+                        .and_then(|r| r.totp.as_ref())
+                        .map_or(ctx.cfg.totp.digits, |seed| seed.digits);
+                    prompt_for_factor(pam, args, needs_code, digits)
+                }
             };
         } else if split
             .as_ref()

@@ -40,12 +40,17 @@ pub struct Split {
 /// guesses would go uncounted). The dashed form cannot end in a TOTP code,
 /// so no code login is mistaken for one; the undashed form can (12 letters
 /// and digits), so it is cut only when it matches.
+/// Imported 8-digit scratch codes (google-authenticator's) are tried the
+/// same way, last: the final 8 bytes are one only when they match an
+/// unused code of the mailbox, so "password ending in digits + 6-digit
+/// code" still splits as before unless those 8 digits ARE such a code;
+/// and never where the TOTP codes themselves have 8 digits. The dashed
+/// form is ours alone.
 /// A string without a trailing code is handed on whole (the password check
 /// still runs, and `verify` refuses it as "code missing").
 pub fn split(typed: &[u8], digits: u8, is_recovery: impl Fn(&str) -> bool) -> Split {
     for (cut, tail) in recovery::tails(typed) {
-        let candidate = std::str::from_utf8(tail).ok().and_then(recovery::normalize);
-        if let Some(code) = candidate
+        if let Some(code) = recovery::tail_code(tail, digits)
             && is_recovery(&code)
         {
             return Split {
@@ -149,6 +154,79 @@ mod tests {
         }
     }
 
+    /// A mailbox with imported scratch codes (8 digits) and 6-digit TOTP codes.
+    fn scratch(c: &str) -> bool {
+        c == "60500093" || c == "49439023"
+    }
+
+    #[test]
+    fn password_plus_totp_with_and_without_a_scratch_set() {
+        // A password ending in digits, then the 6-digit code: the last 8
+        // characters are digits, but no scratch code, so nothing changes.
+        for is_mine in [no_recovery as fn(&str) -> bool, scratch] {
+            let s = split(b"pw2024123456", 6, is_mine);
+            assert_eq!(&s.password[..], b"pw2024");
+            assert_eq!(s.factor, Some(Factor::Totp(Zeroizing::new("123456".into()))));
+            let s = split(b"T9D3K!px189145", 6, is_mine);
+            assert_eq!(&s.password[..], b"T9D3K!px");
+            assert_eq!(s.factor, Some(Factor::Totp(Zeroizing::new("189145".into()))));
+        }
+    }
+
+    #[test]
+    fn password_plus_scratch_code() {
+        let s = split(b"T9D3K!px60500093", 6, scratch);
+        assert_eq!(&s.password[..], b"T9D3K!px");
+        assert_eq!(s.factor, Some(Factor::Recovery(Zeroizing::new("60500093".into()))));
+        // Digits in the password stay with it.
+        let s = split(b"pw2049439023", 6, scratch);
+        assert_eq!(&s.password[..], b"pw20");
+        assert_eq!(s.factor, Some(Factor::Recovery(Zeroizing::new("49439023".into()))));
+        // Not one of the mailbox's unused codes (a guess, or used already:
+        // `is_recovery` asks about unused codes only): the last 6 digits are
+        // a TOTP code, counted as a wrong one by verify if they are not.
+        let s = split(b"T9D3K!px11111111", 6, scratch);
+        assert_eq!(&s.password[..], b"T9D3K!px11");
+        assert_eq!(s.factor, Some(Factor::Totp(Zeroizing::new("111111".into()))));
+    }
+
+    /// Used once, the code is no longer among the unused ones: the same
+    /// string typed again splits as password + 6 digits (a wrong code).
+    #[test]
+    fn a_scratch_code_used_twice() {
+        let used = std::cell::Cell::new(false);
+        let unused = |c: &str| c == "60500093" && !used.get();
+        let first = split(b"pw60500093", 6, unused);
+        assert_eq!(first.factor, Some(Factor::Recovery(Zeroizing::new("60500093".into()))));
+        used.set(true);
+        let again = split(b"pw60500093", 6, unused);
+        assert_eq!(&again.password[..], b"pw60");
+        assert_eq!(again.factor, Some(Factor::Totp(Zeroizing::new("500093".into()))));
+    }
+
+    /// With 8-digit TOTP codes, the last 8 digits are always the TOTP code,
+    /// even if they equal a scratch code: a TOTP code is never spent as one.
+    #[test]
+    fn eight_digit_totp_seeds() {
+        let s = split(b"pw60500093", 8, scratch);
+        assert_eq!(&s.password[..], b"pw");
+        assert_eq!(s.factor, Some(Factor::Totp(Zeroizing::new("60500093".into()))));
+        let s = split(b"pw2024123456", 8, scratch);
+        assert_eq!(&s.password[..], b"pw20");
+        assert_eq!(s.factor, Some(Factor::Totp(Zeroizing::new("24123456".into()))));
+        // Our own recovery codes still work there.
+        let s = split(b"pwabcd-efgh-jkmn", 8, |c| c == "abcdefghjkmn");
+        assert_eq!(s.factor, Some(Factor::Recovery(Zeroizing::new("abcdefghjkmn".into()))));
+    }
+
+    /// The dashed form is ours only: `1234-5678` is no scratch code's form.
+    #[test]
+    fn no_dashed_form_for_scratch_codes() {
+        let s = split(b"pw6050-0093", 6, scratch);
+        assert_eq!(&s.password[..], b"pw6050-0093");
+        assert!(s.factor.is_none());
+    }
+
     proptest! {
         #[test]
         fn password_plus_code_round_trips(pw in proptest::collection::vec(any::<u8>(), 0..200), code in "[0-9]{6}") {
@@ -157,6 +235,20 @@ mod tests {
             let s = split(&typed, 6, no_recovery);
             prop_assert_eq!(&s.password[..], &pw[..]);
             prop_assert_eq!(s.factor, Some(Factor::Totp(Zeroizing::new(code))));
+        }
+
+        /// A scratch set changes nothing for a password + TOTP code whose
+        /// last 8 characters are not one of its codes.
+        #[test]
+        fn scratch_sets_leave_totp_logins_alone(pw in proptest::collection::vec(any::<u8>(), 0..50), code in "[0-9]{6}") {
+            let mut typed = pw.clone();
+            typed.extend_from_slice(code.as_bytes());
+            let tail8 = typed.len().checked_sub(8).and_then(|c| typed.get(c..)).map(<[u8]>::to_vec);
+            let s = split(&typed, 6, scratch);
+            if tail8.as_deref() != Some(b"60500093") && tail8.as_deref() != Some(b"49439023") {
+                prop_assert_eq!(&s.password[..], &pw[..]);
+                prop_assert_eq!(s.factor, Some(Factor::Totp(Zeroizing::new(code))));
+            }
         }
 
         #[test]

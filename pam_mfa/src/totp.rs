@@ -8,8 +8,16 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 /// RFC 4226 §4: at least 128 bits; we make 160 (the recommended size).
+/// Shorter secrets exist only where an admin imported one on purpose
+/// (`mfa-ctl import --allow-short-secrets`): they are "weak"
+/// ([`TotpSeed::is_weak`]), listed by `mfa-ctl list --weak`.
 pub const MIN_SECRET_BYTES: usize = 16;
 pub const NEW_SECRET_BYTES: usize = 20;
+/// The shortest secret that computes codes at all: 80 bits, what
+/// google-authenticator wrote until 2016 (so those users keep their app
+/// entry after an import). Below it, a few observed codes are enough to
+/// search the whole key space offline; no flag lets such a seed in.
+pub const MIN_USABLE_SECRET_BYTES: usize = 10;
 
 /// The key of RFC 6238's test vectors (Appendix B, SHA-1:
 /// "12345678901234567890"), base32: the one known seed every test uses, so
@@ -92,7 +100,7 @@ impl fmt::Display for SeedError {
             SeedError::NotBase32 => f.write_str("the secret is not valid base32"),
             SeedError::TooShort(bits) => write!(
                 f,
-                "the secret has {bits} bits, fewer than the 128 RFC 4226 requires; re-enrol the mailbox"
+                "the secret has {bits} bits, fewer than the 80 pam_mfa accepts at all (128 are required for new ones); re-enrol the mailbox"
             ),
             SeedError::BadDigits(d) => write!(f, "digits = {d}: must be 6, 7 or 8"),
             SeedError::BadPeriod(p) => write!(f, "period = {p}: must be 10 to 300 seconds"),
@@ -127,8 +135,8 @@ impl TotpSeed {
         }
     }
 
-    /// The raw key, checked: valid base32, at least 128 bits.
-    pub fn key(&self) -> Result<SecretBytes, SeedError> {
+    /// The raw key as stored, decoded but not judged (see [`TotpSeed::key`]).
+    fn decoded(&self) -> Result<SecretBytes, SeedError> {
         let cleaned: SecretString = Zeroizing::new(
             self.secret
                 .chars()
@@ -137,8 +145,24 @@ impl TotpSeed {
                 .to_ascii_uppercase(),
         );
         let parsed = totp_rs::Secret::try_from_base32(cleaned.as_str()).map_err(|_| SeedError::NotBase32)?;
-        let bytes = Zeroizing::new(parsed.as_ref().to_vec());
-        if bytes.len() < MIN_SECRET_BYTES {
+        Ok(Zeroizing::new(parsed.as_ref().to_vec()))
+    }
+
+    /// Whether the secret is shorter than the 128 bits RFC 4226 requires
+    /// ([`MIN_SECRET_BYTES`]). The one definition of "weak" that
+    /// `mfa-ctl list --weak` and `mfa-ctl import` share. A secret that does
+    /// not decode is broken rather than weak (doctor reports it): false.
+    pub fn is_weak(&self) -> bool {
+        self.decoded().is_ok_and(|key| key.len() < MIN_SECRET_BYTES)
+    }
+
+    /// The raw key, checked: valid base32, at least 80 bits
+    /// ([`MIN_USABLE_SECRET_BYTES`]). A weak seed (80 to 127 bits) computes
+    /// codes: it was imported knowingly, and refusing it at login would lock
+    /// its user out rather than protect anyone.
+    pub fn key(&self) -> Result<SecretBytes, SeedError> {
+        let bytes = self.decoded()?;
+        if bytes.len() < MIN_USABLE_SECRET_BYTES {
             return Err(SeedError::TooShort(bytes.len() * 8));
         }
         Ok(bytes)
@@ -346,6 +370,25 @@ mod tests {
         let fresh = TotpSeed::generate(6, 30, 5).unwrap();
         assert_eq!(fresh.key().unwrap().len(), NEW_SECRET_BYTES);
         assert_eq!(fresh.secret.len(), 32);
+        assert!(!fresh.is_weak());
+    }
+
+    /// 80 to 127 bits: imported on purpose, computes codes, and is weak.
+    #[test]
+    fn weak_seeds_work_and_say_so() {
+        let mut s = seed(6);
+        assert!(!s.is_weak(), "128+ bits");
+        s.secret = Zeroizing::new("GEZDGNBVGY3TQOJQ".to_string()); // 80 bits, GA before 2016
+        assert!(s.is_weak());
+        assert_eq!(s.key().unwrap().len(), 10);
+        assert!(s.generator().is_ok());
+        s.secret = Zeroizing::new("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOI".to_string()); // 155 bits -> 19 bytes
+        assert!(!s.is_weak());
+        s.secret = Zeroizing::new("GEZDGNBVGY3TQOI".to_string()); // 75 bits -> 9 bytes
+        assert_eq!(s.key().unwrap_err(), SeedError::TooShort(72));
+        assert!(s.is_weak());
+        s.secret = Zeroizing::new("not base32!!".to_string());
+        assert!(!s.is_weak(), "broken, not weak");
     }
 
     #[test]

@@ -95,6 +95,8 @@ check_installed() {
   man -w 8 mfa-ctl-enroll >/dev/null || fail "man cannot find mfa-ctl-enroll(8)"
   man -l "/usr/share/man/man8/mfa-ctl.8$gz" 2>/dev/null | grep -q "mfa-ctl-enroll(8)" || fail "mfa-ctl(8) does not refer to mfa-ctl-enroll(8)"
   man -l "/usr/share/man/man8/mfa-ctl-enroll.8$gz" 2>/dev/null | grep -q -- "--confirm" || fail "mfa-ctl-enroll(8) does not document --confirm"
+  man -w 8 mfa-ctl-import-google-authenticator >/dev/null || fail "man cannot find mfa-ctl-import-google-authenticator(8)"
+  man -l "/usr/share/man/man8/mfa-ctl-import-oath.8$gz" 2>/dev/null | grep -q -- "--allow-short-secrets" || fail "mfa-ctl-import-oath(8) does not document --allow-short-secrets"
   expect_mode /usr/share/bash-completion/completions/mfa-ctl 644 root:root
   expect_mode /usr/share/zsh/vendor-completions/_mfa-ctl 644 root:root
   expect_mode /usr/share/fish/vendor_completions.d/mfa-ctl.fish 644 root:root
@@ -102,6 +104,7 @@ check_installed() {
     || fail "the bash completion does not register for mfa-ctl"
   head -n1 /usr/share/zsh/vendor-completions/_mfa-ctl | grep -q '^#compdef mfa-ctl' || fail "the zsh completion has no '#compdef mfa-ctl'"
   grep -q '^complete -c mfa-ctl' /usr/share/fish/vendor_completions.d/mfa-ctl.fish || fail "the fish completion does not complete mfa-ctl"
+  grep -q 'google-authenticator' /usr/share/fish/vendor_completions.d/mfa-ctl.fish || fail "the fish completion does not know mfa-ctl import google-authenticator"
   (cd packaging/examples && find . -type f) | while read -r f; do
     expect_mode "/usr/share/doc/pam-mfa/examples/$f" 644 root:root
     cmp -s "packaging/examples/$f" "/usr/share/doc/pam-mfa/examples/$f" || fail "example $f differs from packaging/examples/$f"

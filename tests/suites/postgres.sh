@@ -10,6 +10,10 @@ cd "$(dirname "$0")/../.."
 export PAM_MFA_TEST_BACKEND=postgres
 export CARGO_TERM_COLOR=never
 cargo test -p pam_mfa_tests --test libpam -- --skip files_only
+# mfa-ctl import (google-authenticator, pam_oath) into the database, then logins.
+cargo test -p pam_mfa_tests --test import
+# list --weak, and domain set rewriting no mailbox row (the streaming tests are the file store's).
+cargo test -p pam_mfa_tests --test bulk -- weak_lists_only domain_set_touches_no_mailbox
 cargo test -p pam_mfa_tests --test hardening -- \
   a_fixed_wrong_code_counts_again_after_a_step_boundary \
   account_refuses_when_no_verify_line_accepted_after_split \

@@ -386,3 +386,42 @@ fn user_changed_after_verify_is_refused_by_account() {
     h.user = b"bob@example.org".to_vec();
     assert_eq!(w.call(&mut h, ""), Code::PAM_AUTH_ERR);
 }
+
+/// `prompt` with imported scratch codes: 8 digits answered for a mailbox
+/// with 6-digit TOTP codes are a scratch code (used once); for a mailbox
+/// whose TOTP codes have 8 digits they are the TOTP code, even when a
+/// scratch code has the same digits, and no scratch code is spent.
+#[test]
+fn prompt_tells_scratch_codes_from_eight_digit_totp_codes() {
+    let w = World::new();
+    let mb = w.mailbox(ALICE);
+    let now = clock::now().unwrap();
+    let set_up = |digits: u8, scratch: &str| {
+        let mut lock = w.admin.store.lock(&mb, OnMissing::Skip).unwrap().unwrap();
+        let mut record = lock.record().cloned().unwrap();
+        record.totp.as_mut().unwrap().digits = digits;
+        let codes = [Zeroizing::new(scratch.to_string())];
+        record.recovery = Some(recovery::from_codes(ALICE, &codes, now).unwrap());
+        lock.write(&record, &MailboxState::default()).unwrap();
+    };
+    let answer = |typed: &str| {
+        let typed: &'static str = Box::leak(typed.to_string().into_boxed_str());
+        let mut h = FakeHandle::new(ALICE, Some(PW));
+        h.answers = Some(vec![typed]);
+        w.call(&mut h, "verify prompt")
+    };
+    let state = || w.admin.store.read_mailbox(&mb).unwrap().unwrap().state;
+
+    set_up(6, "60500093");
+    assert_eq!(answer("60500093"), Code::PAM_SUCCESS, "a scratch code");
+    assert_eq!(state().recovery_used, [0]);
+    assert_eq!(answer("60500093"), Code::PAM_AUTH_ERR, "used once only");
+
+    set_up(8, "00000000");
+    let g = w.record().totp.unwrap().generator().unwrap();
+    let (code, step) = (g.code_at(now + 30).to_string(), (now + 30) / 30);
+    set_up(8, &code);
+    assert_eq!(answer(&code), Code::PAM_SUCCESS, "the 8-digit TOTP code");
+    assert_eq!(state().last_step, Some(step), "accepted as the TOTP code");
+    assert!(state().recovery_used.is_empty(), "no scratch code spent");
+}

@@ -58,7 +58,51 @@ pub struct Store {
     root: PathBuf,
     owners: Owners,
     durable: bool,
+    listing: ListingCache,
 }
+
+/// Names [`Store::list_page`] read from a domain's folder past the page it
+/// returned, for the pages that follow: a folder has no order to resume
+/// from, so each read of it costs the whole folder, and one read serves
+/// many pages (for a million mailboxes, twenty reads instead of a thousand).
+#[derive(Debug, Default)]
+struct ListingCache(std::sync::Mutex<Option<Listing>>);
+
+impl Clone for ListingCache {
+    /// A copy of the store starts without: the names are its reader's.
+    fn clone(&self) -> Self {
+        ListingCache::default()
+    }
+}
+
+impl ListingCache {
+    fn take(&self) -> Option<Listing> {
+        // A panic while the lock was held cannot leave a half-made value.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    fn put(&self, listing: Listing) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(listing);
+    }
+}
+
+#[derive(Debug)]
+struct Listing {
+    domain: String,
+    /// The last name returned: the held names are those that follow it.
+    after: String,
+    names: std::collections::VecDeque<String>,
+    /// The folder held names past `names` too.
+    more: bool,
+    read_at: std::time::Instant,
+}
+
+/// How many names one read of a domain's folder keeps for the next pages:
+/// memory for this many (a few MB), whatever the folder holds.
+const LISTING_CHUNK: usize = 50_000;
+/// Kept names older than this are read again: the pages of one listing
+/// come quickly one after another; a later listing must see the folder now.
+const LISTING_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Store {
     /// `extra_owner`: the uid of `store_owner`, already resolved.
@@ -67,6 +111,7 @@ impl Store {
             root: cfg.store.clone(),
             owners: Owners { extra: extra_owner },
             durable: cfg.state.durable,
+            listing: ListingCache::default(),
         }
     }
 
@@ -311,17 +356,93 @@ impl Store {
     }
 
     /// One page of a domain's mailboxes, sorted: those after `after`, at
-    /// most `limit`. (The file store reads the folder for each page; the
-    /// folder's names are all it holds in memory.)
+    /// most `limit`. A folder has no order to resume from, so each read of
+    /// it goes through all its names; it keeps only the smallest past
+    /// `after` ([`LISTING_CHUNK`], memory for those, not for the million a
+    /// domain may hold), and the pages that follow are served from them.
+    /// So a page may come from a read of the folder made a few seconds
+    /// earlier ([`LISTING_FRESH`]): a mailbox added since may be missing
+    /// from it, as it would be had it been added to a part already listed,
+    /// and one removed since may be named (reading it then finds nothing).
     pub fn list_page(&self, domain: &str, after: Option<&Mailbox>, limit: usize) -> Result<Vec<Mailbox>, StoreError> {
         let after = after.filter(|a| a.domain() == domain).map(Mailbox::local);
-        Ok(self
-            .list_dir(&self.domain_dir(domain), ".mfa")?
-            .into_iter()
-            .filter(|local| after.is_none_or(|a| local.as_str() > a))
-            .filter_map(|local| Mailbox::parse(format!("{local}@{domain}").as_bytes(), None).ok())
-            .take(limit)
-            .collect())
+        let dir = self.domain_dir(domain);
+        if limit == 0 || !self.check_path_to(std::slice::from_ref(&dir))? {
+            return Ok(Vec::new());
+        }
+        let held = self.listing.take().filter(|l| {
+            l.domain == domain
+                && Some(l.after.as_str()) == after
+                && l.read_at.elapsed() < LISTING_FRESH
+                && (l.names.len() >= limit || !l.more)
+        });
+        let Listing {
+            mut names,
+            more,
+            read_at,
+            ..
+        } = match held {
+            Some(l) => l,
+            None => self.read_names(domain, &dir, after, limit.max(LISTING_CHUNK))?,
+        };
+        let page: Vec<String> = names.drain(..limit.min(names.len())).collect();
+        if let Some(last) = page.last()
+            && (more || !names.is_empty())
+        {
+            self.listing.put(Listing {
+                domain: domain.to_string(),
+                after: last.clone(),
+                names,
+                more,
+                read_at,
+            });
+        }
+        Ok(page.iter().filter_map(|local| mailbox_in(local, domain)).collect())
+    }
+
+    /// The `keep` smallest names of mailboxes in the domain's folder past
+    /// `after`, sorted, in one pass over the folder.
+    fn read_names(&self, domain: &str, dir: &Path, after: Option<&str>, keep: usize) -> Result<Listing, StoreError> {
+        let read_at = std::time::Instant::now();
+        let entries = std::fs::read_dir(dir).map_err(|e| StoreError::Io {
+            path: dir.to_path_buf(),
+            op: "list",
+            err: e,
+        })?;
+        // A max-heap: its top is the name to drop when a smaller one comes.
+        // Not sized by `keep`, which a caller may give as "no limit".
+        let mut kept = std::collections::BinaryHeap::<String>::new();
+        let mut more = false;
+        for entry in entries.filter_map(Result::ok) {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Some(local) = name.strip_suffix(".mfa") else {
+                continue;
+            };
+            if after.is_some_and(|a| local <= a) {
+                continue;
+            }
+            if kept.len() >= keep && kept.peek().is_none_or(|top| local > top.as_str()) {
+                more = true;
+                continue;
+            }
+            // Names that make no mailbox do not take a place.
+            if mailbox_in(local, domain).is_some() {
+                kept.push(local.to_string());
+                if kept.len() > keep {
+                    kept.pop();
+                    more = true;
+                }
+            }
+        }
+        Ok(Listing {
+            domain: domain.to_string(),
+            after: String::new(),
+            names: kept.into_sorted_vec().into(),
+            more,
+            read_at,
+        })
     }
 
     /// The mailbox's file, read under a shared lock (never halfway through a
@@ -450,6 +571,11 @@ impl Store {
             why: "it appeared and vanished again while being created; retry".into(),
         })
     }
+}
+
+/// The mailbox `local@domain`, if that is a mailbox name.
+fn mailbox_in(local: &str, domain: &str) -> Option<Mailbox> {
+    Mailbox::parse(format!("{local}@{domain}").as_bytes(), None).ok()
 }
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<(MailboxFile, slots::Pos), StoreError> {
@@ -771,6 +897,52 @@ mod tests {
         put(&store, &mb, &state(3));
         assert!(!tmp.exists(), "creation");
         assert_eq!(store.read_mailbox(&mb).unwrap().unwrap().state, state(3));
+    }
+
+    /// Pages come from one read of the folder while its names last; a
+    /// page they cannot fill reads the folder again; other files and names
+    /// that make no mailbox never take a place.
+    #[test]
+    fn pages_are_served_from_one_read_of_the_folder() {
+        let (_dir, store, _) = store();
+        let mb = |local: &str| Mailbox::parse(format!("{local}@example.org").as_bytes(), None).unwrap();
+        let mbs: Vec<Mailbox> = (0..25).map(|i| mb(&format!("u{i:02}"))).collect();
+        for m in &mbs {
+            put(&store, m, &state(1));
+        }
+        let dir = store.domain_dir("example.org");
+        std::fs::write(dir.join("u00.mfa.tmp"), "").unwrap();
+        std::fs::write(dir.join("u 00.mfa"), "").unwrap();
+        assert!(Mailbox::parse(b"u 00@example.org", None).is_err());
+        let page = |after: Option<&Mailbox>, n| store.list_page("example.org", after, n).unwrap();
+
+        let p1 = page(None, 10);
+        assert_eq!(p1, mbs[..10]);
+        // Added after that read: the pages it serves do not have it.
+        put(&store, &mb("u10a"), &state(1));
+        let p2 = page(p1.last(), 10);
+        assert_eq!(p2, mbs[10..20]);
+        assert_eq!(page(p2.last(), 10), mbs[20..]);
+        // A new listing reads the folder again.
+        let all = page(None, 100);
+        assert_eq!(all.len(), 26);
+        assert_eq!(all[11], mb("u10a"));
+
+        // One read keeps the smallest names past `after`, and knows there are more.
+        let l = store.read_names("example.org", &dir, Some("u10a"), 3).unwrap();
+        assert_eq!(Vec::from(l.names), ["u11", "u12", "u13"]);
+        assert!(l.more);
+        let l = store.read_names("example.org", &dir, Some("u21"), 3).unwrap();
+        assert_eq!(Vec::from(l.names), ["u22", "u23", "u24"]);
+        assert!(!l.more);
+        // Held names too few for the page asked, with more in the folder: read again.
+        store.listing.put(Listing {
+            names: ["u11".to_string()].into(),
+            more: true,
+            after: "u10a".into(),
+            ..l
+        });
+        assert_eq!(page(Some(&mb("u10a")), 5), mbs[11..16]);
     }
 
     /// An empty mailbox leaves no file.
