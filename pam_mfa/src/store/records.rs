@@ -33,27 +33,30 @@ impl MailboxFile {
 
     /// `Err` names what is wrong (never the content: it could be a secret).
     pub fn from_json(text: &str) -> Result<MailboxFile, String> {
-        serde_json::from_str(text).map_err(|e| {
-            // serde_json quotes a mistyped value in its message, and that
-            // value could be a secret: only key names are passed on.
-            let msg = e.to_string();
-            let names_a_key = ["unknown field", "missing field", "duplicate field"]
-                .iter()
-                .any(|p| msg.starts_with(p));
-            let what = match (e.classify(), names_a_key) {
-                (_, true) => msg.split(" at line ").next().unwrap_or_default().to_string(),
-                (serde_json::error::Category::Data, false) => "a value has the wrong type or is out of range".into(),
-                (serde_json::error::Category::Eof, _) => "the JSON ends early".into(),
-                _ => "it is not valid JSON".into(),
-            };
-            format!("{what} (column {})", e.column())
-        })
+        serde_json::from_str(text).map_err(|e| json_error(&e))
     }
 
     /// Nothing worth keeping: the file can be removed.
     pub fn is_empty(&self) -> bool {
         self.record.is_empty() && self.state == MailboxState::default()
     }
+}
+
+/// What is wrong with stored JSON, without its content: serde_json quotes a
+/// mistyped value in its message, and that value could be a secret; only
+/// key names and positions are passed on.
+pub fn json_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let names_a_key = ["unknown field", "missing field", "duplicate field"]
+        .iter()
+        .any(|p| msg.starts_with(p));
+    let what = match (e.classify(), names_a_key) {
+        (_, true) => msg.split(" at line ").next().unwrap_or_default().to_string(),
+        (serde_json::error::Category::Data, false) => "a value has the wrong type or is out of range".into(),
+        (serde_json::error::Category::Eof, _) => "the JSON ends early".into(),
+        _ => "it is not valid JSON".into(),
+    };
+    format!("{what} (column {})", e.column())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -41,7 +41,7 @@ mod sql;
 pub use sql::SCHEMA_VERSION;
 
 use super::backend::{Backend, MailboxLock, OpenedMailbox};
-use super::records::{MailboxFile, MailboxRecord, MailboxState};
+use super::records::{MailboxFile, MailboxRecord, MailboxState, json_error};
 use super::{Durability, ExistingFolder, OnMissing, StoreError};
 use crate::config::Config;
 use crate::mailbox::Mailbox;
@@ -612,22 +612,6 @@ impl std::io::Write for Counter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// A JSON error without the content: serde_json quotes a mistyped value,
-/// which could be a secret; only key names and positions are passed on.
-fn json_error(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    let names_a_key = ["unknown field", "missing field", "duplicate field"]
-        .iter()
-        .any(|p| msg.starts_with(p));
-    let what = match (e.classify(), names_a_key) {
-        (_, true) => msg.split(" at line ").next().unwrap_or_default().to_string(),
-        (serde_json::error::Category::Data, false) => "a value has the wrong type or is out of range".into(),
-        (serde_json::error::Category::Eof, _) => "the JSON ends early".into(),
-        _ => "it is not valid JSON".into(),
-    };
-    format!("{what} (column {})", e.column())
 }
 
 /// The password alone on the file's first line. The file is trusted only if
