@@ -1353,7 +1353,6 @@ fn read_import_file(
     limit: usize,
     user: Option<&str>,
 ) -> std::result::Result<crate::secret::SecretBytes, FileProblem> {
-    use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let io = |e: std::io::Error| FileProblem::Io(e.to_string());
     // Looked at before opening: opening a device or FIFO can have effects.
@@ -1399,22 +1398,12 @@ fn read_import_file(
     if size > limit {
         return Err(FileProblem::TooLarge { limit });
     }
-    // Sized once, one byte more than the file: a file that grew shows as
-    // full, and no reallocation leaves a copy of a secret behind.
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; size + 1]);
-    let mut len = 0;
-    while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
-        match file.read(rest) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io(e)),
-        }
-    }
-    if len > size {
+    // Bounded by the size just checked: a file that grew meanwhile shows as
+    // longer than it.
+    let buf = crate::secret::read_bounded(&mut file, size).map_err(io)?;
+    if buf.len() > size {
         return Err(FileProblem::Changed);
     }
-    buf.truncate(len);
     Ok(buf)
 }
 

@@ -17,7 +17,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -262,22 +262,10 @@ impl SealKey {
             ));
         }
 
-        // One byte more than a valid file can hold tells "too long" apart
-        // without reading an unbounded file. A fixed buffer: a growing Vec
-        // would leave copies of the key in freed memory.
-        let mut buf = Zeroizing::new([0u8; HEX_LEN + 2]);
-        let mut len = 0;
-        while let Some(rest) = buf.get_mut(len..)
-            && !rest.is_empty()
-        {
-            match file.read(rest) {
-                Ok(0) => break,
-                Ok(n) => len += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(path, "read", &e)),
-            }
-        }
-        let content = buf.get(..len).unwrap_or_default();
+        // 64 hex digits and a newline at most; anything longer is refused.
+        let buf = crate::secret::read_bounded(&mut file, HEX_LEN + 1).map_err(|e| io_error(path, "read", &e))?;
+        let content = &buf[..];
+        let len = content.len();
         let digits = match content {
             [d @ .., b'\n'] => d,
             d => d,

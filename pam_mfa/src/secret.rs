@@ -10,6 +10,26 @@ use zeroize::Zeroizing;
 
 /// Bytes typed by a user or read from the store that must not outlive their use.
 pub type SecretBytes = Zeroizing<Vec<u8>>;
+
+/// Reads a file that holds a secret (a key, a password, a seed file) into
+/// one zeroizing buffer of `max + 1` bytes, never grown: a growing Vec
+/// would leave copies of the secret in freed memory, and the one byte more
+/// than `max` tells "longer than allowed" apart without reading an
+/// unbounded file. A result longer than `max` means the file is too long.
+pub fn read_bounded(file: &mut impl std::io::Read, max: usize) -> std::io::Result<SecretBytes> {
+    let mut buf = Zeroizing::new(vec![0u8; max.saturating_add(1)]);
+    let mut len = 0;
+    while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
+        match file.read(rest) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
 /// The same, when the secret is text (a base32 seed, a code).
 pub type SecretString = Zeroizing<String>;
 

@@ -51,7 +51,6 @@ use crate::seal::{SealErrorKind, SealKey};
 use conn::{Conn, Failure, PgError, Stmts, Target};
 use futures_util::future::{join, join3};
 use std::fmt;
-use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -661,23 +660,13 @@ fn read_password(path: &Path, trusted_uid: Option<u32>) -> Result<Zeroizing<Stri
             path.display()
         )));
     }
-    // A fixed buffer, never grown: no copy of the password is left behind.
-    let mut buf = Zeroizing::new(vec![0u8; MAX_PASSWORD_FILE + 1]);
-    let mut len = 0;
-    while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
-        match file.read(rest) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io("read postgres.password_file", e)),
-        }
-    }
-    if len > MAX_PASSWORD_FILE {
+    let content =
+        crate::secret::read_bounded(&mut file, MAX_PASSWORD_FILE).map_err(|e| io("read postgres.password_file", e))?;
+    if content.len() > MAX_PASSWORD_FILE {
         return Err(unsafe_file(format!(
             "postgres.password_file is larger than {MAX_PASSWORD_FILE} bytes: it should hold the password alone"
         )));
     }
-    let content = buf.get(..len).unwrap_or_default();
     let line = content.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
