@@ -327,6 +327,15 @@ fn build(pairs: Pairs) -> Result<ConnInfo, String> {
                 ));
             }
         };
+        // libpq lets a later key win; here a second one is refused, so a
+        // `sslmode=disable` appended to a URL cannot quietly undo the one
+        // before it.
+        if slot.is_some() {
+            return Err(format!(
+                "the connection key {:?} is given twice: give each key once",
+                key.escape_default().to_string()
+            ));
+        }
         *slot = Some(value);
     }
 
@@ -438,6 +447,23 @@ fn build(pairs: Pairs) -> Result<ConnInfo, String> {
                 .into(),
         );
     }
+    // Logins trust what the database says (a missing row or a `disabled`
+    // policy means "password alone"), so over TCP the server must prove who
+    // it is: without a verified certificate anyone who can answer on its
+    // address (a network attacker, a local user on a free port while the
+    // real server is down) lets every mailbox in with the password alone.
+    // A Unix socket is as trustworthy as its folder.
+    let over_tcp = servers
+        .iter()
+        .any(|s| matches!(s.host, Host::Tcp(_)) || s.hostaddr.is_some());
+    if over_tcp && !matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) {
+        return Err(
+            "a database reached over TCP must prove who it is, or whoever answers on its address could let every \
+             mailbox in with the password alone: add sslmode=verify-full and sslrootcert=/path/to/root.crt (the CA \
+             that signed the server's certificate), or reach it through its Unix socket folder (host=/run/postgresql)"
+                .into(),
+        );
+    }
     let target_session_attrs = match attrs.as_deref() {
         None | Some("any") => SessionAttrs::Any,
         Some("read-write") => SessionAttrs::ReadWrite,
@@ -513,13 +539,13 @@ mod tests {
 
     #[test]
     fn one_port_for_all_hosts_and_ipv6() {
-        let c = parse("postgres://u@a,[2001:db8::1]:6000/d").unwrap();
+        let c = parse("postgres://u@a,[2001:db8::1]:6000/d?sslmode=verify-full&sslrootcert=/ca.pem").unwrap();
         assert_eq!(c.servers.len(), 2);
         assert_eq!(c.servers[1].host, Host::Tcp("2001:db8::1".into()));
         assert_eq!(c.servers[1].describe(), "[2001:db8::1]:6000");
         // "a" had an empty port: the default, as libpq.
         assert_eq!(c.servers[0].port, 5432);
-        let c = parse("host=a,b port=6000 user=u").unwrap();
+        let c = parse("host=a,b port=6000 user=u sslmode=verify-full sslrootcert=/ca.pem").unwrap();
         assert_eq!(c.servers, [tcp("a", 6000), tcp("b", 6000)]);
         assert_eq!(c.dbname, "u", "dbname defaults to the user, as in libpq");
     }
@@ -542,7 +568,7 @@ mod tests {
 
     #[test]
     fn keyword_values_quoted_and_escaped() {
-        let c = parse(r"host = db1  user='pam mfa' dbname=my\ db application_name='it\'s'").unwrap();
+        let c = parse(r"host = db1  user='pam mfa' dbname=my\ db application_name='it\'s' sslmode=verify-full sslrootcert=/ca.pem").unwrap();
         assert_eq!(c.user, "pam mfa");
         assert_eq!(c.dbname, "my db");
         assert_eq!(c.application_name.as_deref(), Some("it's"));
@@ -552,7 +578,8 @@ mod tests {
 
     #[test]
     fn hostaddr_pairs_with_host() {
-        let c = parse("host=db1,db2 hostaddr=192.0.2.1,192.0.2.2 user=u").unwrap();
+        let c =
+            parse("host=db1,db2 hostaddr=192.0.2.1,192.0.2.2 user=u sslmode=verify-full sslrootcert=/ca.pem").unwrap();
         assert_eq!(c.servers[1].hostaddr, Some("192.0.2.2".parse().unwrap()));
         assert_eq!(c.servers[1].host, Host::Tcp("db2".into()));
         assert!(parse("host=db1,db2 hostaddr=192.0.2.1 user=u").is_err());
@@ -575,7 +602,7 @@ mod tests {
             assert!(e.contains("postgres.password_file") && e.contains("0600"), "{url}: {e}");
             assert!(!e.contains("secret"), "{e}");
         }
-        assert!(check("postgresql://pam_mfa@db/pam_mfa").is_ok());
+        assert!(check("postgresql://pam_mfa@db/pam_mfa?sslmode=verify-full&sslrootcert=/ca.pem").is_ok());
     }
 
     #[test]
@@ -588,13 +615,24 @@ mod tests {
             ("host=db user=u passfile=/x", "postgres.password_file"),
             ("host=db user=u sslmode=allow", "prefer"),
             ("host=db user=u sslmode=verify-full", "sslrootcert"),
-            ("host=db user=u sslmode=require sslrootcert=ca.pem", "absolute"),
-            ("host=db user=u target_session_attrs=standby", "read-write"),
+            ("host=db user=u sslmode=verify-ca sslrootcert=ca.pem", "absolute"),
+            ("host=/run/postgresql user=u target_session_attrs=standby", "read-write"),
             ("host=db", "no database user"),
             ("mysql://u@db/x", "postgresql://"),
             ("postgresql://u@db/x?sslmode", "no value"),
             ("postgresql://u@db/%zz", "hex"),
             ("host=@abstract user=u", "abstract"),
+            // Over TCP the server must show a verified certificate.
+            ("host=db user=u", "sslmode=verify-full"),
+            ("host=db user=u sslmode=require", "sslmode=verify-full"),
+            ("postgresql://u@127.0.0.1:5432/x?sslmode=disable", "sslmode=verify-full"),
+            ("host=/run/postgresql hostaddr=192.0.2.1 user=u", "hostaddr"),
+            // A key given twice is refused: libpq would let the last win.
+            (
+                "postgresql://u@db/x?sslmode=verify-full&sslrootcert=/ca.pem&sslmode=disable",
+                "given twice",
+            ),
+            ("host=db user=u user=v", "given twice"),
         ] {
             let e = parse(url).unwrap_err();
             assert!(e.contains(says), "{url}: {e}");

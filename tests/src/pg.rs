@@ -625,14 +625,22 @@ impl<'c> PgDatabase<'c> {
         )
     }
 
-    /// A libpq URL over TCP to 127.0.0.1, without TLS (`sslmode=disable`).
+    /// A libpq URL over TCP to 127.0.0.1, the server's certificate checked
+    /// (pam_mfa takes no other over TCP: whoever answered could let every
+    /// mailbox in with the password alone).
     pub fn tcp_url(&self, role: Role) -> String {
         format!(
-            "postgresql://{}@127.0.0.1:{}/{}?sslmode=disable",
+            "postgresql://{}@127.0.0.1:{}/{}?sslmode=verify-full&sslrootcert={}",
             role.name(),
             self.cluster.port,
-            self.name
+            self.name,
+            self.ca_param()
         )
+    }
+
+    /// The test CA's path as a URL parameter value.
+    pub fn ca_param(&self) -> String {
+        percent_encode(self.cluster.ca_cert().to_str().unwrap(), true)
     }
 
     /// A libpq URL over TLS to `localhost`, trusting the test CA.

@@ -171,7 +171,10 @@ fn secrets_are_sealed_to_their_mailbox() {
          WHERE mailbox = 'alice@example.org') WHERE mailbox = 'bob@example.org';",
     );
     let e = store.read_mailbox(&mb("bob@example.org")).unwrap_err();
-    assert!(matches!(e, StoreError::DamagedRow { .. }) && !e.is_unavailable(), "{e:?}");
+    assert!(
+        matches!(e, StoreError::DamagedRow { .. }) && !e.is_unavailable(),
+        "{e:?}"
+    );
     assert!(!e.to_string().contains(SEED), "{e}");
     assert!(store.open_login(&mb("bob@example.org"), &Config::default()).is_err());
     assert!(store.lock(&mb("bob@example.org"), OnMissing::Skip).is_err());
@@ -265,14 +268,17 @@ fn read_only_database_is_refused() {
 
 /// A server that accepts the TCP connection and never answers (a hung
 /// host, a black-holing firewall) is refused within connect_timeout, as
-/// "unavailable": with and without TLS.
+/// "unavailable", whatever TLS mode.
 #[test]
 fn silent_server_is_refused() {
     let db = PgCluster::shared().create_database("silent");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    for mode in ["disable", "require"] {
-        let url = format!("postgresql://pam_mfa_login@127.0.0.1:{port}/x?sslmode={mode}");
+    for mode in ["verify-ca", "verify-full"] {
+        let url = format!(
+            "postgresql://pam_mfa_login@127.0.0.1:{port}/x?sslmode={mode}&sslrootcert={}",
+            db.ca_param()
+        );
         let store = open(&db, Role::Login, &url, "connect_timeout = 1\nstatement_timeout = 1\n");
         let e = unavailable(store.check_ready());
         assert!(matches!(e, StoreError::Unreachable { .. }), "{e:?}");
@@ -375,7 +381,7 @@ fn reconnects_after_server_restart() {
 }
 
 /// TLS as libpq: verify-full checks the certificate's chain and name,
-/// verify-ca only the chain, require neither.
+/// verify-ca only the chain; weaker modes are refused over TCP.
 #[test]
 fn tls_modes_check_what_they_say() {
     let cluster = PgCluster::start();
@@ -389,7 +395,9 @@ fn tls_modes_check_what_they_say() {
     let e = unavailable(store("verify-full").check_ready());
     assert!(e.to_string().contains("certificate"), "{e}");
     store("verify-ca").check_ready().unwrap();
-    store("require").check_ready().unwrap();
+    // Over TCP nothing weaker than verify-ca is taken at all.
+    let (_, e) = Config::parse(&db.config_toml_with_url(Role::Admin, &db.tls_url(Role::Admin, "require"))).unwrap_err();
+    assert!(e.contains("sslmode=verify-full"), "{e}");
     // A CA file that does not exist: refused, and said.
     let url = db.tls_url(Role::Admin, "verify-full").replace("ca.crt", "missing.crt");
     let e = unavailable(open(&db, Role::Admin, &url, "").check_ready());
@@ -408,14 +416,16 @@ fn url_forms_reach_the_database() {
         db.socket_kv(Role::Admin),
         db.tcp_url(Role::Admin),
         format!(
-            "postgresql://pam_mfa_admin@localhost:{port}/{}?sslmode=disable",
-            db.name()
+            "postgresql://pam_mfa_admin@localhost:{port}/{}?sslmode=verify-full&sslrootcert={}",
+            db.name(),
+            db.ca_param()
         ),
         // A dead first host: the second is tried.
         format!(
-            "host=127.0.0.1,127.0.0.1 port={},{port} user=pam_mfa_admin dbname={} sslmode=disable",
+            "host=127.0.0.1,127.0.0.1 port={},{port} user=pam_mfa_admin dbname={} sslmode=verify-full sslrootcert={}",
             pam_mfa_tests::pg::free_port(),
-            db.name()
+            db.name(),
+            db.cluster().ca_cert().display()
         ),
     ] {
         let s = open(&db, Role::Admin, &url, "");
@@ -634,9 +644,10 @@ fn no_thread_outlives_a_call() {
     let db = PgCluster::shared().create_database("threads");
     admin(&db);
     let url = format!(
-        "postgresql://pam_mfa_admin@localhost:{}/{}?sslmode=disable",
+        "postgresql://pam_mfa_admin@localhost:{}/{}?sslmode=verify-full&sslrootcert={}",
         db.cluster().port(),
-        db.name()
+        db.name(),
+        db.ca_param()
     );
     run_worker("worker_threads", &db, &db.config_toml_with_url(Role::Admin, &url));
 }
@@ -653,7 +664,7 @@ fn worker_threads() {
     let mut dead_cfg = cfg.clone();
     let pg = dead_cfg.postgres.as_mut().unwrap();
     pg.url = format!(
-        "postgresql://u@localhost:{}/x?sslmode=disable",
+        "postgresql://u@localhost:{}/x?sslmode=verify-full&sslrootcert=/nonexistent-ca.pem",
         pam_mfa_tests::pg::free_port()
     );
     pg.connect_timeout = 1;

@@ -30,10 +30,12 @@ fn roles_log_in_over_socket_and_tcp() {
                 .psql_as(role, url, WHO)
                 .unwrap_or_else(|e| panic!("{url}: {e}\n{}", cluster.log_tail()))
         };
-        // Over the socket there is no TLS; TCP here is plain on purpose.
-        for url in [db.socket_url(role), db.socket_kv(role), db.tcp_url(role)] {
+        // Over the socket there is no TLS; over TCP the certificate is checked.
+        for url in [db.socket_url(role), db.socket_kv(role)] {
             assert_eq!(who(&url), format!("{} false", role.name()), "{url}");
         }
+        let tcp = db.tcp_url(role);
+        assert_eq!(who(&tcp), format!("{} true", role.name()), "{tcp}");
         let file = cluster.password_file(role);
         assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(

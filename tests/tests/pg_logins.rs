@@ -588,9 +588,10 @@ fn store_copy_files_to_postgres_and_back() {
     std::fs::write(
         &dead,
         format!(
-            "backend = \"postgres\"\n[postgres]\nurl = \"postgresql://pam_mfa_admin@127.0.0.1:{}/nowhere?sslmode=disable\"\n\
+            "backend = \"postgres\"\n[postgres]\nurl = \"postgresql://pam_mfa_admin@127.0.0.1:{}/nowhere?sslmode=verify-full&sslrootcert={}\"\n\
              password_file = {:?}\nkey_file = {:?}\nconnect_timeout = \"1s\"\nstatement_timeout = \"1s\"\n",
             pam_mfa_tests::pg::free_port(),
+            pg_db.ca_param(),
             pg_db.cluster().password_file(Role::Admin),
             pg_db.key_file(),
         ),

@@ -73,10 +73,11 @@ mod postgres {
     fn missing() -> (PgDatabase<'static>, PgStore) {
         let db = PgCluster::shared().create_database("contract_missing");
         let url = format!(
-            "postgresql://{}@127.0.0.1:{}/{}?sslmode=disable",
+            "postgresql://{}@127.0.0.1:{}/{}?sslmode=verify-full&sslrootcert={}",
             Role::Admin.name(),
             free_port(),
-            db.name()
+            db.name(),
+            db.ca_param()
         );
         let store = PgStore::open(&config(&db, &url), None).unwrap();
         (db, store)

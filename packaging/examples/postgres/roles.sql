@@ -3,16 +3,19 @@
 -- Logins (the PAM module, in every mail server's auth processes) connect as
 -- pam_mfa_login: they read policies and mailboxes and write only a
 -- mailbox's login state (last accepted step, failures, recent logins). They
--- can neither read anything else nor change a secret, add a mailbox or
--- remove one, so a mail server that is broken into cannot enrol its own
--- authenticator for someone else's mailbox through the database.
+-- cannot change a secret, add a mailbox or remove one. That limits mistakes
+-- and bugs, not an intruder: a mail server holds the key file, so root on
+-- one can open every mailbox's seed and compute its codes, and with this
+-- role reset any mailbox's failures or last accepted step. A mail server is
+-- trusted with the logins of every server that shares the database.
 --
 -- mfa-ctl connects as pam_mfa_admin (postgres.admin_url): it sets mailboxes
 -- up and removes them, changes policies, and owns the tables, since
 -- `mfa-ctl store init` creates them and upgrades them later.
 --
 -- Secrets are sealed with the key file's key before they reach the
--- database (see docs), so neither role, nor a dump, reveals a TOTP seed.
+-- database, so a dump or backup alone (without the key file) reveals no
+-- TOTP seed.
 --
 -- 1. Once, as a superuser (psql -U postgres), with passwords of your own:
 --
