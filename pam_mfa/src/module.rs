@@ -521,19 +521,23 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
             Outcome::Accepted(Accept::RecoveryCode { .. }) => Durability::Synced,
             _ => Durability::Configured,
         };
-        match d
-            .state
-            .as_ref()
-            .map(|new_state| locked.write_state(new_state, durability))
-        {
-            Some(Err(StoreError::Conflict { .. })) if first_round => {
+        // An acceptance that writes nothing (the password alone, for a
+        // mailbox with no record) must still rest on the mailbox as it is
+        // now: an optimistic lock checks it was not set up meanwhile.
+        let stored = match (&d.state, &d.outcome) {
+            (Some(new_state), _) => locked.write_state(new_state, durability),
+            (None, Outcome::Accepted(_)) => locked.confirm(),
+            (None, Outcome::Refused(_)) => Ok(()),
+        };
+        match stored {
+            Err(StoreError::Conflict { .. }) if first_round => {
                 first_round = false;
                 continue;
             }
             // Without the new state the replay protection cannot be kept:
             // a success becomes a refusal (fail closed).
-            Some(Err(e)) => return ctx.store_failed("verify", &e),
-            Some(Ok(())) | None => break d,
+            Err(e) => return ctx.store_failed("verify", &e),
+            Ok(()) => break d,
         }
     };
     log_verify(ctx, &decision.outcome);

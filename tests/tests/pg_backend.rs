@@ -757,3 +757,31 @@ fn worker_fork() {
     );
     println!("WORKER OK");
 }
+
+/// A login's second look that writes nothing (a mailbox with a row but no
+/// record, let in with the password alone) is confirmed against the row:
+/// set up by mfa-ctl since the first look, the optimistic lock answers
+/// Conflict, and the module decides again under a real lock (and refuses:
+/// the mailbox now needs a code). Found by the outside review.
+#[test]
+fn an_optimistic_lock_confirms_what_it_read() {
+    let db = PgCluster::shared().create_database("confirm");
+    let store = admin(&db);
+    let bob = mb("bob@example.org");
+    put(&store, "bob@example.org", &MailboxRecord::default(), &state(1));
+    let (_, opened) = store.open_login(&bob, &Config::default()).unwrap();
+    let opened = opened.expect("bob has a row");
+    // Unchanged: confirmed.
+    store.relock(&opened).unwrap().unwrap().confirm().unwrap();
+    // Enrolled meanwhile: not confirmed.
+    put(&store, "bob@example.org", &enrolled(), &state(1));
+    let e = store.relock(&opened).unwrap().unwrap().confirm().unwrap_err();
+    assert!(matches!(e, StoreError::Conflict { .. }), "{e:?}");
+    // Forgotten meanwhile: not confirmed either.
+    store.forget(&bob).unwrap();
+    let e = store.relock(&opened).unwrap().unwrap().confirm().unwrap_err();
+    assert!(matches!(e, StoreError::Conflict { .. }), "{e:?}");
+    // A real lock holds the row: always current.
+    put(&store, "bob@example.org", &MailboxRecord::default(), &state(2));
+    store.lock(&bob, OnMissing::Skip).unwrap().unwrap().confirm().unwrap();
+}

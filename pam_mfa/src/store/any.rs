@@ -161,6 +161,12 @@ impl MailboxLock for AnyLock<'_> {
             AnyLock::Postgres(l) => l.write(record, state),
         }
     }
+    fn confirm(&mut self) -> Result<(), StoreError> {
+        match self {
+            AnyLock::Files(l) => l.confirm(),
+            AnyLock::Postgres(l) => l.confirm(),
+        }
+    }
     fn write_state(&mut self, state: &MailboxState, durability: Durability) -> Result<(), StoreError> {
         match self {
             AnyLock::Files(l) => l.write_state(state, durability),

@@ -76,6 +76,14 @@ pub trait MailboxLock {
     /// Record and state as one atomic, durable change. Both empty: the
     /// mailbox is forgotten.
     fn write(&mut self, record: &MailboxRecord, state: &MailboxState) -> Result<(), StoreError>;
+    /// Whether what the lock read is still current, for a decision that
+    /// writes nothing (a mailbox without a record let in with the password
+    /// alone): a real lock always is; an optimistic one (see
+    /// [`Backend::relock`]) answers [`StoreError::Conflict`] if the mailbox
+    /// changed since it was read.
+    fn confirm(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// The record alone (mfa-ctl); the state stays as it is.
     fn write_record(&mut self, record: &MailboxRecord) -> Result<(), StoreError> {
         let state = self.state().clone();

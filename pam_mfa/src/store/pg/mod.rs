@@ -826,6 +826,27 @@ impl PgLock<'_> {
 }
 
 impl MailboxLock for PgLock<'_> {
+    fn confirm(&mut self) -> Result<(), StoreError> {
+        if self.tx.is_some() {
+            return Ok(());
+        }
+        let name = self.mailbox.as_str();
+        let what = format!("checking mailbox {} is unchanged", self.mailbox);
+        let version: Option<i64> = self.store.call(&what, Retry::Once, async |cl: &Client, s: &Stmts| {
+            cl.query_opt(&s.read_mailbox, &[&name])
+                .await?
+                .map(|r| r.try_get(2))
+                .transpose()
+        })?;
+        if version == self.exists.then_some(self.version) {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                mailbox: self.mailbox.to_string(),
+            })
+        }
+    }
+
     fn record(&self) -> Option<&MailboxRecord> {
         (!self.content.record.is_empty()).then_some(&self.content.record)
     }
