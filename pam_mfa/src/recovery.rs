@@ -12,7 +12,9 @@
 //! by a TOTP code. `split` therefore takes an 8-digit tail as a scratch code
 //! only when it IS one of the mailbox's unused codes (never by its shape),
 //! and never for a mailbox whose TOTP codes have 8 digits (there the 8
-//! digits are the TOTP code). Their hashes could be reversed by trying all
+//! digits are the TOTP code). The price, still open: a wrong guess at a
+//! scratch code is never cut off, so it reaches the password module as a
+//! wrong password and the lock-out does not count it. Their hashes could be reversed by trying all
 //! 9×10^7 values, but only by someone who can read the record, and the
 //! record holds the TOTP seed itself. Advise users who have them to replace
 //! them with ours: `mfa-ctl recovery-codes MAILBOX` (which voids the old ones).
