@@ -1582,6 +1582,17 @@ impl Admin {
                     "file_name",
                     "a temporary file google-authenticator left behind".to_string(),
                 )),
+                // Whoever may put a file in the folder must not enrol a
+                // mailbox of another domain by naming it so.
+                u if u
+                    .rsplit_once('@')
+                    .is_some_and(|(_, d)| !d.eq_ignore_ascii_case(&domain)) =>
+                {
+                    Err((
+                        "file_name",
+                        format!("names a mailbox outside --domain {domain}: import each domain with its own --domain"),
+                    ))
+                }
                 u => Ok(u),
             });
             (path.display().to_string(), user, path)

@@ -399,6 +399,8 @@ fn a_folder_with_broken_files() {
     google_authenticator(&dir.join("fred"), DEBIAN);
     std::fs::set_permissions(dir.join("fred"), std::fs::Permissions::from_mode(0o620)).unwrap();
     std::fs::write(dir.join("alice~"), "left over\n").unwrap();
+    // A file naming a mailbox of another domain: not this import's to enrol.
+    google_authenticator(&dir.join("alice@other.example"), DEBIAN);
     let (alice, _) = ga_contents(&dir.join("alice"));
     let (bob, _) = ga_contents(&dir.join("bob"));
 
@@ -434,7 +436,7 @@ fn a_folder_with_broken_files() {
     // Skipped entries are findings, not errors of the command.
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains("2 imported, 0 replaced, 0 unchanged, 5 skipped"),
+        r.stdout.contains("2 imported, 0 replaced, 0 unchanged, 6 skipped"),
         "{}",
         r.stdout
     );
@@ -444,6 +446,7 @@ fn a_folder_with_broken_files() {
         "owned by uid 54321",
         "writable by group",
         "temporary file",
+        "outside --domain",
     ] {
         assert!(r.stdout.contains(why), "{why}: {}", r.stdout);
     }
@@ -463,7 +466,7 @@ fn a_folder_with_broken_files() {
         ],
     )
     .json();
-    assert_eq!((v["unchanged"].as_u64(), v["skipped"].as_u64()), (Some(2), Some(5)));
+    assert_eq!((v["unchanged"].as_u64(), v["skipped"].as_u64()), (Some(2), Some(6)));
     let mut kinds: Vec<&str> = v["skipped_entries"]
         .as_array()
         .unwrap()
@@ -473,7 +476,14 @@ fn a_folder_with_broken_files() {
     kinds.sort();
     assert_eq!(
         kinds,
-        ["file_name", "hotp", "not_base32", "owner", "writable_by_others"]
+        [
+            "file_name",
+            "file_name",
+            "hotp",
+            "not_base32",
+            "owner",
+            "writable_by_others"
+        ]
     );
 
     let t = fresh(60, 8);
