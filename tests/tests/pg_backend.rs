@@ -688,6 +688,56 @@ fn worker_threads() {
     println!("WORKER OK");
 }
 
+/// A threaded host keeps the connections its concurrent logins needed:
+/// eight threads logging in at once, round after round, use the same eight
+/// server sessions, instead of opening (SCRAM, TLS, schema check) and closing
+/// a new one for every login beyond a small idle limit.
+#[test]
+fn a_threaded_host_reuses_its_connections() {
+    let db = PgCluster::shared().create_database("pool");
+    admin(&db);
+    let url = format!("{}?application_name=pool_worker", db.socket_url(Role::Admin));
+    run_worker("worker_pool", &db, &db.config_toml_with_url(Role::Admin, &url));
+}
+
+#[test]
+#[ignore = "run by a_threaded_host_reuses_its_connections in a process of its own"]
+fn worker_pool() {
+    const THREADS: u64 = 8;
+    let Some(cfg) = worker_config() else { return };
+    let store = PgStore::open(&cfg, None).unwrap();
+    for i in 0..THREADS {
+        put(&store, &format!("u{i}@example.org"), &enrolled(), &state(1));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for round in 0..20u64 {
+        let start = std::sync::Barrier::new(THREADS as usize);
+        std::thread::scope(|s| {
+            for i in 0..THREADS {
+                let (store, start) = (&store, &start);
+                s.spawn(move || {
+                    let name = mb(&format!("u{i}@example.org"));
+                    start.wait();
+                    let (_, opened) = store.open_login(&name, &Config::default()).unwrap();
+                    let mut l = store.relock(&opened.unwrap()).unwrap().unwrap();
+                    l.write_state(&state(round + 2), Durability::Configured).unwrap();
+                });
+            }
+        });
+        let pids = worker_psql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'pool_worker';",
+        );
+        seen.extend(pids.lines().map(str::to_string));
+    }
+    assert!(
+        seen.len() <= THREADS as usize,
+        "{} server sessions for {THREADS} threads: {seen:?}",
+        seen.len()
+    );
+    println!("WORKER OK");
+}
+
 /// A forked child never uses or closes its parent's connection: the child
 /// opens its own, and the parent's keeps working (the same server
 /// session) after the child used the store and exited.
