@@ -54,8 +54,47 @@ pub fn at_size(opts: &Opts, n: u64, smallest: u64) -> Vec<RunSpec<'static>> {
             count,
             procs,
             threads,
+            process_per_login: false,
         })
         .collect();
+    if opts.postgres {
+        // pam_mfa on PostgreSQL, right after the file store's rows: over the
+        // Unix socket, and over TCP to 127.0.0.1 (with TLS, verify-full: the
+        // only TCP pam_mfa takes); one process, then `p` processes (each
+        // keeps its connection for all its logins, as an auth worker does).
+        for procs in [1, p] {
+            for (case, service) in [
+                ("pam_mfa postgres socket", "mfa-pg-socket"),
+                ("pam_mfa postgres TCP+TLS", "mfa-pg-tls"),
+            ] {
+                specs.push(warm(Kind::Pg, case, service, l, procs, 1));
+            }
+        }
+        // Threads of one process share its pool of idle connections.
+        specs.push(warm(Kind::Pg, "pam_mfa postgres socket", "mfa-pg-socket", l, 1, p));
+    }
+    // Short-lived processes: every login in a new process, which loads the
+    // module and, on PostgreSQL, connects (SCRAM, TLS) before its login.
+    let once = l.min(200);
+    let mut fresh = vec![(Kind::Mfa, "pam_mfa durable, new process per login", "mfa-durable")];
+    if opts.postgres {
+        fresh.push((
+            Kind::Pg,
+            "pam_mfa postgres socket, new process per login",
+            "mfa-pg-socket",
+        ));
+        fresh.push((
+            Kind::Pg,
+            "pam_mfa postgres TCP+TLS, new process per login",
+            "mfa-pg-tls",
+        ));
+    }
+    for (kind, case, service) in fresh {
+        specs.push(RunSpec {
+            process_per_login: true,
+            ..warm(kind, case, service, once, 1, 1)
+        });
+    }
     // The same single-thread logins from a cold cache, for the three
     // that matter most (see `Cache`).
     for (kind, case, service) in [
@@ -72,6 +111,7 @@ pub fn at_size(opts: &Opts, n: u64, smallest: u64) -> Vec<RunSpec<'static>> {
             count: l.min(1000),
             procs: 1,
             threads: 1,
+            process_per_login: false,
         });
     }
     if n == smallest {
@@ -88,8 +128,31 @@ pub fn at_size(opts: &Opts, n: u64, smallest: u64) -> Vec<RunSpec<'static>> {
                 count: l,
                 procs: 1,
                 threads: 1,
+                process_per_login: false,
             });
         }
     }
     specs
+}
+
+/// A run from a warm cache through a PAM service.
+fn warm(
+    kind: Kind,
+    case: &'static str,
+    service: &'static str,
+    count: u64,
+    procs: u64,
+    threads: u64,
+) -> RunSpec<'static> {
+    RunSpec {
+        kind,
+        cache: Cache::Warm,
+        case,
+        service: Some(service),
+        durable: true,
+        count,
+        procs,
+        threads,
+        process_per_login: false,
+    }
 }

@@ -24,6 +24,8 @@ mod console;
 mod content;
 mod fixture;
 mod opts;
+mod pgstore;
+mod race;
 mod report;
 mod run;
 mod services;
@@ -40,16 +42,20 @@ use std::process::Command;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("worker") {
-        worker::main(&args[1..]);
-        return;
+    match args.first().map(String::as_str) {
+        Some("worker") => return worker::main(&args[1..]),
+        Some("racer") => return race::racer_main(&args[1..]),
+        _ => {}
     }
     let opts = opts::parse(&args);
     if std::env::var_os("PAM_MFA_BENCH_NS").is_none() && !opts.console {
         console::reexec_without_console(&args);
     }
     if !orchestrate(&opts) {
-        eprintln!("bench: FAILED: a login with a correct fresh code was refused (see the 'failed' column)");
+        eprintln!(
+            "bench: FAILED: a login with a correct fresh code was refused (see the 'failed' column), or pam_mfa accepted a \
+             raced code twice or not at all (see the raced codes)"
+        );
         std::process::exit(1);
     }
 }
@@ -92,10 +98,21 @@ fn orchestrate(opts: &Opts) -> bool {
     println!("store folder: {} (ext4? see `findmnt -T`)", opts.dir.display());
     println!("load average at start: {}", loadavg());
     println!("options: {opts:?}");
+    if opts.postgres {
+        let c = pgstore::cluster(&opts.pg_set);
+        println!(
+            "postgres: private cluster {} port {}: {}",
+            c.root().display(),
+            c.port(),
+            pgstore::describe(c)
+        );
+    }
     let mut all_ok = true;
     let mut rows = Vec::new();
+    let mut races = Vec::new();
     let mut setups = Vec::new();
     let mut breakdowns = Vec::new();
+    let mut pg_breakdowns = Vec::new();
     let smallest = opts.sizes.iter().copied().min().unwrap_or(0);
     for &n in &opts.sizes {
         eprintln!("bench: N = {n}: creating the stores");
@@ -124,7 +141,26 @@ fn orchestrate(opts: &Opts) -> bool {
             }
             rows.push(r);
         }
+        for spec in race::cases(opts.workers, opts.race_rounds, opts.postgres) {
+            eprintln!(
+                "bench: N = {n}: {} raced x{} ({} codes)",
+                spec.case, spec.procs, spec.rounds
+            );
+            let r = race::run(&mut w, &spec);
+            // pam_mfa must accept every raced code exactly once.
+            if matches!(spec.kind, Kind::Mfa | Kind::Pg) && (r.twice > 0 || r.none > 0) {
+                all_ok = false;
+            }
+            races.push(r);
+        }
         breakdowns.push((n, breakdown::breakdown(&w)));
+        if let Some(pg) = &w.pg {
+            println!(
+                "postgres, N = {n}: table pam_mfa_mailboxes with its TOAST and index: {}",
+                pg.table_size()
+            );
+            pg_breakdowns.push((n, pgstore::breakdown(pg, n)));
+        }
         if opts.keep {
             eprintln!("bench: kept {}", w.root.display());
         } else {
@@ -132,6 +168,15 @@ fn orchestrate(opts: &Opts) -> bool {
             std::fs::remove_dir_all(&w.root).unwrap();
         }
     }
-    report::print(opts, &setups, &rows, &breakdowns);
+    report::print(
+        opts,
+        &report::Results {
+            setups: &setups,
+            rows: &rows,
+            races: &races,
+            breakdowns: &breakdowns,
+            pg_breakdowns: &pg_breakdowns,
+        },
+    );
     all_ok
 }

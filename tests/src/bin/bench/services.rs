@@ -25,7 +25,7 @@ pub fn write(w: &World, module: &Path, cfg_path: &Path, pwdfile: &Path) {
         w.oath_file.display()
     );
     let pwd = format!("pam_pwdfile.so pwdfile={} use_first_pass", pwdfile.display());
-    let services = [
+    let mut services = vec![
         (
             "permit",
             "auth required pam_permit.so\naccount required pam_permit.so\n".to_string(),
@@ -41,6 +41,11 @@ pub fn write(w: &World, module: &Path, cfg_path: &Path, pwdfile: &Path) {
         ("ga-pwdfile", ga(&pwd)),
         ("oath", oath),
     ];
+    if let Some(pg) = &w.pg {
+        for (name, cfg) in [("mfa-pg-socket", &pg.socket_cfg), ("mfa-pg-tls", &pg.tls_cfg)] {
+            services.push((name, mfa(cfg, "pam_permit.so")));
+        }
+    }
     for (name, text) in services {
         write_file(&w.confdir.join(name), text.as_bytes(), 0o644);
     }

@@ -4,6 +4,7 @@
 use crate::content::{ga_text, mfa_content, mfa_file, oath_text, primed_state};
 use crate::fixture::{DOMAIN, local, now, seed, user};
 use crate::opts::Opts;
+use crate::pgstore::{self, PgWorld};
 use crate::services;
 use pam_mfa::config::{Config, IfMissing};
 use pam_mfa::mailbox::Mailbox;
@@ -24,6 +25,8 @@ pub enum Kind {
     Floor,
     Permit,
     Mfa,
+    /// pam_mfa on PostgreSQL: one database, reached over its socket or TCP + TLS.
+    Pg,
     Ga,
     Oath,
 }
@@ -41,6 +44,8 @@ pub struct World {
     pub oath_file: PathBuf,
     /// Where the floor rewrites mailbox files: the pam_mfa store's domain folder.
     pub floor_dir: PathBuf,
+    /// The PostgreSQL store of this size (unless `--no-postgres`).
+    pub pg: Option<PgWorld>,
     /// Next unused position in each store's login order, and the mailboxes
     /// used since the last reset.
     pub cursor: BTreeMap<Kind, (u64, Vec<u64>)>,
@@ -110,6 +115,7 @@ pub fn setup(
         oath_file: root.join("users.oath"),
         floor_dir: root.join("mfa").join("mailboxes").join(DOMAIN),
         root,
+        pg: None,
         cursor: BTreeMap::new(),
     };
     let t = now();
@@ -162,6 +168,16 @@ pub fn setup(
     sync();
     times.push(("pam_oath (1 users file)".to_string(), started.elapsed().as_secs_f64()));
 
+    // pam_mfa on PostgreSQL: one row per mailbox, the same content.
+    if opts.postgres {
+        let started = Instant::now();
+        w.pg = Some(pgstore::setup(&opts.pg_set, &w.root, n, t));
+        times.push((
+            "pam_mfa postgres (1 row per mailbox, COPY)".to_string(),
+            started.elapsed().as_secs_f64(),
+        ));
+    }
+
     // Password file for the full-stack rows (same hash for every user: the
     // crypt cost per login is what matters, not the hashes' variety).
     let pwdfile = w.root.join("passwd");
@@ -191,6 +207,7 @@ pub fn reset(w: &World, kind: Kind, used: &[u64]) {
                 write_file(&w.ga_dir.join(user(*i)), ga_text(*i).as_bytes(), 0o400);
             }
         }
+        Kind::Pg => w.pg.as_ref().unwrap().reset(used),
         Kind::Oath => {
             let tmp = w.oath_file.with_extension("new");
             write_file(&tmp, &oath_text(w.n), 0o600);

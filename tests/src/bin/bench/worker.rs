@@ -2,7 +2,7 @@
 //! one share of a run, timed where they happen, so the orchestrator's own
 //! work never lands inside a measured login.
 
-use crate::fixture::{PASSWORD, RHOST, local, mailbox_at, now, seed, user};
+use crate::fixture::{DOMAIN, PASSWORD, RHOST, local, mailbox_at, now, seed, user};
 use pam_mfa_tests::pam;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,8 +19,19 @@ fn vm_hwm_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU time of this process (all its threads) so far, in us.
+fn cpu_us() -> u64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
+
 /// `bench worker key=value...`: waits for "go" on stdin, does its share of
-/// the run, prints `done`, then `result OK FAIL RSS_KB` and the latencies (ns).
+/// the run, prints `done`, then `result OK FAIL RSS_KB CPU_US` (CPU_US: the
+/// process's user + system time during its logins) and the latencies (ns).
 pub fn main(args: &[String]) {
     let kv: BTreeMap<&str, &str> = args.iter().filter_map(|a| a.split_once('=')).collect();
     let get = |k: &str| -> u64 {
@@ -35,10 +46,14 @@ pub fn main(args: &[String]) {
     let durable = get("durable") == 1;
     let confdir = kv.get("confdir").map(PathBuf::from);
     let service = kv.get("service").map(|s| s.to_string());
+    if get("warmup") == 1 {
+        warm_up(confdir.as_ref().unwrap(), service.as_ref().unwrap());
+    }
     println!("ready");
     std::io::stdout().flush().unwrap();
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).unwrap();
+    let cpu_before = cpu_us();
     let run_share = |slot: u64| -> (u64, u64, Vec<u64>) {
         let (mut ok, mut fail, mut lat) = (0, 0, Vec::new());
         let mut j = slot;
@@ -81,9 +96,10 @@ pub fn main(args: &[String]) {
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         })
     };
+    let cpu = cpu_us() - cpu_before;
     println!("done");
     let (ok, fail): (u64, u64) = results.iter().fold((0, 0), |a, r| (a.0 + r.0, a.1 + r.1));
-    let mut out = format!("result {ok} {fail} {}\n", vm_hwm_kb());
+    let mut out = format!("result {ok} {fail} {} {cpu}\n", vm_hwm_kb());
     for (_, _, lat) in &results {
         for l in lat {
             let _ = write!(out, "{l} ");
@@ -91,6 +107,22 @@ pub fn main(args: &[String]) {
     }
     out.push('\n');
     std::io::stdout().write_all(out.as_bytes()).unwrap();
+}
+
+/// One untimed login before the run, of a mailbox no store holds: the
+/// process maps pam_mfa.so (kept: `-z nodelete`) and, on PostgreSQL, opens
+/// the connection it keeps for its later logins (SCRAM, TLS, the schema
+/// check, the prepared statements), as an auth worker that has been up for a
+/// while has. What a new process pays is the "new process per login" rows.
+pub fn warm_up(confdir: &Path, service: &str) {
+    let user = format!("bench-warmup@{DOMAIN}");
+    std::hint::black_box(pam::login(
+        confdir,
+        service,
+        user.as_bytes(),
+        PASSWORD.as_bytes(),
+        Some(RHOST),
+    ));
 }
 
 /// The unavoidable work of one login: one HMAC-SHA1 (one TOTP code) and one
