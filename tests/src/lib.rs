@@ -318,8 +318,18 @@ impl Env {
 
     /// Everything the module logged since the last call.
     pub fn logs(&self) -> Vec<String> {
-        // Lines sent just before this call may still be in the socket queue.
-        std::thread::sleep(Duration::from_millis(120));
+        // Lines sent just before this call may still be in the socket queue,
+        // and on a busy machine the draining thread may run late: wait until
+        // no line has come for a while (at most 3 s).
+        let mut seen = usize::MAX;
+        for _ in 0..25 {
+            std::thread::sleep(Duration::from_millis(120));
+            let n = self.log.lock().unwrap().len();
+            if n == seen {
+                break;
+            }
+            seen = n;
+        }
         std::mem::take(&mut *self.log.lock().unwrap())
     }
 
