@@ -131,6 +131,12 @@ pub enum AdminCommand {
     /// Clear a mailbox's lock-out after failed codes
     Unlock(MailboxArg),
 
+    /// Open webmail sessions of a mailbox (see [webmail] in pam_mfa.toml(5))
+    Sessions(MailboxArg),
+
+    /// End all webmail sessions of a mailbox: the next click needs a new code
+    Logout(MailboxArg),
+
     /// Set up the store (folder, marker, domains/, mailboxes/)
     #[command(subcommand)]
     Store(StoreCmd),
@@ -218,6 +224,12 @@ pub enum DomainCmd {
         /// the password alone (e.g. 7d, 12h)
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         grace: Option<u64>,
+        /// How long a password+code string accepted from the webmail servers
+        /// may log in again for this domain (e.g. 4h; 0 = no webmail
+        /// sessions; "default" = the configuration's webmail.reuse_window).
+        /// Unset: unchanged
+        #[arg(long, value_name = "DURATION", value_parser = parse_window)]
+        webmail_window: Option<WebmailWindow>,
     },
     /// Show the policy in force for a domain
     Show {
@@ -409,6 +421,17 @@ impl From<ImportFlags> for pam_mfa::admin::ImportOptions {
             allow_short_secrets: f.allow_short_secrets,
         }
     }
+}
+
+/// `--webmail-window`: seconds, or `None` for "default" (the configuration's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebmailWindow(pub Option<u64>);
+
+fn parse_window(s: &str) -> Result<WebmailWindow, String> {
+    if s == "default" {
+        return Ok(WebmailWindow(None));
+    }
+    parse_duration(s).map(|w| WebmailWindow(Some(w)))
 }
 
 fn parse_duration(s: &str) -> Result<u64, String> {

@@ -30,9 +30,12 @@ pub struct Ui {
 
 pub fn run(admin: &Admin, command: AdminCommand, ui: &Ui, now: u64) -> Result<Reply> {
     match command {
-        AdminCommand::Domain(DomainCmd::Set { domain, policy, grace }) => {
-            domain_set(admin, &domain, policy.into(), grace, now)
-        }
+        AdminCommand::Domain(DomainCmd::Set {
+            domain,
+            policy,
+            grace,
+            webmail_window,
+        }) => domain_set(admin, &domain, policy.into(), grace, webmail_window.map(|w| w.0), now),
         AdminCommand::Domain(DomainCmd::Show { domain }) => domain_show(admin, &domain),
         AdminCommand::Domain(DomainCmd::List) => domain_list(admin),
         AdminCommand::Enroll(args) => enroll(admin, &args, ui, now),
@@ -58,6 +61,8 @@ pub fn run(admin: &Admin, command: AdminCommand, ui: &Ui, now: u64) -> Result<Re
         }
         AdminCommand::Logins { mailbox, limit } => logins(admin, &admin.mailbox(&mailbox)?, limit),
         AdminCommand::Unlock(a) => unlock(admin, &admin.mailbox(&a.mailbox)?, now),
+        AdminCommand::Sessions(a) => sessions(admin, &admin.mailbox(&a.mailbox)?, now),
+        AdminCommand::Logout(a) => logout(admin, &admin.mailbox(&a.mailbox)?, now),
         AdminCommand::Store(StoreCmd::Init { dir, adopt }) => store_init(admin, dir.as_deref(), adopt),
         AdminCommand::Store(StoreCmd::Copy { from, dry_run, replace }) => {
             store_copy(admin, &from, dry_run, replace, ui)
@@ -68,8 +73,15 @@ pub fn run(admin: &Admin, command: AdminCommand, ui: &Ui, now: u64) -> Result<Re
 
 // ---- domains ----
 
-fn domain_set(admin: &Admin, domain: &str, policy: Policy, grace: Option<u64>, now: u64) -> Result<Reply> {
-    let v = admin.domain_set(domain, policy, grace, now)?;
+fn domain_set(
+    admin: &Admin,
+    domain: &str,
+    policy: Policy,
+    grace: Option<u64>,
+    webmail_window: Option<Option<u64>>,
+    now: u64,
+) -> Result<Reply> {
+    let v = admin.domain_set(domain, policy, grace, webmail_window, now)?;
     let mut human = format!("{}: MFA {}", v.domain, v.policy.policy);
     if let (Some(g), Some(ends)) = (v.policy.grace, v.policy.grace_ends()) {
         human.push_str(&format!(
@@ -92,6 +104,11 @@ fn domain_show(admin: &Admin, domain: &str) -> Result<Reply> {
     }
     if let (Some(g), Some(ends)) = (v.policy.grace, v.policy.grace_ends()) {
         human.push_str(&format!("grace:   {}, ends {}\n", duration::format(g), when(ends)));
+    }
+    match v.policy.webmail_window {
+        Some(0) => human.push_str("webmail: no webmail sessions for this domain\n"),
+        Some(w) => human.push_str(&format!("webmail: sessions last {}\n", duration::format(w))),
+        None => {}
     }
     Ok(Reply::new(human, json!(v)))
 }
@@ -409,16 +426,56 @@ fn logins(admin: &Admin, mb: &Mailbox, limit: usize) -> Result<Reply> {
         format!("No logins recorded for {mb}.\n"),
         &["TIME", "SERVICE", "IP", "METHOD", "RESULT"],
         |l| {
+            let method = match l.count {
+                0 | 1 => l.method.as_str().to_string(),
+                n => format!("{} x{n}", l.method.as_str()),
+            };
             vec![
                 when(l.at),
                 l.service.clone(),
                 l.ip.clone().unwrap_or_else(|| "-".into()),
-                l.method.as_str().to_string(),
+                method,
                 l.result.clone(),
             ]
         },
     );
     Ok(Reply::new(human, json!({"mailbox": mb.as_str(), "logins": logins})))
+}
+
+fn sessions(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {
+    let sessions = admin.sessions(mb, now)?;
+    let human = table_or(
+        &sessions,
+        format!("No open webmail sessions for {mb}.\n"),
+        &["STARTED", "LAST USE", "CLIENT", "SERVICE", "USES", "EXPIRES"],
+        |s| {
+            vec![
+                when(s.started),
+                when(s.last_use),
+                if s.client.is_empty() {
+                    "-".into()
+                } else {
+                    s.client.clone()
+                },
+                s.service.clone(),
+                s.uses.to_string(),
+                when(s.expires),
+            ]
+        },
+    );
+    Ok(Reply::new(human, json!({"mailbox": mb.as_str(), "sessions": sessions})))
+}
+
+fn logout(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {
+    let ended = admin.logout(mb, now)?;
+    let human = match ended {
+        0 => format!("{mb} had no open webmail sessions; nothing changed.\n"),
+        n => format!("{mb}: {n} webmail session(s) ended; the next click in the webmail asks for a new code.\n"),
+    };
+    Ok(Reply::new(
+        human,
+        json!({"mailbox": mb.as_str(), "sessions_ended": ended}),
+    ))
 }
 
 fn unlock(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {

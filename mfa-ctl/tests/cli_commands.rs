@@ -598,6 +598,7 @@ fn store_text_reaches_the_terminal_escaped() {
                 method: Method::Code,
                 // A typed result: nothing hostile can be stored in it.
                 result: LoginResult::WrongCode,
+                count: 0,
             },
             20,
         );

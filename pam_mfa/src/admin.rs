@@ -21,6 +21,7 @@ use crate::store::backend::{Backend, MailboxLock};
 use crate::store::records::{Login, MailboxFile, MailboxRecord, MailboxState, Method};
 use crate::store::{Durability, ExistingFolder, OnMissing, Store, StoreError};
 use crate::totp::{self, CodeCheck, SeedError, TotpSeed};
+use crate::webmail;
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -136,6 +137,10 @@ pub enum Invalid {
     },
     /// A grace period was given for a policy other than `required`.
     GraceWithoutRequired,
+    /// A domain's webmail window over the longest allowed.
+    WebmailWindowTooLong {
+        secs: u64,
+    },
     /// An app password label must be 1 to 64 printable characters.
     Label,
     /// Not a PAM service name.
@@ -263,6 +268,12 @@ impl fmt::Display for Invalid {
             Invalid::Mailbox { name, error } => write!(f, "'{name}' is not a mailbox name: {error}"),
             Invalid::Domain { name, error } => write!(f, "'{name}' is not a domain name: {error}"),
             Invalid::GraceWithoutRequired => f.write_str("a grace period only applies to the required policy"),
+            Invalid::WebmailWindowTooLong { secs } => write!(
+                f,
+                "--webmail-window {}: at most {} (0 switches webmail sessions off for the domain, default follows the configuration)",
+                crate::duration::format(*secs),
+                crate::duration::format(crate::config::MAX_WEBMAIL_WINDOW)
+            ),
             Invalid::Label => f.write_str("an app password label must be 1 to 64 printable characters"),
             Invalid::Service { service } => write!(
                 f,
@@ -379,6 +390,17 @@ named_enum! {
 
 /// A domain's policy as shown to admins. Its JSON form spells the policy
 /// out for panels: the grace period as text and in seconds, and its end.
+/// An open webmail session as `mfa-ctl sessions` shows it (never its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionView {
+    pub started: u64,
+    pub last_use: u64,
+    pub expires: u64,
+    pub client: String,
+    pub service: String,
+    pub uses: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainView {
     pub domain: String,
@@ -391,13 +413,15 @@ impl Serialize for DomainView {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let p = &self.policy;
-        let mut out = s.serialize_struct("DomainView", 7)?;
+        let mut out = s.serialize_struct("DomainView", 8)?;
         out.serialize_field("domain", &self.domain)?;
         out.serialize_field("policy", &p.policy)?;
         out.serialize_field("explicit", &self.explicit)?;
         out.serialize_field("grace", &p.grace.map(crate::duration::format))?;
         out.serialize_field("grace_seconds", &p.grace)?;
         out.serialize_field("grace_ends", &p.grace_ends())?;
+        // Null: the configuration's webmail.reuse_window applies.
+        out.serialize_field("webmail_window_seconds", &p.webmail_window)?;
         // A domain without a record of its own was never set.
         out.serialize_field("since", &self.explicit.then_some(p.since))?;
         out.end()
@@ -441,6 +465,9 @@ pub struct LoginView {
     pub method: Method,
     /// `ok`, or why it was refused.
     pub result: String,
+    /// How many logins the line stands for (webmail reuses are folded; `at`
+    /// is the last).
+    pub count: u32,
 }
 
 impl From<&Login> for LoginView {
@@ -451,6 +478,7 @@ impl From<&Login> for LoginView {
             ip: Some(l.rhost.clone()).filter(|r| !r.is_empty()),
             method: l.method,
             result: l.result.as_str().to_string(),
+            count: l.count.max(1),
         }
     }
 }
@@ -558,18 +586,43 @@ impl Admin {
 
     // ---- domains ----
 
-    pub fn domain_set(&self, domain: &str, policy: Policy, grace: Option<u64>, now: u64) -> Result<DomainView> {
+    /// Sets a domain's policy. `webmail_window`: `None` keeps the domain's
+    /// own webmail window as it was, `Some(None)` goes back to the
+    /// configuration's, `Some(Some(secs))` sets one (0: no webmail sessions).
+    pub fn domain_set(
+        &self,
+        domain: &str,
+        policy: Policy,
+        grace: Option<u64>,
+        webmail_window: Option<Option<u64>>,
+        now: u64,
+    ) -> Result<DomainView> {
         let domain = Self::domain(domain)?;
         if grace.is_some() && policy != Policy::Required {
             return Err(Invalid::GraceWithoutRequired.into());
         }
+        if let Some(Some(w)) = webmail_window
+            && w > crate::config::MAX_WEBMAIL_WINDOW
+        {
+            return Err(Invalid::WebmailWindowTooLong { secs: w }.into());
+        }
+        let webmail_window = match webmail_window {
+            Some(w) => w,
+            None => self.store.read_domain(&domain)?.and_then(|p| p.webmail_window),
+        };
         let p = DomainPolicy {
             policy,
             grace,
             since: now,
+            webmail_window,
         };
         self.store.write_domain(&domain, &p)?;
-        self.audit(&format!("domain set: domain={domain} policy={policy}"));
+        let window = p
+            .webmail_window
+            .map_or_else(|| "default".to_string(), crate::duration::format);
+        self.audit(&format!(
+            "domain set: domain={domain} policy={policy} webmail_window={window}"
+        ));
         Ok(DomainView {
             domain,
             policy: p,
@@ -668,6 +721,8 @@ impl Admin {
                 record.pending = None;
                 state.last_step = Some(state.last_step.map_or(step, |s| s.max(step)));
                 lockout::reset(&mut state);
+                // Sessions of an earlier seed would no longer match; gone.
+                state.webmail_sessions.clear();
                 lock.write(&record, &state)?;
                 self.audit(&format!("enroll confirm: mailbox={mb} result=enabled"));
                 Ok(())
@@ -715,6 +770,7 @@ impl Admin {
         lockout::reset(&mut state);
         state.recovery_set = None;
         state.recovery_used.clear();
+        state.webmail_sessions.clear();
         lock.write(&record, &state)?;
         self.audit(&format!("disable: mailbox={mb} force={force} was_enabled={was}"));
         Ok(())
@@ -744,6 +800,7 @@ impl Admin {
             service: "mfa-ctl",
             rhost: None,
             now,
+            webmail_tag: None,
         };
         let factor = Factor::Totp(totp::clean_code(code));
         let decision = decide::decide_code(&req, Some(&factor), record, state, &self.cfg);
@@ -756,7 +813,7 @@ impl Admin {
         }
         let mailbox = mb.to_string();
         Err(match refusal {
-            decide::Refusal::Replayed { .. } => Refusal::CodeReplayed.into(),
+            decide::Refusal::Replayed { .. } | decide::Refusal::WebmailSessionEnded => Refusal::CodeReplayed.into(),
             decide::Refusal::WrongCode { .. } | decide::Refusal::CodeMissing => Refusal::WrongCode {
                 mailbox,
                 seconds_left: seed.generator().map_or(0, |g| g.seconds_left(now)),
@@ -981,6 +1038,45 @@ impl Admin {
     pub fn logins(&self, mb: &Mailbox, limit: usize) -> Result<Vec<Login>> {
         let state = self.store.read_mailbox(mb)?.unwrap_or_default().state;
         Ok(state.logins.into_iter().rev().take(limit).collect())
+    }
+
+    /// The mailbox's open webmail sessions, oldest first.
+    pub fn sessions(&self, mb: &Mailbox, now: u64) -> Result<Vec<SessionView>> {
+        let policy = self.store.policy_for(mb.domain(), &self.cfg)?;
+        let state = self.store.read_mailbox(mb)?.unwrap_or_default().state;
+        let window = policy.webmail_window.unwrap_or(self.cfg.webmail.reuse_window);
+        Ok(state
+            .webmail_sessions
+            .iter()
+            .map(|s| SessionView {
+                started: s.started,
+                last_use: s.last_use,
+                expires: webmail::ends(s, window),
+                client: s.rhost.clone(),
+                service: s.service.clone(),
+                uses: s.uses,
+            })
+            .filter(|v| now < v.expires)
+            .collect())
+    }
+
+    /// Ends every webmail session of the mailbox: the next click in the
+    /// webmail needs a new code. Returns how many were open.
+    pub fn logout(&self, mb: &Mailbox, now: u64) -> Result<usize> {
+        let Some(mut lock) = self.store.lock(mb, OnMissing::Skip)? else {
+            return Ok(0);
+        };
+        let policy = self.store.policy_for(mb.domain(), &self.cfg)?;
+        let window = policy.webmail_window.unwrap_or(self.cfg.webmail.reuse_window);
+        let mut state = lock.state().clone();
+        // Ended, not forgotten: the webmail's next clicks are refused as an
+        // ended session, not counted as wrong codes against the owner.
+        let open = webmail::end_all(&mut state, window, now);
+        if open > 0 {
+            lock.write_state(&state, Durability::Synced)?;
+        }
+        self.audit(&format!("logout: mailbox={mb} webmail_sessions_ended={open}"));
+        Ok(open)
     }
 
     /// Clears the failure counter. Returns whether the mailbox was locked.
@@ -1896,7 +1992,7 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&v).ok().as_deref(),
             Some(
-                r#"{"domain":"example.org","policy":"optional","explicit":false,"grace":null,"grace_seconds":null,"grace_ends":null,"since":null}"#
+                r#"{"domain":"example.org","policy":"optional","explicit":false,"grace":null,"grace_seconds":null,"grace_ends":null,"webmail_window_seconds":null,"since":null}"#
             )
         );
     }

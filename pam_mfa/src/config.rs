@@ -8,6 +8,7 @@
 //! logins rather than run with settings the admin did not write.
 
 use crate::duration;
+use crate::net::Cidr;
 use crate::policy::Policy;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
@@ -62,6 +63,8 @@ pub struct Config {
     pub state: StateConfig,
     /// The database of backend `postgres`.
     pub postgres: Option<PostgresConfig>,
+    /// Webmail sessions (see `webmail`); off unless networks are listed.
+    pub webmail: WebmailConfig,
 }
 
 impl Config {
@@ -137,8 +140,45 @@ impl Default for Config {
             state: StateConfig::default(),
             backend: BackendKind::Files,
             postgres: None,
+            webmail: WebmailConfig::default(),
         }
     }
+}
+
+/// `[webmail]`: from which addresses, for which services and how long an
+/// accepted password+code string may log in again.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebmailConfig {
+    /// Seconds from the login with the code; a domain may set its own.
+    #[serde(deserialize_with = "de_duration")]
+    pub reuse_window: u64,
+    /// PAM_RHOST addresses of the webmail servers; empty: off.
+    #[serde(deserialize_with = "de_networks")]
+    pub networks: Vec<Cidr>,
+    /// PAM service names it applies to; absent: all.
+    pub services: Option<Vec<String>>,
+}
+
+/// Longest webmail window: a working day and a night is what webmail
+/// sessions need; longer would make a password+code string a password.
+pub const MAX_WEBMAIL_WINDOW: u64 = 86_400;
+
+impl Default for WebmailConfig {
+    fn default() -> Self {
+        WebmailConfig {
+            reuse_window: 8 * 3600,
+            networks: Vec::new(),
+            services: None,
+        }
+    }
+}
+
+fn de_networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|n| Cidr::parse(n).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -429,6 +469,25 @@ impl Config {
                 );
             }
             _ => {}
+        }
+        let w = &self.webmail;
+        if w.reuse_window > MAX_WEBMAIL_WINDOW {
+            return Err(format!(
+                "webmail.reuse_window = {}: at most {} (0 switches it off)",
+                duration::format(w.reuse_window),
+                duration::format(MAX_WEBMAIL_WINDOW)
+            ));
+        }
+        if let Some(wide) = w.networks.iter().find(|n| n.is_wide()) {
+            return Err(format!(
+                "webmail.networks: {wide} is wider than /16 (IPv4) or /48 (IPv6); list the webmail servers' own addresses, not whole networks: a client in them may reuse a code"
+            ));
+        }
+        if w.services.as_ref().is_some_and(Vec::is_empty) {
+            return Err(
+                "webmail.services = []: name the PAM services (e.g. [\"imap\", \"smtp\"]), or leave it out for all, or empty networks to switch webmail sessions off"
+                    .to_string(),
+            );
         }
         if let Some(pg) = &self.postgres {
             for (key, secs) in [

@@ -13,6 +13,7 @@ use crate::secret;
 use crate::split::Factor;
 use crate::store::records::{LastUse, Login, LoginResult, MailboxRecord, MailboxState, Method};
 use crate::totp::{CodeCheck, SeedError};
+use crate::webmail;
 
 /// One login attempt, as the module saw it.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +23,9 @@ pub struct Request<'a> {
     pub service: &'a str,
     pub rhost: Option<&'a str>,
     pub now: u64,
+    /// The keyed hash of the whole typed string (`webmail::tag`), when
+    /// `split` found the login may be a webmail session's.
+    pub webmail_tag: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +36,18 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accept {
-    Code { step: u64 },
-    RecoveryCode { index: usize, left: usize },
+    Code {
+        step: u64,
+    },
+    /// The string of an open webmail session, logging in again.
+    WebmailSession {
+        started: u64,
+        ends: u64,
+    },
+    RecoveryCode {
+        index: usize,
+        left: usize,
+    },
     PasswordOnly(NoCodeReason),
 }
 
@@ -48,6 +62,9 @@ pub enum Refusal {
         step: u64,
     },
     EnrolmentRequired,
+    /// The string of a webmail session that has ended (window, logout):
+    /// refused, not counted.
+    WebmailSessionEnded,
     Locked(Lock),
     /// The stored seed is unusable: an admin must look (fail closed).
     BadSeed(SeedError),
@@ -61,6 +78,7 @@ impl Refusal {
             Refusal::WrongCode { .. } => LoginResult::WrongCode,
             Refusal::Replayed { .. } => LoginResult::Replayed,
             Refusal::EnrolmentRequired => LoginResult::EnrolmentRequired,
+            Refusal::WebmailSessionEnded => LoginResult::WebmailSessionEnded,
             Refusal::Locked(Lock::Backoff { .. }) => LoginResult::BackingOff,
             Refusal::Locked(Lock::Blocked) => LoginResult::Blocked,
             Refusal::BadSeed(_) => LoginResult::BadSeed,
@@ -98,6 +116,7 @@ fn login(req: &Request, method: Method, result: LoginResult) -> Login {
         rhost: req.rhost.unwrap_or_default().to_string(),
         method,
         result,
+        count: 0,
     }
 }
 
@@ -137,10 +156,77 @@ pub fn decide(
         }
         Requirement::Code => {}
     }
-    match record {
-        Some(record) => decide_code(req, factor, record, state, cfg),
-        None => finish(Outcome::Refused(Refusal::EnrolmentRequired), next),
+    let Some(record) = record else {
+        return finish(Outcome::Refused(Refusal::EnrolmentRequired), next);
+    };
+    let window = webmail::window_for(cfg, policy, req.service, req.rhost);
+    match (window, req.webmail_tag, factor) {
+        (Some(window), Some(tag), Some(Factor::Totp(_))) => {
+            decide_webmail(req, factor, record, state, cfg, window, tag)
+        }
+        _ => decide_code(req, factor, record, state, cfg),
     }
+}
+
+/// A code login from a webmail server: the string of an open session logs
+/// in again, whatever the code's age; otherwise the code is judged as any
+/// other, and a fresh one opens a session for its string. Everything that
+/// refuses a code first (a lock-out, an unusable seed) refuses a session
+/// too.
+fn decide_webmail(
+    req: &Request,
+    factor: Option<&Factor>,
+    record: &MailboxRecord,
+    state: &MailboxState,
+    cfg: &Config,
+    window: u64,
+    tag: &str,
+) -> Decision {
+    let usable = record.totp.as_ref().is_some_and(|s| s.generator().is_ok())
+        && lockout::lock(state, &cfg.lockout, req.now).is_none();
+    if usable && webmail::find_open(state, tag, window, req.now).is_some() {
+        let mut next = state.clone();
+        webmail::prune(&mut next, window, req.now);
+        if let Some(s) = webmail::find_open(&next, tag, window, req.now).and_then(|i| next.webmail_sessions.get_mut(i))
+        {
+            s.last_use = req.now;
+            s.uses = s.uses.saturating_add(1);
+            let accept = Accept::WebmailSession {
+                started: s.started,
+                ends: webmail::ends(s, window),
+            };
+            next.push_login(
+                login(req, Method::WebmailSession, LoginResult::Ok),
+                cfg.state.keep_logins,
+            );
+            return Decision {
+                outcome: Outcome::Accepted(accept),
+                state: Some(next),
+            };
+        }
+    }
+    if usable && webmail::is_ended(state, tag, window, req.now) {
+        let mut next = state.clone();
+        webmail::prune(&mut next, window, req.now);
+        let r = Refusal::WebmailSessionEnded;
+        next.push_login(login(req, Method::WebmailSession, r.result()), cfg.state.keep_logins);
+        return Decision {
+            outcome: Outcome::Refused(r),
+            state: Some(next),
+        };
+    }
+    let mut d = decide_code(req, factor, record, state, cfg);
+    if let (Outcome::Accepted(Accept::Code { .. }), Some(next)) = (&d.outcome, d.state.as_mut()) {
+        webmail::open(
+            next,
+            tag.to_string(),
+            req.service,
+            req.rhost.unwrap_or_default(),
+            window,
+            req.now,
+        );
+    }
+    d
 }
 
 /// The second factor of a mailbox that must give one: lock-out, seed,
@@ -156,9 +242,16 @@ pub fn decide_code(
 ) -> Decision {
     let keep = cfg.state.keep_logins;
     let mut next = state.clone();
-    let finish = |outcome: Outcome, next: MailboxState| Decision {
-        state: Some(next),
-        outcome,
+    let finish = |outcome: Outcome, mut next: MailboxState| {
+        // A block ends the mailbox's webmail sessions: `mfa-ctl unlock`
+        // lets the owner in again, not whoever held a session's string.
+        if next.failures >= cfg.lockout.block_after {
+            next.webmail_sessions.clear();
+        }
+        Decision {
+            state: Some(next),
+            outcome,
+        }
     };
     let Some(seed) = record.totp.as_ref() else {
         return finish(Outcome::Refused(Refusal::EnrolmentRequired), next);
@@ -371,6 +464,7 @@ mod tests {
             service: "imap",
             rhost: Some("192.0.2.7"),
             now,
+            webmail_tag: None,
         }
     }
 
@@ -536,6 +630,7 @@ mod tests {
             policy: Policy::Required,
             grace: Some(100),
             since: T - 50,
+            webmail_window: None,
         };
         let d = decide(&req(T), None, &required, None, &MailboxState::default(), &cfg());
         assert_eq!(
@@ -647,5 +742,166 @@ mod tests {
             decide_app_password(&req(T), &other, &rec, &MailboxState::default(), &cfg()),
             AppDecision::NotApplicable
         );
+    }
+
+    /// Webmail sessions at fixed instants: from 192.0.2.80 for imap and
+    /// smtp, a window of one hour.
+    mod webmail_sessions {
+        use super::*;
+        use crate::config::WebmailConfig;
+        use crate::net::Cidr;
+
+        const TAG: &str = "aa";
+
+        fn wcfg() -> Config {
+            Config {
+                webmail: WebmailConfig {
+                    reuse_window: 3600,
+                    networks: vec![Cidr::parse("192.0.2.80").unwrap()],
+                    services: Some(vec!["imap".into(), "smtp".into()]),
+                },
+                ..cfg()
+            }
+        }
+
+        fn web(now: u64, service: &'static str, tag: &'static str) -> Request<'static> {
+            Request {
+                service,
+                rhost: Some("192.0.2.80"),
+                webmail_tag: Some(tag),
+                ..req(now)
+            }
+        }
+
+        fn run(r: &Request, f: &Factor, s: &MailboxState, c: &Config) -> Decision {
+            decide(r, Some(f), &optional(), Some(&enrolled()), s, c)
+        }
+
+        /// The state after the code of T was accepted from the webmail.
+        fn opened() -> MailboxState {
+            let d = run(&web(T, "imap", TAG), &code(T), &MailboxState::default(), &wcfg());
+            assert_eq!(d.outcome, Outcome::Accepted(Accept::Code { step: T / 30 }));
+            let s = d.state.unwrap();
+            assert_eq!(s.webmail_sessions.len(), 1);
+            s
+        }
+
+        #[test]
+        fn the_string_logs_in_again_long_after_its_code() {
+            let s = opened();
+            // Two hours of clicks, a code long out of its window.
+            let mut st = s;
+            for now in [T + 1, T + 120, T + 1800, T + 3599] {
+                let d = run(&web(now, "smtp", TAG), &code(T), &st, &wcfg());
+                assert_eq!(
+                    d.outcome,
+                    Outcome::Accepted(Accept::WebmailSession {
+                        started: T,
+                        ends: T + 3600
+                    }),
+                    "at {now}"
+                );
+                st = d.state.unwrap();
+            }
+            assert_eq!(st.webmail_sessions[0].uses, 4);
+            assert_eq!(st.last_step, Some(T / 30), "a reuse is no new code");
+            // Folded in the history: one code line, one line of 4 reuses.
+            assert_eq!(st.logins.len(), 2);
+            assert_eq!((st.logins[1].method, st.logins[1].count), (Method::WebmailSession, 4));
+            // The window's end: refused as an ended session, not counted.
+            let d = run(&web(T + 3600, "imap", TAG), &code(T), &st, &wcfg());
+            assert_eq!(d.outcome, Outcome::Refused(Refusal::WebmailSessionEnded));
+            assert_eq!(d.state.unwrap().failures, 0);
+        }
+
+        #[test]
+        fn only_from_the_networks_for_the_services_and_the_same_string() {
+            let s = opened();
+            let outside = Request {
+                rhost: Some("192.0.2.81"),
+                ..web(T + 5, "imap", TAG)
+            };
+            assert!(matches!(
+                run(&outside, &code(T), &s, &wcfg()).outcome,
+                Outcome::Refused(Refusal::Replayed { .. })
+            ));
+            assert!(matches!(
+                run(&web(T + 5, "pop3", TAG), &code(T), &s, &wcfg()).outcome,
+                Outcome::Refused(Refusal::Replayed { .. })
+            ));
+            // Another string (another tag) with the same code: a replay.
+            assert!(matches!(
+                run(&web(T + 5, "imap", "bb"), &code(T), &s, &wcfg()).outcome,
+                Outcome::Refused(Refusal::Replayed { .. })
+            ));
+            // Webmail switched off in the configuration: nothing reuses.
+            assert!(matches!(
+                run(&web(T + 5, "imap", TAG), &code(T), &s, &cfg()).outcome,
+                Outcome::Refused(Refusal::Replayed { .. })
+            ));
+            // A domain window of 0: nothing reuses either.
+            let off = DomainPolicy {
+                webmail_window: Some(0),
+                ..optional()
+            };
+            assert!(matches!(
+                decide(
+                    &web(T + 5, "imap", TAG),
+                    Some(&code(T)),
+                    &off,
+                    Some(&enrolled()),
+                    &s,
+                    &wcfg()
+                )
+                .outcome,
+                Outcome::Refused(Refusal::Replayed { .. })
+            ));
+        }
+
+        #[test]
+        fn a_lock_out_refuses_and_a_block_ends_sessions() {
+            let c = Config {
+                lockout: crate::config::LockoutConfig {
+                    after: 1,
+                    backoff: 60,
+                    max_backoff: 60,
+                    block_after: 2,
+                },
+                ..wcfg()
+            };
+            let mut s = opened();
+            let wrong = Factor::Totp(Zeroizing::new("000000".into()));
+            let d = decide(&req(T + 40), Some(&wrong), &optional(), Some(&enrolled()), &s, &c);
+            s = d.state.unwrap();
+            // Backing off: the session waits too.
+            assert!(matches!(
+                run(&web(T + 41, "imap", TAG), &code(T), &s, &c).outcome,
+                Outcome::Refused(Refusal::Locked(Lock::Backoff { .. }))
+            ));
+            assert_eq!(s.webmail_sessions.len(), 1);
+            let d = decide(&req(T + 200), Some(&wrong), &optional(), Some(&enrolled()), &s, &c);
+            let s = d.state.unwrap();
+            assert!(s.webmail_sessions.is_empty(), "blocked: sessions end");
+        }
+
+        #[test]
+        fn a_recovery_code_opens_no_session() {
+            let (set, shown) = recovery::generate(MB, 2, T).unwrap();
+            let rec = MailboxRecord {
+                recovery: Some(set),
+                ..enrolled()
+            };
+            let f = Factor::Recovery(recovery::normalize(&shown[0]).unwrap());
+            let d = decide(
+                &web(T, "imap", TAG),
+                Some(&f),
+                &optional(),
+                Some(&rec),
+                &MailboxState::default(),
+                &wcfg(),
+            );
+            assert!(matches!(d.outcome, Outcome::Accepted(Accept::RecoveryCode { .. })));
+            assert!(d.state.unwrap().webmail_sessions.is_empty());
+        }
     }
 }

@@ -45,3 +45,4 @@ pub mod split;
 pub mod store;
 pub mod text;
 pub mod totp;
+pub mod webmail;

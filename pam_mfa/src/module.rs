@@ -25,6 +25,7 @@ use crate::store::any::{AnyOpened, AnyStore};
 use crate::store::backend::{Backend, MailboxLock, OpenedMailbox};
 use crate::store::records::{MailboxRecord, MailboxState};
 use crate::store::{Durability, OnMissing, StoreError};
+use crate::webmail;
 use pam::constants::PamResultCode as Code;
 use std::path::PathBuf;
 
@@ -80,6 +81,9 @@ struct SplitFound {
     /// The code cut off the typed string; `None` if none was typed (or none
     /// was needed, and the string went on whole).
     factor: Option<Factor>,
+    /// The typed string's keyed hash, when the login comes from a webmail
+    /// server (see `webmail`).
+    webmail_tag: Option<String>,
 }
 
 /// What `account` needs to know about the auth lines that ran before it:
@@ -114,6 +118,7 @@ impl Ctx {
             service: &self.service,
             rhost: self.rhost.as_deref(),
             now: self.now,
+            webmail_tag: None,
         }
     }
 
@@ -385,6 +390,15 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
         }
     };
     let needs_code = decide::needs_code(&policy, record.as_ref(), ctx.now);
+    // Hashed before the string is cut; kept only if a TOTP code was cut off.
+    let webmail_tag = match record.as_ref().and_then(|r| r.totp.as_ref()) {
+        Some(seed)
+            if needs_code && webmail::window_for(&ctx.cfg, &policy, &ctx.service, ctx.rhost.as_deref()).is_some() =>
+        {
+            webmail::tag(seed, ctx.mailbox.as_str(), &typed)
+        }
+        _ => None,
+    };
     let parts = match (&record, needs_code) {
         (Some(rec), true) => {
             let digits = rec.totp.as_ref().map_or(ctx.cfg.totp.digits, |s| s.digits);
@@ -409,6 +423,7 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
         return Code::PAM_SYSTEM_ERR;
     }
     let factor = parts.factor;
+    let webmail_tag = webmail_tag.filter(|_| matches!(factor, Some(Factor::Totp(_))));
     ctx.log.debug(|| {
         let kind = match &factor {
             None => "none",
@@ -417,7 +432,12 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
         };
         format!("split: {} needs_code={needs_code} factor={kind}", ctx.who())
     });
-    memo.split = Some(SplitFound { policy, record, factor });
+    memo.split = Some(SplitFound {
+        policy,
+        record,
+        factor,
+        webmail_tag,
+    });
     memo.opened = opened;
     Code::PAM_SUCCESS
 }
@@ -503,7 +523,10 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
         {
             return changed();
         }
-        let req = ctx.request();
+        let req = Request {
+            webmail_tag: split.as_ref().and_then(|f| f.webmail_tag.as_deref()),
+            ..ctx.request()
+        };
         let Some(mut locked) = locked else {
             break decide::decide(&req, factor.as_ref(), &policy, None, &Default::default(), &ctx.cfg);
         };
@@ -565,6 +588,9 @@ fn log_verify(ctx: &Ctx, outcome: &Outcome) {
         Outcome::Accepted(a) => {
             let method = match a {
                 Accept::Code { .. } => "code".to_string(),
+                Accept::WebmailSession { started, ends } => {
+                    format!("webmail_session session_started={started} session_ends={ends}")
+                }
                 Accept::RecoveryCode { left, .. } => format!("recovery_code recovery_codes_left={left}"),
                 Accept::PasswordOnly(NoCodeReason::DomainDisabled) => "password_only policy=disabled".to_string(),
                 Accept::PasswordOnly(NoCodeReason::NotEnrolled) => {

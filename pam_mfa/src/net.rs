@@ -31,6 +31,11 @@ impl Cidr {
         Ok(Cidr { addr, prefix })
     }
 
+    /// Wider than /16 (IPv4) or /48 (IPv6): more than one site's hosts.
+    pub fn is_wide(&self) -> bool {
+        self.prefix < if self.addr.is_ipv4() { 16 } else { 48 }
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(

@@ -57,6 +57,10 @@ pub struct DomainPolicy {
     /// When the policy was set (Unix seconds): the grace period counts from here.
     #[serde(default)]
     pub since: u64,
+    /// This domain's webmail window in seconds, in place of the
+    /// configuration's `webmail.reuse_window`; 0: no webmail sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webmail_window: Option<u64>,
 }
 
 impl DomainPolicy {
@@ -65,6 +69,7 @@ impl DomainPolicy {
             policy,
             grace: None,
             since: 0,
+            webmail_window: None,
         }
     }
 
@@ -121,6 +126,7 @@ mod tests {
             policy,
             grace,
             since: 1000,
+            webmail_window: None,
         }
     }
 

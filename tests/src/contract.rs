@@ -161,6 +161,7 @@ pub fn domain_policies<B: Backend>(store: &B) {
         policy: Policy::Required,
         grace: Some(3600),
         since: 5,
+        webmail_window: Some(600),
     };
     store.write_domain("example.org", &required).unwrap();
     store

@@ -254,6 +254,7 @@ fn one_code_rounds(kind: &str, rounds: usize, mut race: impl FnMut(&Env, &str, &
                     rhost: "192.0.2.99".into(),
                     method: Method::AppPassword,
                     result: LoginResult::Ok,
+                    count: 0,
                 };
                 st.push_login(login, 100);
             }

@@ -411,6 +411,7 @@ fn clock_extremes_on_the_pure_decision() {
             service: "imap",
             rhost: None,
             now,
+            webmail_tag: None,
         };
         let policy = DomainPolicy::default_for(Policy::Required);
         let factor = Factor::Totp(code.clone());
@@ -441,6 +442,7 @@ fn clock_extremes_on_the_pure_decision() {
             policy: Policy::Required,
             grace: Some(u64::MAX),
             since: now,
+            webmail_window: None,
         };
         let expected = if now < u64::MAX {
             Requirement::PasswordOnly(NoCodeReason::Grace { ends: u64::MAX })

@@ -118,7 +118,9 @@ fn policies() {
     // bare names get default_domain.
     assert!(env.login("mail", "bob", "bobpw").ok());
     // required with grace: in, then out once the grace period is over.
-    admin.domain_set("other.org", Policy::Required, Some(2), now()).unwrap();
+    admin
+        .domain_set("other.org", Policy::Required, Some(2), None, now())
+        .unwrap();
     assert!(env.login("mail", "carol@other.org", "carolpw").ok());
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert_eq!(env.login("mail", "carol@other.org", "carolpw").auth, PAM_AUTH_ERR);
@@ -126,12 +128,16 @@ fn policies() {
     assert!(logs.contains("grace_ends="), "{logs}");
     assert!(logs.contains("enrolment required"), "{logs}");
     // required without grace: refused at once.
-    admin.domain_set("other.org", Policy::Required, None, now()).unwrap();
+    admin
+        .domain_set("other.org", Policy::Required, None, None, now())
+        .unwrap();
     assert_eq!(env.login("mail", "carol@other.org", "carolpw").auth, PAM_AUTH_ERR);
     // disabled: password alone even for an enrolled mailbox, and the whole
     // string goes to the password module untouched.
     let secret = env.enroll("dave@off.org");
-    admin.domain_set("off.org", Policy::Disabled, None, now()).unwrap();
+    admin
+        .domain_set("off.org", Policy::Disabled, None, None, now())
+        .unwrap();
     assert!(env.login("mail", "dave@off.org", "davepw").ok());
     let t = fresh_step(3);
     assert_eq!(

@@ -65,13 +65,17 @@ fn commented_examples_parse_when_uncommented() {
     let c = Config::parse(&text).unwrap_or_else(|(line, msg)| panic!("line {line:?}: {msg}"));
     assert_eq!(c.default_domain.as_deref(), Some("example.org"));
     assert_eq!(c.store_owner.as_deref(), Some("dovecot"));
-    // The database section, uncommented as a whole with backend switched.
+    // The database and webmail sections, uncommented as a whole with
+    // backend switched.
     let text = shipped()
         .replace("backend = \"files\"", "backend = \"postgres\"")
         .lines()
         .map(|l| {
             let bare = l.trim_start_matches('#');
-            if l.starts_with("#[postgres]") || (l.starts_with('#') && bare.contains(" = ") && !l.starts_with("# ")) {
+            if l.starts_with("#[postgres]")
+                || l.starts_with("#[webmail]")
+                || (l.starts_with('#') && bare.contains(" = ") && !l.starts_with("# "))
+            {
                 bare.to_string()
             } else {
                 l.to_string()
@@ -84,4 +88,10 @@ fn commented_examples_parse_when_uncommented() {
     assert_eq!(c.backend, pam_mfa::config::BackendKind::Postgres);
     assert!(pg.url.contains("pam_mfa_login@") && pg.admin_url.unwrap().contains("pam_mfa_admin@"));
     assert_eq!((pg.connect_timeout, pg.statement_timeout), (2, 2));
+    assert_eq!(c.webmail.reuse_window, 8 * 3600);
+    assert_eq!(c.webmail.networks.len(), 1);
+    assert_eq!(
+        c.webmail.services.as_deref(),
+        Some(&["imap".to_string(), "smtp".to_string()][..])
+    );
 }

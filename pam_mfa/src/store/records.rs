@@ -112,6 +112,9 @@ pub struct MailboxState {
     /// Recent logins, oldest first.
     #[serde(default, rename = "login", skip_serializing_if = "Vec::is_empty")]
     pub logins: Vec<Login>,
+    /// Open webmail sessions (see `webmail`), oldest first.
+    #[serde(default, rename = "webmail_session", skip_serializing_if = "Vec::is_empty")]
+    pub webmail_sessions: Vec<WebmailSession>,
 }
 
 impl MailboxState {
@@ -124,12 +127,47 @@ impl MailboxState {
         }
     }
 
-    /// Appends a login and keeps only the `keep` most recent.
+    /// Appends a login and keeps only the `keep` most recent. A webmail
+    /// session's reuse right after another of the same service and client
+    /// is folded into that line (its count and time), so a webmail user's
+    /// clicks do not push every other login out of the history.
     pub fn push_login(&mut self, login: Login, keep: usize) {
+        if let Some(last) = self.logins.last_mut()
+            && login.method == Method::WebmailSession
+            && login.result == LoginResult::Ok
+            && last.method == login.method
+            && last.result == login.result
+            && last.service == login.service
+            && last.rhost == login.rhost
+        {
+            last.at = login.at;
+            last.count = last.count.max(1).saturating_add(1);
+            return;
+        }
         self.logins.push(login);
         let excess = self.logins.len().saturating_sub(keep);
         self.logins.drain(..excess);
     }
+}
+
+/// A password+code string accepted from a webmail server, which may log in
+/// again until `expires` (see `webmail`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebmailSession {
+    /// Keyed hash of the typed string (never the string).
+    pub tag: String,
+    pub started: u64,
+    pub last_use: u64,
+    pub expires: u64,
+    /// The service and client of the login that opened it.
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub rhost: String,
+    /// Logins since it opened.
+    #[serde(default)]
+    pub uses: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +185,7 @@ pub enum Method {
     RecoveryCode,
     AppPassword,
     PasswordOnly,
+    WebmailSession,
 }
 
 impl Method {
@@ -156,6 +195,7 @@ impl Method {
             Method::RecoveryCode => "recovery_code",
             Method::AppPassword => "app_password",
             Method::PasswordOnly => "password_only",
+            Method::WebmailSession => "webmail_session",
         }
     }
 }
@@ -169,6 +209,14 @@ pub struct Login {
     pub rhost: String,
     pub method: Method,
     pub result: LoginResult,
+    /// Consecutive identical webmail reuses folded into this line (`at` is
+    /// the last); 0 or 1 for a single login.
+    #[serde(default, skip_serializing_if = "is_single")]
+    pub count: u32,
+}
+
+fn is_single(n: &u32) -> bool {
+    *n <= 1
 }
 
 /// How a recorded login ended. Stored by name and shown through
@@ -187,6 +235,7 @@ pub enum LoginResult {
     AppPasswordExpired,
     AppPasswordService,
     AppPasswordNetwork,
+    WebmailSessionEnded,
     /// A name this build does not know (written by another build): shown,
     /// not a reason to refuse the mailbox as damaged.
     #[serde(other)]
@@ -208,6 +257,7 @@ impl LoginResult {
             LoginResult::AppPasswordExpired => "app password expired",
             LoginResult::AppPasswordService => "app password not allowed for this service",
             LoginResult::AppPasswordNetwork => "app password not allowed from this address",
+            LoginResult::WebmailSessionEnded => "webmail session ended (log in again with a new code)",
             LoginResult::Other => "unknown result",
         }
     }
@@ -253,6 +303,7 @@ mod tests {
                     rhost: String::new(),
                     method: Method::Code,
                     result: LoginResult::Ok,
+                    count: 0,
                 },
                 20,
             );
@@ -281,7 +332,8 @@ mod tests {
                 Just(Method::Code),
                 Just(Method::RecoveryCode),
                 Just(Method::AppPassword),
-                Just(Method::PasswordOnly)
+                Just(Method::PasswordOnly),
+                Just(Method::WebmailSession)
             ],
             prop_oneof![
                 Just(LoginResult::Ok),
@@ -296,6 +348,7 @@ mod tests {
                 rhost,
                 method,
                 result,
+                count: 0,
             })
     }
 
@@ -356,6 +409,7 @@ mod tests {
                 recovery_used,
                 app_password_use: uses.into_iter().map(|(k, (at, rhost))| (k, LastUse { at, rhost })).collect(),
                 logins,
+                webmail_sessions: Vec::new(),
             };
             let file = MailboxFile { state: s, ..Default::default() };
             proptest::prop_assert_eq!(MailboxFile::from_json(&file.to_json().unwrap()).unwrap(), file);

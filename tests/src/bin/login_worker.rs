@@ -218,7 +218,7 @@ fn crash(config: &Path, confdir: &Path, password: &str, app_password: &str) {
             1 => {
                 let policy = if n % 8 == 1 { Policy::Required } else { Policy::Optional };
                 say(&format!("BEGIN domain {policy}"));
-                admin.domain_set("example.org", policy, None, now()).unwrap();
+                admin.domain_set("example.org", policy, None, None, now()).unwrap();
                 say(&format!("END domain {policy}"));
             }
             2 => {

@@ -63,6 +63,7 @@ pub fn primed_state(t: u64) -> MailboxState {
                 rhost: RHOST.into(),
                 method: Method::Code,
                 result: LoginResult::Ok,
+                count: 0,
             },
             20,
         );
