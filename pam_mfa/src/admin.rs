@@ -721,8 +721,10 @@ impl Admin {
                 record.pending = None;
                 state.last_step = Some(state.last_step.map_or(step, |s| s.max(step)));
                 lockout::reset(&mut state);
-                // Sessions of an earlier seed would no longer match; gone.
-                state.webmail_sessions.clear();
+                // Sessions opened with an earlier seed's codes end; the key
+                // stays, so their strings are still known as ended ones.
+                self.end_sessions(mb, &mut state, now)?;
+                webmail::ensure_key(&mut record)?;
                 lock.write(&record, &state)?;
                 self.audit(&format!("enroll confirm: mailbox={mb} result=enabled"));
                 Ok(())
@@ -770,7 +772,7 @@ impl Admin {
         lockout::reset(&mut state);
         state.recovery_set = None;
         state.recovery_used.clear();
-        state.webmail_sessions.clear();
+        self.end_sessions(mb, &mut state, now)?;
         lock.write(&record, &state)?;
         self.audit(&format!("disable: mailbox={mb} force={force} was_enabled={was}"));
         Ok(())
@@ -981,7 +983,7 @@ impl Admin {
         let mut svcs = Vec::new();
         for s in services {
             let s = s.to_ascii_lowercase();
-            if s.is_empty() || s.len() > 32 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if !crate::text::is_service_name(&s) {
                 return Err(Invalid::Service { service: s }.into());
             }
             if !svcs.contains(&s) {
@@ -1044,14 +1046,14 @@ impl Admin {
     pub fn sessions(&self, mb: &Mailbox, now: u64) -> Result<Vec<SessionView>> {
         let policy = self.store.policy_for(mb.domain(), &self.cfg)?;
         let state = self.store.read_mailbox(mb)?.unwrap_or_default().state;
-        let window = policy.webmail_window.unwrap_or(self.cfg.webmail.reuse_window);
+        let window = webmail::configured_window(&self.cfg, &policy);
         Ok(state
             .webmail_sessions
             .iter()
             .map(|s| SessionView {
                 started: s.started,
                 last_use: s.last_use,
-                expires: webmail::ends(s, window),
+                expires: webmail::ends(s, &self.cfg, window),
                 client: s.rhost.clone(),
                 service: s.service.clone(),
                 uses: s.uses,
@@ -1066,17 +1068,26 @@ impl Admin {
         let Some(mut lock) = self.store.lock(mb, OnMissing::Skip)? else {
             return Ok(0);
         };
-        let policy = self.store.policy_for(mb.domain(), &self.cfg)?;
-        let window = policy.webmail_window.unwrap_or(self.cfg.webmail.reuse_window);
         let mut state = lock.state().clone();
         // Ended, not forgotten: the webmail's next clicks are refused as an
         // ended session, not counted as wrong codes against the owner.
-        let open = webmail::end_all(&mut state, window, now);
+        let open = self.end_sessions(mb, &mut state, now)?;
         if open > 0 {
             lock.write_state(&state, Durability::Synced)?;
         }
         self.audit(&format!("logout: mailbox={mb} webmail_sessions_ended={open}"));
         Ok(open)
+    }
+
+    /// Ends the mailbox's webmail sessions in `state` (kept as ended, see
+    /// `webmail::is_ended`); returns how many were open.
+    fn end_sessions(&self, mb: &Mailbox, state: &mut MailboxState, now: u64) -> Result<usize> {
+        if state.webmail_sessions.is_empty() {
+            return Ok(0);
+        }
+        let policy = self.store.policy_for(mb.domain(), &self.cfg)?;
+        let window = webmail::configured_window(&self.cfg, &policy);
+        Ok(webmail::end_all(state, &self.cfg, window, now))
     }
 
     /// Clears the failure counter. Returns whether the mailbox was locked.

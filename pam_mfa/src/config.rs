@@ -153,6 +153,10 @@ pub struct WebmailConfig {
     /// Seconds from the login with the code; a domain may set its own.
     #[serde(deserialize_with = "de_duration")]
     pub reuse_window: u64,
+    /// A session unused this long ends (a closed browser tab; an open one
+    /// logs in again every minute or so).
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: u64,
     /// PAM_RHOST addresses of the webmail servers; empty: off.
     #[serde(deserialize_with = "de_networks")]
     pub networks: Vec<Cidr>,
@@ -163,11 +167,14 @@ pub struct WebmailConfig {
 /// Longest webmail window: a working day and a night is what webmail
 /// sessions need; longer would make a password+code string a password.
 pub const MAX_WEBMAIL_WINDOW: u64 = 86_400;
+/// At most this many `webmail.networks` entries.
+pub const MAX_WEBMAIL_NETWORKS: usize = 16;
 
 impl Default for WebmailConfig {
     fn default() -> Self {
         WebmailConfig {
             reuse_window: 8 * 3600,
+            idle_timeout: 30 * 60,
             networks: Vec::new(),
             services: None,
         }
@@ -478,9 +485,28 @@ impl Config {
                 duration::format(MAX_WEBMAIL_WINDOW)
             ));
         }
+        if !(60..=MAX_WEBMAIL_WINDOW).contains(&w.idle_timeout) {
+            return Err(format!(
+                "webmail.idle_timeout = {}: use 1m to {} (a webmail tab that is open logs in every minute or so)",
+                duration::format(w.idle_timeout),
+                duration::format(MAX_WEBMAIL_WINDOW)
+            ));
+        }
         if let Some(wide) = w.networks.iter().find(|n| n.is_wide()) {
             return Err(format!(
                 "webmail.networks: {wide} is wider than /16 (IPv4) or /48 (IPv6); list the webmail servers' own addresses, not whole networks: a client in them may reuse a code"
+            ));
+        }
+        if let Some(n) = w.networks.iter().find(|n| n.has_host_bits()) {
+            return Err(format!(
+                "webmail.networks: {n} has bits set past its prefix; write the server's address alone ({}) or the network's first address",
+                n.addr()
+            ));
+        }
+        if w.networks.len() > MAX_WEBMAIL_NETWORKS {
+            return Err(format!(
+                "webmail.networks lists {} entries: at most {MAX_WEBMAIL_NETWORKS} (the webmail servers, not the internet)",
+                w.networks.len()
             ));
         }
         if w.services.as_ref().is_some_and(Vec::is_empty) {
@@ -488,6 +514,11 @@ impl Config {
                 "webmail.services = []: name the PAM services (e.g. [\"imap\", \"smtp\"]), or leave it out for all, or empty networks to switch webmail sessions off"
                     .to_string(),
             );
+        }
+        if let Some(bad) = w.services.iter().flatten().find(|s| !crate::text::is_service_name(s)) {
+            return Err(format!(
+                "webmail.services: {bad:?} is not a PAM service name as libpam passes it: lower case letters, digits, - and _ (e.g. \"imap\", \"smtp\")"
+            ));
         }
         if let Some(pg) = &self.postgres {
             for (key, secs) in [

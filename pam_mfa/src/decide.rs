@@ -184,16 +184,17 @@ fn decide_webmail(
 ) -> Decision {
     let usable = record.totp.as_ref().is_some_and(|s| s.generator().is_ok())
         && lockout::lock(state, &cfg.lockout, req.now).is_none();
-    if usable && webmail::find_open(state, tag, window, req.now).is_some() {
+    if usable && webmail::find_open(state, tag, cfg, window, req.now).is_some() {
         let mut next = state.clone();
-        webmail::prune(&mut next, window, req.now);
-        if let Some(s) = webmail::find_open(&next, tag, window, req.now).and_then(|i| next.webmail_sessions.get_mut(i))
+        webmail::prune(&mut next, cfg, window, req.now);
+        if let Some(s) =
+            webmail::find_open(&next, tag, cfg, window, req.now).and_then(|i| next.webmail_sessions.get_mut(i))
         {
             s.last_use = req.now;
             s.uses = s.uses.saturating_add(1);
             let accept = Accept::WebmailSession {
                 started: s.started,
-                ends: webmail::ends(s, window),
+                ends: webmail::ends(s, cfg, window),
             };
             next.push_login(
                 login(req, Method::WebmailSession, LoginResult::Ok),
@@ -205,9 +206,9 @@ fn decide_webmail(
             };
         }
     }
-    if usable && webmail::is_ended(state, tag, window, req.now) {
+    if usable && webmail::is_ended(state, tag, cfg, window, req.now) {
         let mut next = state.clone();
-        webmail::prune(&mut next, window, req.now);
+        webmail::prune(&mut next, cfg, window, req.now);
         let r = Refusal::WebmailSessionEnded;
         next.push_login(login(req, Method::WebmailSession, r.result()), cfg.state.keep_logins);
         return Decision {
@@ -220,8 +221,8 @@ fn decide_webmail(
         webmail::open(
             next,
             tag.to_string(),
-            req.service,
-            req.rhost.unwrap_or_default(),
+            (req.service, req.rhost.unwrap_or_default()),
+            cfg,
             window,
             req.now,
         );
@@ -246,7 +247,9 @@ pub fn decide_code(
         // A block ends the mailbox's webmail sessions: `mfa-ctl unlock`
         // lets the owner in again, not whoever held a session's string.
         if next.failures >= cfg.lockout.block_after {
-            next.webmail_sessions.clear();
+            for s in &mut next.webmail_sessions {
+                s.expires = s.expires.min(req.now);
+            }
         }
         Decision {
             state: Some(next),
@@ -757,6 +760,7 @@ mod tests {
             Config {
                 webmail: WebmailConfig {
                     reuse_window: 3600,
+                    idle_timeout: 3600,
                     networks: vec![Cidr::parse("192.0.2.80").unwrap()],
                     services: Some(vec!["imap".into(), "smtp".into()]),
                 },
@@ -812,6 +816,22 @@ mod tests {
             let d = run(&web(T + 3600, "imap", TAG), &code(T), &st, &wcfg());
             assert_eq!(d.outcome, Outcome::Refused(Refusal::WebmailSessionEnded));
             assert_eq!(d.state.unwrap().failures, 0);
+        }
+
+        /// Unused for idle_timeout: ended (a closed tab), refused as such.
+        #[test]
+        fn an_idle_session_ends() {
+            let mut c = wcfg();
+            c.webmail.idle_timeout = 600;
+            let s = opened();
+            let d = run(&web(T + 599, "imap", TAG), &code(T), &s, &c);
+            assert!(matches!(d.outcome, Outcome::Accepted(Accept::WebmailSession { .. })));
+            let s = d.state.unwrap();
+            let d = run(&web(T + 599 + 599, "imap", TAG), &code(T), &s, &c);
+            assert!(matches!(d.outcome, Outcome::Accepted(Accept::WebmailSession { .. })));
+            let s = d.state.unwrap();
+            let d = run(&web(T + 1198 + 600, "imap", TAG), &code(T), &s, &c);
+            assert_eq!(d.outcome, Outcome::Refused(Refusal::WebmailSessionEnded));
         }
 
         #[test]
@@ -880,8 +900,16 @@ mod tests {
             ));
             assert_eq!(s.webmail_sessions.len(), 1);
             let d = decide(&req(T + 200), Some(&wrong), &optional(), Some(&enrolled()), &s, &c);
-            let s = d.state.unwrap();
-            assert!(s.webmail_sessions.is_empty(), "blocked: sessions end");
+            let mut s = d.state.unwrap();
+            assert!(
+                s.webmail_sessions.iter().all(|x| x.expires <= T + 200),
+                "blocked: sessions end"
+            );
+            // Unlocked: the string is an ended session's, refused, not counted.
+            crate::lockout::reset(&mut s);
+            let d = run(&web(T + 201, "imap", TAG), &code(T), &s, &c);
+            assert_eq!(d.outcome, Outcome::Refused(Refusal::WebmailSessionEnded));
+            assert_eq!(d.state.unwrap().failures, 0);
         }
 
         #[test]

@@ -391,11 +391,11 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
     };
     let needs_code = decide::needs_code(&policy, record.as_ref(), ctx.now);
     // Hashed before the string is cut; kept only if a TOTP code was cut off.
-    let webmail_tag = match record.as_ref().and_then(|r| r.totp.as_ref()) {
-        Some(seed)
+    let webmail_tag = match &record {
+        Some(rec)
             if needs_code && webmail::window_for(&ctx.cfg, &policy, &ctx.service, ctx.rhost.as_deref()).is_some() =>
         {
-            webmail::tag(seed, ctx.mailbox.as_str(), &typed)
+            webmail::tag(rec, ctx.mailbox.as_str(), &typed)
         }
         _ => None,
     };

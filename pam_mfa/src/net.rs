@@ -31,6 +31,22 @@ impl Cidr {
         Ok(Cidr { addr, prefix })
     }
 
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// Whether the address has bits set past the prefix (`192.0.2.80/16`):
+    /// most likely a typo for a single address.
+    pub fn has_host_bits(&self) -> bool {
+        let bits = match self.addr {
+            IpAddr::V4(a) => u128::from(u32::from(a)) << 96,
+            IpAddr::V6(a) => u128::from(a),
+        };
+        // The address sits in the top bits: what the prefix does not cover
+        // is left after shifting the prefix out.
+        bits.checked_shl(u32::from(self.prefix)).unwrap_or(0) != 0
+    }
+
     /// Wider than /16 (IPv4) or /48 (IPv6): more than one site's hosts.
     pub fn is_wide(&self) -> bool {
         self.prefix < if self.addr.is_ipv4() { 16 } else { 48 }

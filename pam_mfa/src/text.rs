@@ -83,6 +83,15 @@ pub fn clean_rhost(raw: &str) -> String {
     format!("{}{CUT_MARK}", escaped.get(..keep).unwrap_or_default())
 }
 
+/// A PAM service name as libpam passes it to modules (it lowercases the
+/// name given to `pam_start`): 1 to 32 of a-z, 0-9, - and _. One rule for
+/// app passwords' `--service` and `webmail.services`.
+pub fn is_service_name(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,19 +8,57 @@
 //! password every time; only the code's once-only rule is relaxed.
 //!
 //! What is stored is a keyed hash of the typed string, never the string:
-//! HMAC-SHA256 keyed with the mailbox's TOTP seed (which never leaves the
-//! store: in the database it is sealed), so the state alone (a dump, a
-//! backup, `mfa-ctl sessions`) gives nothing to guess passwords against,
-//! and a new seed (re-enrolment) ends every session by itself.
+//! HMAC-SHA256 with the mailbox's own webmail key, a random key kept in its
+//! record (sealed in the database, 0600 in files), so the state alone (a
+//! dump, a backup, `mfa-ctl sessions`) gives nothing to guess passwords
+//! against. The key outlives a new enrolment, so a webmail tab still open
+//! with the old string is recognised as an ended session, not counted as
+//! wrong codes against its owner.
 
 use crate::config::Config;
 use crate::policy::DomainPolicy;
-use crate::secret;
-use crate::store::records::{MailboxState, WebmailSession};
-use crate::totp::TotpSeed;
+use crate::secret::{self, RandomError, SecretString};
+use crate::store::records::{MailboxRecord, MailboxState, WebmailSession};
 use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::net::IpAddr;
+
+/// A mailbox's webmail key: 32 random bytes, hex. Debug never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WebmailKey(SecretString);
+
+impl std::fmt::Debug for WebmailKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebmailKey(..)")
+    }
+}
+
+/// Gives the record a webmail key if it has none (`mfa-ctl`, when a seed
+/// is put in force); an existing key is kept.
+pub fn ensure_key(record: &mut MailboxRecord) -> Result<(), RandomError> {
+    if record.webmail_key.is_none() {
+        let raw = secret::random_bytes(32)?;
+        record.webmail_key = Some(WebmailKey(zeroize::Zeroizing::new(secret::hex(&raw))));
+    }
+    Ok(())
+}
+
+/// The window in force for `policy`'s domain, whether or not it applies
+/// to a given login (for listing and ending sessions).
+pub fn configured_window(cfg: &Config, policy: &DomainPolicy) -> u64 {
+    policy.webmail_window.unwrap_or(cfg.webmail.reuse_window)
+}
+
+/// When a session ends: at its own end (logout, block, new seed), the
+/// window from its start (a window shortened since counts), or
+/// `idle_timeout` after its last use, whichever comes first.
+pub fn ends(s: &WebmailSession, cfg: &Config, window: u64) -> u64 {
+    s.expires
+        .min(s.started.saturating_add(window))
+        .min(s.last_use.saturating_add(cfg.webmail.idle_timeout))
+}
 
 /// Open sessions kept per mailbox: a new one beyond this ends the oldest,
 /// so the list stays small however many logins a mailbox makes.
@@ -52,10 +90,12 @@ pub fn window_for(cfg: &Config, policy: &DomainPolicy, service: &str, rhost: Opt
 }
 
 /// The keyed hash a session is known by: the whole typed string (password
-/// and code), bound to the mailbox and keyed with its seed.
-pub fn tag(seed: &TotpSeed, mailbox: &str, typed: &[u8]) -> Option<String> {
-    let generator = seed.generator().ok()?;
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(generator.key()).ok()?;
+/// and code), bound to the mailbox. `None` for a record without a webmail
+/// key (enrolled before there were webmail sessions, and not through
+/// `mfa-ctl` since): such a mailbox gets no sessions until its key exists.
+pub fn tag(record: &MailboxRecord, mailbox: &str, typed: &[u8]) -> Option<String> {
+    let key = record.webmail_key.as_ref()?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.0.as_bytes()).ok()?;
     mac.update(b"pam_mfa webmail session v1\0");
     mac.update(mailbox.as_bytes());
     mac.update(b"\0");
@@ -63,35 +103,33 @@ pub fn tag(seed: &TotpSeed, mailbox: &str, typed: &[u8]) -> Option<String> {
     Some(secret::hex(&mac.finalize().into_bytes()))
 }
 
-/// The open session of `tag`, if one may log in now: not past its own end,
-/// nor past `window` from its start (a window shortened since counts).
-pub fn find_open(state: &MailboxState, tag: &str, window: u64, now: u64) -> Option<usize> {
+fn same(s: &WebmailSession, tag: &str) -> bool {
+    secret::ct_eq(s.tag.as_bytes(), tag.as_bytes())
+}
+
+/// The open session of `tag`, if one may log in now.
+pub fn find_open(state: &MailboxState, tag: &str, cfg: &Config, window: u64, now: u64) -> Option<usize> {
     state
         .webmail_sessions
         .iter()
-        .position(|s| secret::ct_eq(s.tag.as_bytes(), tag.as_bytes()) && now < ends(s, window))
+        .position(|s| same(s, tag) && now < ends(s, cfg, window))
 }
 
-/// Whether `tag` is a session that has ended (window over, logout) and is
-/// still remembered: its string is refused as such, not counted as a wrong
-/// code, so a webmail left open that keeps clicking does not lock its
-/// owner out.
-pub fn is_ended(state: &MailboxState, tag: &str, window: u64, now: u64) -> bool {
+/// Whether `tag` is a session that has ended and is still remembered: its
+/// string is refused as such, not counted as a wrong code, so a webmail
+/// left open that keeps clicking does not lock its owner out.
+pub fn is_ended(state: &MailboxState, tag: &str, cfg: &Config, window: u64, now: u64) -> bool {
     state
         .webmail_sessions
         .iter()
-        .any(|s| secret::ct_eq(s.tag.as_bytes(), tag.as_bytes()) && now >= ends(s, window))
+        .any(|s| same(s, tag) && now >= ends(s, cfg, window))
 }
 
-/// When a session ends under the window in force now.
-pub fn ends(s: &WebmailSession, window: u64) -> u64 {
-    s.expires.min(s.started.saturating_add(window))
-}
-
-/// Opens a session for a string just accepted with a fresh code; drops the
-/// ended ones and, beyond [`MAX_SESSIONS`], the oldest.
-pub fn open(state: &mut MailboxState, tag: String, service: &str, rhost: &str, window: u64, now: u64) {
-    prune(state, window, now);
+/// Opens a session for a string just accepted with a fresh code; forgets
+/// long-ended ones and, beyond [`MAX_SESSIONS`], the oldest.
+pub fn open(state: &mut MailboxState, tag: String, req: (&str, &str), cfg: &Config, window: u64, now: u64) {
+    prune(state, cfg, window, now);
+    let (service, rhost) = req;
     state.webmail_sessions.push(WebmailSession {
         tag,
         started: now,
@@ -114,20 +152,22 @@ pub fn open(state: &mut MailboxState, tag: String, service: &str, rhost: &str, w
 
 /// Forgets sessions that ended more than a window ago (until then an ended
 /// one is remembered, see [`is_ended`]).
-pub fn prune(state: &mut MailboxState, window: u64, now: u64) {
+pub fn prune(state: &mut MailboxState, cfg: &Config, window: u64, now: u64) {
+    let keep = window.max(cfg.webmail.reuse_window);
     state
         .webmail_sessions
-        .retain(|s| now < ends(s, window).saturating_add(window));
+        .retain(|s| now < ends(s, cfg, window).saturating_add(keep));
 }
 
-/// Ends every session now (`mfa-ctl logout`); returns how many were open.
-pub fn end_all(state: &mut MailboxState, window: u64, now: u64) -> usize {
+/// Ends every session now (`mfa-ctl logout`, a block, a new seed), keeping
+/// them as ended; returns how many were open.
+pub fn end_all(state: &mut MailboxState, cfg: &Config, window: u64, now: u64) -> usize {
     let mut open = 0;
     for s in &mut state.webmail_sessions {
-        if now < ends(s, window) {
+        if now < ends(s, cfg, window) {
             open += 1;
-            s.expires = now;
         }
+        s.expires = s.expires.min(now);
     }
     open
 }
@@ -143,6 +183,7 @@ mod tests {
         Config {
             webmail: WebmailConfig {
                 reuse_window: 3600,
+                idle_timeout: 3600,
                 networks: networks.iter().map(|n| Cidr::parse(n).unwrap()).collect(),
                 services: services.map(|s| s.iter().map(|x| x.to_string()).collect()),
             },
@@ -177,25 +218,58 @@ mod tests {
 
     #[test]
     fn sessions_end_and_are_capped() {
+        let c = cfg(&["192.0.2.80"], None);
         let mut s = MailboxState::default();
         for i in 0..(MAX_SESSIONS as u64 + 5) {
-            open(&mut s, format!("t{i}"), "imap", "192.0.2.80", 100, 1000 + i);
+            open(&mut s, format!("t{i}"), ("imap", "192.0.2.80"), &c, 100, 1000 + i);
         }
         assert_eq!(s.webmail_sessions.len(), MAX_SESSIONS);
-        assert!(find_open(&s, "t0", 100, 1030).is_none(), "the oldest were replaced");
-        assert!(find_open(&s, "t24", 100, 1030).is_some());
-        assert!(find_open(&s, "t24", 100, 1000 + 24 + 100).is_none(), "ended");
+        assert!(find_open(&s, "t0", &c, 100, 1030).is_none(), "the oldest were replaced");
+        assert!(find_open(&s, "t24", &c, 100, 1030).is_some());
+        assert!(find_open(&s, "t24", &c, 100, 1000 + 24 + 100).is_none(), "ended");
         assert!(
-            find_open(&s, "t24", 10, 1000 + 24 + 10).is_none(),
+            find_open(&s, "t24", &c, 10, 1000 + 24 + 10).is_none(),
             "window shortened since"
         );
-        assert!(is_ended(&s, "t24", 100, 1000 + 24 + 100));
-        assert!(!is_ended(&s, "t24", 100, 1000 + 24 + 99));
-        prune(&mut s, 100, 1000 + 15 + 200);
-        assert_eq!(s.webmail_sessions.len(), 9, "ended ones kept one window more");
-        assert!(find_open(&s, "t24", 100, 1110).is_some());
-        assert_eq!(end_all(&mut s, 100, 1110), 9);
-        assert!(find_open(&s, "t24", 100, 1110).is_none());
-        assert!(is_ended(&s, "t24", 100, 1110));
+        assert!(is_ended(&s, "t24", &c, 100, 1000 + 24 + 100));
+        assert!(!is_ended(&s, "t24", &c, 100, 1000 + 24 + 99));
+        assert!(find_open(&s, "t24", &c, 100, 1110).is_some());
+        // t11 .. t24 still open (a window of 100 from 1011 .. 1024).
+        assert_eq!(end_all(&mut s, &c, 100, 1110), 14);
+        assert!(find_open(&s, "t24", &c, 100, 1110).is_none());
+        assert!(is_ended(&s, "t24", &c, 100, 1110));
+        // Remembered for a reuse_window (3600 here) after they ended: t10
+        // ended at 1110 too, t5 .. t9 before.
+        prune(&mut s, &c, 100, 1110 + 3599);
+        assert_eq!(s.webmail_sessions.len(), 15);
+        prune(&mut s, &c, 100, 1110 + 3600);
+        assert!(s.webmail_sessions.is_empty());
+    }
+
+    #[test]
+    fn idle_sessions_end() {
+        let mut c = cfg(&["192.0.2.80"], None);
+        c.webmail.idle_timeout = 600;
+        let mut s = MailboxState::default();
+        open(&mut s, "t".into(), ("imap", "192.0.2.80"), &c, 3600, 1000);
+        assert!(find_open(&s, "t", &c, 3600, 1599).is_some());
+        assert!(find_open(&s, "t", &c, 3600, 1600).is_none());
+        s.webmail_sessions[0].last_use = 1500;
+        assert!(find_open(&s, "t", &c, 3600, 2099).is_some());
+    }
+
+    #[test]
+    fn tags_need_the_mailbox_key_and_bind_mailbox_and_string() {
+        let mut rec = MailboxRecord::default();
+        assert_eq!(tag(&rec, "a@example.org", b"pw123456"), None);
+        ensure_key(&mut rec).unwrap();
+        let key = rec.webmail_key.clone();
+        ensure_key(&mut rec).unwrap();
+        assert_eq!(rec.webmail_key, key, "kept");
+        let t = tag(&rec, "a@example.org", b"pw123456").unwrap();
+        assert_eq!(t.len(), 64);
+        assert_ne!(Some(&t), tag(&rec, "b@example.org", b"pw123456").as_ref());
+        assert_ne!(Some(&t), tag(&rec, "a@example.org", b"pw123457").as_ref());
+        assert_eq!(format!("{:?}", rec.webmail_key.unwrap()), "WebmailKey(..)");
     }
 }

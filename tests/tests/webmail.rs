@@ -216,7 +216,9 @@ fn logout_ends_every_session() {
     assert!(from(&env, "mail", &typed2, WEBMAIL).ok());
 }
 
-/// Disabling ends the sessions; enrolling again (a new seed) does too.
+/// Disabling ends the sessions; enrolling again (a new seed) does too. The
+/// webmail tab still open with the old string is refused as an ended
+/// session, not counted as wrong codes that would lock the owner out.
 #[test]
 fn disable_and_re_enrolment_end_sessions() {
     let (env, secret) = world("");
@@ -226,7 +228,17 @@ fn disable_and_re_enrolment_end_sessions() {
     assert!(sessions_json(&env)["sessions"].as_array().unwrap().is_empty());
     let secret2 = env.enroll(ALICE);
     assert_ne!(secret, secret2);
+    env.logs();
     assert_eq!(from(&env, "mail", &typed, WEBMAIL).auth, PAM_AUTH_ERR);
+    let logs = env.logs().join("\n");
+    assert!(logs.contains("reason=\"webmail session ended"), "{logs}");
+    let st = env.mfa_ctl(&["--json", "status", ALICE]);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["failures"], 0, "{st}");
+    // The owner's new code works, and opens a new session.
+    let typed2 = format!("{PW}{}", oathtool(&secret2, now() + 30));
+    assert!(from(&env, "mail", &typed2, WEBMAIL).ok());
+    assert!(from(&env, "mail", &typed2, WEBMAIL).ok());
 }
 
 /// A block ends the sessions: after `mfa-ctl unlock` the owner logs in
@@ -286,13 +298,41 @@ fn sessions_are_capped_per_mailbox() {
 #[test]
 fn wide_networks_are_refused() {
     let env = Env::new();
-    for (bad, says) in [
+    let cases: [(&str, &str); 11] = [
         ("networks = [\"0.0.0.0/0\"]", "wider than /16"),
         ("networks = [\"10.0.0.0/8\"]", "wider than /16"),
         ("networks = [\"not-an-address\"]", "not an address"),
         ("networks = [\"192.0.2.80\"]\nservices = []", "webmail.services"),
         ("networks = [\"192.0.2.80\"]\nreuse_window = \"30d\"", "at most 1d"),
-    ] {
+        ("networks = [\"192.0.2.80/16\"]", "bits set past its prefix"),
+        (
+            "networks = [\"192.0.2.80\"]\nservices = [\"IMAP\"]",
+            "not a PAM service name",
+        ),
+        (
+            "networks = [\"192.0.2.80\"]\nservices = [\"*\"]",
+            "not a PAM service name",
+        ),
+        (
+            "networks = [\"192.0.2.80\"]\nservices = [\" imap\"]",
+            "not a PAM service name",
+        ),
+        (
+            "networks = [\"192.0.2.80\"]\nidle_timeout = \"10s\"",
+            "webmail.idle_timeout",
+        ),
+        (
+            &format!(
+                "networks = [{}]",
+                (0..17)
+                    .map(|i| format!("\"10.{i}.0.0/16\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "at most 16",
+        ),
+    ];
+    for (bad, says) in cases {
         let text = std::fs::read_to_string(&env.config).unwrap();
         let cfg = env.dir.path().join("bad.toml");
         std::fs::write(&cfg, format!("{text}\n[webmail]\n{bad}\n")).unwrap();

@@ -73,6 +73,10 @@ pub struct MailboxRecord {
     pub recovery: Option<RecoverySet>,
     #[serde(default, rename = "app_password", skip_serializing_if = "Vec::is_empty")]
     pub app_passwords: Vec<AppPassword>,
+    /// Keys the hashes of webmail sessions (see `webmail`); made when a
+    /// seed is put in force, kept when MFA is switched off or enrolled again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webmail_key: Option<crate::webmail::WebmailKey>,
 }
 
 impl MailboxRecord {
