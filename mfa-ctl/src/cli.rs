@@ -325,9 +325,11 @@ pub enum ImportCmd {
     /// both with --domain for user names without @.
     ///
     /// Carried over: the secret, the step size (STEP_SIZE), the time steps
-    /// already used (DISALLOW_REUSE), and the emergency scratch codes, which
-    /// become recovery codes (8 digits: weaker than pam_mfa's own; replace
-    /// them with mfa-ctl recovery-codes MAILBOX). Noted, not carried over: a
+    /// already used (DISALLOW_REUSE), and the emergency scratch codes (at
+    /// most 10), which become recovery codes, typed after the password with
+    /// a dash in the middle: 12345678 as 1234-5678 (8 digits: weaker than
+    /// pam_mfa's own; replace them with mfa-ctl recovery-codes MAILBOX).
+    /// Noted, not carried over: a
     /// WINDOW_SIZE wider than pam_mfa's [totp] window, RATE_LIMIT, a learnt
     /// TIME_SKEW, reuse allowed. Refused: counter-based (HOTP) files, step
     /// sizes under 10 s. Files that are not regular, are symbolic links,

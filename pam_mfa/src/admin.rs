@@ -1466,7 +1466,11 @@ impl Admin {
         };
         let has_seed = record.totp.as_ref().is_some_and(|t| same_seed(t, &seed));
         // A file without scratch codes leaves recovery codes made since alone.
-        let has_codes = hashes.is_empty() || record.recovery.as_ref().is_some_and(|r| r.hashes == hashes);
+        let has_codes = hashes.is_empty()
+            || record
+                .recovery
+                .as_ref()
+                .is_some_and(|r| r.scratch && r.hashes == hashes);
         let outcome = if has_seed && has_codes {
             ImportOutcome::Unchanged
         } else if !record.enrolled() {

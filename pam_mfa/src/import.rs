@@ -142,7 +142,8 @@ impl fmt::Display for Note {
                  (mfa-ctl list --weak lists these mailboxes)"
             ),
             Note::ScratchCodes { .. } => f.write_str(
-                "the scratch codes became recovery codes; being 8 digits they are weaker than pam_mfa's own: \
+                "the scratch codes became recovery codes, typed after the password with a dash in the middle \
+                 (12345678 as 1234-5678); being 8 digits they are weaker than pam_mfa's own: \
                  replace them with mfa-ctl recovery-codes",
             ),
             Note::IgnoredLines { count } => write!(

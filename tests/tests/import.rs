@@ -107,6 +107,11 @@ fn login_code(env: &Env, user: &str, pw: &str, code: &str) -> bool {
     env.login("mail", user, &format!("{pw}{code}")).ok()
 }
 
+/// A scratch code as users type it: its 8 digits with a dash in the middle.
+fn dashed(code: &str) -> String {
+    format!("{}-{}", &code[..4], &code[4..])
+}
+
 #[test]
 fn a_debian_file_logs_in_with_the_original_secret_and_its_scratch_code_once() {
     let env = Env::new();
@@ -134,16 +139,116 @@ fn a_debian_file_logs_in_with_the_original_secret_and_its_scratch_code_once() {
     assert!(login_code(&env, ALICE, PW, &code));
     assert!(!login_code(&env, ALICE, PW, &code), "each code once");
 
-    // A scratch code from the file: once.
-    assert!(login_code(&env, ALICE, PW, &scratch[2]));
-    assert!(!login_code(&env, ALICE, PW, &scratch[2]), "a scratch code works once");
+    // A scratch code from the file, typed with a dash in the middle: once.
+    assert!(login_code(&env, ALICE, PW, &dashed(&scratch[2])));
+    assert!(
+        !login_code(&env, ALICE, PW, &dashed(&scratch[2])),
+        "a scratch code works once"
+    );
     let logs = env.logs().join("\n");
-    assert!(logs.contains("method=recovery_code"), "{logs}");
+    assert!(logs.contains("method=scratch_code"), "{logs}");
     let status = ctl(&env, &["status", ALICE, "--json"]).json();
     assert_eq!(status["recovery_codes_left"], 4);
     // The others still work, and the password alone does not.
-    assert!(login_code(&env, ALICE, PW, &scratch[4]));
+    assert!(login_code(&env, ALICE, PW, &dashed(&scratch[4])));
     assert_eq!(env.login("mail", ALICE, PW).auth, PAM_AUTH_ERR);
+    // Without the dash the 8 digits are no scratch code: they could not be
+    // told from a password ending in digits plus a TOTP code, so a wrong
+    // guess in that form could not be counted.
+    assert!(!login_code(&env, ALICE, PW, &scratch[3]));
+    assert_eq!(ctl(&env, &["status", ALICE, "--json"]).json()["recovery_codes_left"], 3);
+}
+
+/// A lock-out made for this test: 3 wrong codes block the mailbox until
+/// `mfa-ctl unlock`.
+const BLOCK_AFTER_3: &str = "[lockout]\nafter = 3\nbackoff = \"1h\"\nmax_backoff = \"1h\"\nblock_after = 3\n";
+
+/// Guesses at a scratch code after the right password, in the form the
+/// codes are typed in (`1234-5678`), are cut off by `split` whether or not
+/// they match and counted by `verify` like wrong TOTP codes, so they run
+/// into the lock-out: 9×10^7 values per code is too few to go uncounted.
+/// The right code then logs in once, and only once.
+#[test]
+fn wrong_scratch_code_guesses_are_counted_and_lock_the_mailbox() {
+    let env = Env::quick(BLOCK_AFTER_3);
+    env.set_password(ALICE, PW);
+    let file = input_dir(&env, "home").join("ga");
+    google_authenticator(&file, DEBIAN);
+    let (_, scratch) = ga_contents(&file);
+    assert_eq!(
+        ctl(&env, &["import", "google-authenticator", ALICE, path(&file)]).code,
+        0
+    );
+    env.logs();
+    let status = || ctl(&env, &["status", ALICE, "--json"]).json();
+
+    // google-authenticator's codes never start with 0: these are all wrong.
+    for (i, guess) in ["0000-0001", "0000-0002", "0000-0003"].iter().enumerate() {
+        assert_eq!(env.login("mail", ALICE, &format!("{PW}{guess}")).auth, PAM_AUTH_ERR);
+        assert_eq!(
+            status()["failures"].as_u64(),
+            Some(i as u64 + 1),
+            "guess {guess} counted"
+        );
+    }
+    let logs = env.logs().join("\n");
+    assert_eq!(
+        logs.matches("result=refused reason=\"wrong code\" factor=scratch_code")
+            .count(),
+        3,
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("0000-000") && !logs.contains("0000000"),
+        "no guess is logged: {logs}"
+    );
+    assert_eq!(status()["lock"], "blocked");
+    // Blocked: the right code is refused too, and nothing of it is spent.
+    let right = format!("{PW}{}", dashed(&scratch[0]));
+    assert_eq!(env.login("mail", ALICE, &right).auth, PAM_MAXTRIES);
+    assert_eq!(status()["recovery_codes_left"], 5);
+
+    assert_eq!(ctl(&env, &["unlock", ALICE]).code, 0);
+    assert!(env.login("mail", ALICE, &right).ok(), "the right code, once");
+    assert_eq!(status()["failures"], 0);
+    assert_eq!(env.login("mail", ALICE, &right).auth, PAM_AUTH_ERR, "and only once");
+    assert_eq!(status()["failures"], 1, "a used code again is a wrong code");
+    assert_eq!(status()["recovery_codes_left"], 4);
+    let logs = env.logs().join("\n");
+    assert!(logs.contains("method=scratch_code recovery_codes_left=4"), "{logs}");
+}
+
+/// The dashed form is never the end of a password plus a TOTP code (a 6-,
+/// 7- or 8-digit code has no dash 5th from the end), so taking it for a
+/// scratch code changes nothing for passwords that end in digits, or even
+/// in `dddd-dddd`, followed by the code.
+#[test]
+fn passwords_ending_in_digits_still_log_in_with_a_scratch_set() {
+    let env = Env::quick(BLOCK_AFTER_3);
+    let file = input_dir(&env, "home").join("ga");
+    google_authenticator(&file, DEBIAN);
+    let (secret, scratch) = ga_contents(&file);
+    for (i, pw) in ["Summer2024", "pw1234-5678", "12345678", "pw-1234-56"]
+        .iter()
+        .enumerate()
+    {
+        let user = format!("user{i}@{DOMAIN}");
+        env.set_password(&user, pw);
+        assert_eq!(
+            ctl(&env, &["import", "google-authenticator", &user, path(&file)]).code,
+            0
+        );
+        let t = fresh(30, 8);
+        let code = oath_code(&["-b"], &secret, t);
+        assert!(login_code(&env, &user, pw, &code), "{pw} + code");
+        // And a scratch code after such a password.
+        assert!(login_code(&env, &user, pw, &dashed(&scratch[1])), "{pw} + scratch code");
+        let s = ctl(&env, &["status", &user, "--json"]).json();
+        assert_eq!(
+            (s["failures"].as_u64(), s["recovery_codes_left"].as_u64()),
+            (Some(0), Some(4))
+        );
+    }
 }
 
 #[test]
@@ -234,7 +339,7 @@ fn short_secrets_only_when_allowed() {
     );
     let t = fresh(30, 8);
     assert!(login_code(&env, ALICE, PW, &oath_code(&["-b"], secret, t)));
-    assert!(login_code(&env, ALICE, PW, "12345678"), "its scratch code");
+    assert!(login_code(&env, ALICE, PW, "1234-5678"), "its scratch code");
     // The same secret is weak for the library too (what `list --weak` uses).
     let admin = env.admin();
     let record = admin
