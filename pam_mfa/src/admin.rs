@@ -8,6 +8,7 @@
 use crate::app_password::{self, AppPassword};
 use crate::config::{self, Config};
 use crate::decide::{self, Outcome, Request};
+pub use crate::import_file::FileProblem;
 use crate::lockout::{self, Lock};
 use crate::log::{Level, Logger};
 use crate::mailbox::{Mailbox, MailboxError};
@@ -1289,122 +1290,22 @@ pub struct ImportProgress {
     pub total: usize,
 }
 
-/// Why a file to import from was not read. Loosely google-authenticator's
-/// own checks: a secret file anyone but root, its user or the owner of its
-/// folder could have written is not trusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileProblem {
-    NotRegular,
-    Symlink,
-    WritableByOthers {
-        mode: u32,
-    },
-    Owner {
-        uid: u32,
-    },
-    TooLarge {
-        limit: usize,
-    },
-    /// It grew while being read.
-    Changed,
-    /// It cannot be opened or read (missing, no permission): an I/O error.
-    Io(String),
-}
-
-impl FileProblem {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            FileProblem::NotRegular => "not_regular",
-            FileProblem::Symlink => "symlink",
-            FileProblem::WritableByOthers { .. } => "writable_by_others",
-            FileProblem::Owner { .. } => "owner",
-            FileProblem::TooLarge { .. } => "too_large",
-            FileProblem::Changed => "changed",
-            FileProblem::Io(_) => "unreadable",
+/// A folder, list or users file an import cannot use: unreadable is an I/O
+/// error (exit 2), untrusted a refusal (exit 1).
+fn source_problem(path: &Path, p: FileProblem) -> AdminError {
+    match p {
+        FileProblem::Io(error) => AdminError::ImportRead {
+            path: path.to_path_buf(),
+            error,
+        },
+        other => Refusal::ImportRefused {
+            mailbox: String::new(),
+            source: path.display().to_string(),
+            kind: other.kind(),
+            reason: other.to_string(),
         }
+        .into(),
     }
-}
-
-impl fmt::Display for FileProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FileProblem::NotRegular => f.write_str("not a regular file"),
-            FileProblem::Symlink => f.write_str("a symbolic link (not followed: name the file itself)"),
-            FileProblem::WritableByOthers { mode } => write!(
-                f,
-                "writable by group or others (mode {mode:04o}): anyone could have put a secret there"
-            ),
-            FileProblem::Owner { uid } => write!(
-                f,
-                "owned by uid {uid}, which is neither root, the user, nor the owner of its folder"
-            ),
-            FileProblem::TooLarge { limit } => write!(f, "larger than {} KiB", limit / 1024),
-            FileProblem::Changed => f.write_str("it changed while being read; try again"),
-            FileProblem::Io(e) => f.write_str(e),
-        }
-    }
-}
-
-/// Reads a file to import from, refusing what [`FileProblem`] names. `user`:
-/// the system user the file may belong to besides root and the owner of
-/// its folder. The content is a secret: zeroized when dropped.
-fn read_import_file(
-    path: &Path,
-    limit: usize,
-    user: Option<&str>,
-) -> std::result::Result<crate::secret::SecretBytes, FileProblem> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let io = |e: std::io::Error| FileProblem::Io(e.to_string());
-    // Looked at before opening: opening a device or FIFO can have effects.
-    let before = std::fs::symlink_metadata(path).map_err(io)?;
-    if before.file_type().is_symlink() {
-        return Err(FileProblem::Symlink);
-    }
-    if !before.file_type().is_file() {
-        return Err(FileProblem::NotRegular);
-    }
-    // And judged on what was opened (O_NOFOLLOW): a file swapped meanwhile
-    // is judged as it is.
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => FileProblem::Symlink,
-            _ => io(e),
-        })?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.file_type().is_file() {
-        return Err(FileProblem::NotRegular);
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(FileProblem::WritableByOthers {
-            mode: meta.mode() & 0o7777,
-        });
-    }
-    let uid = meta.uid();
-    let folder_owner = || {
-        let parent = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::metadata(parent).map(|m| m.uid()).ok()
-    };
-    let trusted = uid == 0 || folder_owner() == Some(uid) || user.and_then(crate::ffi::sys::uid_of) == Some(uid);
-    if !trusted {
-        return Err(FileProblem::Owner { uid });
-    }
-    let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-    if size > limit {
-        return Err(FileProblem::TooLarge { limit });
-    }
-    // Bounded by the size just checked: a file that grew meanwhile shows as
-    // longer than it.
-    let buf = crate::secret::read_bounded(&mut file, size).map_err(io)?;
-    if buf.len() > size {
-        return Err(FileProblem::Changed);
-    }
-    Ok(buf)
 }
 
 /// Whether two seeds compute the same codes (the time of creation aside).
@@ -1539,13 +1440,14 @@ impl Admin {
             kind,
             reason,
         };
-        let text = read_import_file(file, crate::import::GA_MAX_FILE, Some(mb.local())).map_err(|p| match p {
-            FileProblem::Io(error) => AdminError::ImportRead {
-                path: file.to_path_buf(),
-                error,
-            },
-            other => refused(other.kind(), other.to_string()).into(),
-        })?;
+        let text =
+            crate::import_file::read(file, crate::import::GA_MAX_FILE, Some(mb.local())).map_err(|p| match p {
+                FileProblem::Io(error) => AdminError::ImportRead {
+                    path: file.to_path_buf(),
+                    error,
+                },
+                other => refused(other.kind(), other.to_string()).into(),
+            })?;
         let token = crate::import::google_authenticator(&text, &self.import_options(opts))
             .map_err(|r| refused(r.kind(), r.to_string()))?;
         Ok(self.import_token(mb, &token, &source, "google-authenticator", opts, now)??)
@@ -1563,6 +1465,9 @@ impl Admin {
         progress: &mut dyn FnMut(ImportProgress),
     ) -> Result<ImportSummary> {
         let domain = self.import_domain(domain)?;
+        // Each file is walked again without following links when it is read;
+        // a folder named through a link would fail them all, one by one.
+        crate::import_file::check_folder(dir).map_err(|p| source_problem(dir, p))?;
         let read_dir = |e: std::io::Error| AdminError::ImportRead {
             path: dir.to_path_buf(),
             error: e.to_string(),
@@ -1638,7 +1543,9 @@ impl Admin {
                     continue;
                 }
             };
-            let path = if path.is_dir() {
+            // Not through a link: the file read then would be wherever
+            // the link points, perhaps another user's.
+            let path = if crate::import_file::is_folder(&path) {
                 path.join(".google_authenticator")
             } else {
                 path
@@ -1661,19 +1568,7 @@ impl Admin {
     /// A list or users file: unreadable is an I/O error (exit 2), untrusted
     /// a refusal (exit 1).
     fn read_import_source(&self, path: &Path) -> Result<crate::secret::SecretBytes> {
-        read_import_file(path, crate::import::OATH_MAX_FILE, None).map_err(|p| match p {
-            FileProblem::Io(error) => AdminError::ImportRead {
-                path: path.to_path_buf(),
-                error,
-            },
-            other => Refusal::ImportRefused {
-                mailbox: String::new(),
-                source: path.display().to_string(),
-                kind: other.kind(),
-                reason: other.to_string(),
-            }
-            .into(),
-        })
+        crate::import_file::read(path, crate::import::OATH_MAX_FILE, None).map_err(|p| source_problem(path, p))
     }
 
     /// The mailbox a user name of a bulk import stands for: kept with its
@@ -1729,7 +1624,7 @@ impl Admin {
                 }
             };
             let local = user.split('@').next().unwrap_or_default();
-            let text = match read_import_file(&path, crate::import::GA_MAX_FILE, Some(local)) {
+            let text = match crate::import_file::read(&path, crate::import::GA_MAX_FILE, Some(local)) {
                 Ok(t) => t,
                 Err(p) => {
                     summary.skip(from, Some(&mb), p.kind(), p.to_string());

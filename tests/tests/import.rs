@@ -664,6 +664,146 @@ fn a_list_of_users_and_home_folders() {
     ));
 }
 
+/// A path that goes through a symbolic link anywhere is not read, in a
+/// list, a folder or on the command line: whoever controls a folder on the
+/// way (a user's own home) could point the import at another user's file.
+/// Nor is a file with a second hard link: another name for a file that may
+/// be someone else's (root's own secret file of another user, say).
+#[test]
+fn symbolic_links_in_a_path_and_hard_links_are_not_followed() {
+    use std::os::unix::fs::symlink;
+    let env = Env::new();
+    let base = input_dir(&env, "homes");
+    for folder in ["alice", "mallory", "trudy", "victim", "ga"] {
+        std::fs::create_dir(base.join(folder)).unwrap();
+    }
+    google_authenticator(&base.join("alice/.google_authenticator"), DEBIAN);
+    google_authenticator(&base.join("victim/secret"), DEBIAN);
+    // mallory's home holds a link to alice's; another home is a link itself.
+    symlink(base.join("alice"), base.join("mallory/link")).unwrap();
+    symlink(base.join("alice"), base.join("linkhome")).unwrap();
+    // trudy's secret file is another name for the victim's.
+    std::fs::hard_link(base.join("victim/secret"), base.join("trudy/.google_authenticator")).unwrap();
+    let list = base.join("users.list");
+    std::fs::write(
+        &list,
+        "alice alice
+mallory mallory/link
+mallory2 mallory/link/.google_authenticator
+mallory3 linkhome
+trudy trudy
+",
+    )
+    .unwrap();
+    let r = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--list",
+            path(&list),
+            "--domain",
+            DOMAIN,
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    let imported: Vec<&str> = v["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mailbox"].as_str().unwrap())
+        .collect();
+    assert_eq!(imported, ["alice@example.org"], "{v}");
+    let kinds: Vec<(&str, &str)> = v["skipped_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["mailbox"].as_str().unwrap(), s["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("mallory@example.org", "symlink"),
+            ("mallory2@example.org", "symlink"),
+            ("mallory3@example.org", "symlink"),
+            ("trudy@example.org", "hard_link"),
+        ],
+        "{v}"
+    );
+    let text = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--list",
+            path(&list),
+            "--domain",
+            DOMAIN,
+        ],
+    )
+    .stdout;
+    assert!(text.contains("symbolic link") && text.contains("hard link"), "{text}");
+    for who in ["mallory", "mallory2", "mallory3", "trudy"] {
+        let s = ctl(&env, &["status", &format!("{who}@{DOMAIN}"), "--json"]).json();
+        assert_eq!(s["state"], "disabled", "{who}");
+    }
+
+    // A folder of files: a hard link in it is skipped like a symbolic link.
+    google_authenticator(&base.join("ga/bob"), DEBIAN);
+    std::fs::hard_link(base.join("victim/secret"), base.join("ga/carol")).unwrap();
+    symlink(base.join("victim/secret"), base.join("ga/dave")).unwrap();
+    let v = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--dir",
+            path(&base.join("ga")),
+            "--domain",
+            DOMAIN,
+            "--json",
+        ],
+    )
+    .json();
+    let mut kinds: Vec<&str> = v["skipped_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        (v["imported"].as_u64(), kinds),
+        (Some(1), vec!["hard_link", "symlink"]),
+        "{v}"
+    );
+
+    // Named through a link on the command line: refused as a whole.
+    symlink(base.join("ga"), base.join("ga-link")).unwrap();
+    let users = input_dir(&env, "oath");
+    std::fs::write(users.join("users.oath"), format!("HOTP/T30 erin - {HEX_KEY}\n")).unwrap();
+    symlink(&users, base.join("oath-link")).unwrap();
+    let before = env.snapshot();
+    for args in [
+        vec!["--dir", path(&base.join("ga-link")), "--domain", DOMAIN],
+        vec!["erin", path(&base.join("mallory/link/.google_authenticator"))],
+    ] {
+        let r = ctl(&env, &[&["import", "google-authenticator"][..], &args].concat());
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("symbolic link") && r.stderr.contains("real path"),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = ctl(&env, &["import", "oath", path(&base.join("oath-link/users.oath"))]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    assert_eq!(env.snapshot(), before, "nothing written");
+}
+
 #[test]
 fn a_disabled_domain_refuses_imports() {
     let env = Env::new();

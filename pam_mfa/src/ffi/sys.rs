@@ -23,6 +23,29 @@ pub fn uid_of(name: &str) -> Option<u32> {
     (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
 }
 
+/// `openat(2)` of one path component `name` in the folder `dir` (the current
+/// folder when `None`), with `flags` and O_CLOEXEC. With O_NOFOLLOW it never
+/// follows a symbolic link, which walking a path one component at a time
+/// needs and std's `open` cannot do for the components before the last.
+pub fn openat(
+    dir: Option<&std::fs::File>,
+    name: &std::ffi::OsStr,
+    flags: libc::c_int,
+) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    let cname =
+        std::ffi::CString::new(name.as_bytes()).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `cname` is a live NUL-terminated string, and `dirfd` is AT_FDCWD or the descriptor of a `File` borrowed for this call.
+    let fd = unsafe { libc::openat(dirfd, cname.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat: open, and owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
 /// Local time as syslog (RFC 3164) writes it: `Nov 23 14:05:09`.
 pub fn syslog_timestamp() -> String {
     const MONTHS: [&str; 12] = [
