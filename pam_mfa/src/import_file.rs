@@ -174,8 +174,9 @@ pub fn check_folder(path: &Path) -> Result<(), FileProblem> {
 
 /// Reads a file to import from, at most `limit` bytes, refusing what
 /// [`FileProblem`] names. `user`: the system user the file may belong to
-/// besides root and the owner of its folder. The content is a secret:
-/// zeroized when dropped.
+/// besides root and the owner of its folder, looked up by name (a user
+/// called `1000` is not uid 1000). The content is a secret: zeroized when
+/// dropped.
 pub fn read(path: &Path, limit: usize, user: Option<&str>) -> Result<SecretBytes, FileProblem> {
     let Leaf {
         folder,
@@ -214,7 +215,7 @@ pub fn read(path: &Path, limit: usize, user: Option<&str>) -> Result<SecretBytes
     }
     let uid = meta.uid();
     let folder_owner = folder.metadata().map(|m| m.uid()).ok();
-    let trusted = uid == 0 || folder_owner == Some(uid) || user.and_then(crate::ffi::sys::uid_of) == Some(uid);
+    let trusted = uid == 0 || folder_owner == Some(uid) || user.and_then(crate::ffi::sys::uid_of_name) == Some(uid);
     if !trusted {
         return Err(FileProblem::Owner { uid });
     }

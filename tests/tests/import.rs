@@ -804,6 +804,59 @@ trudy trudy
     assert_eq!(env.snapshot(), before, "nothing written");
 }
 
+/// The owner check takes a user name for a name: a file named `54321` (or
+/// a list line for user `54321`) owned by uid 54321 is not "the user's own
+/// file" unless a user is called 54321. Whoever has uid 54321 must not
+/// enrol mailbox 54321@ by writing a file there.
+#[test]
+fn numeric_user_names_are_names_not_uids() {
+    let env = Env::new();
+    assert!(
+        !Command::new("getent")
+            .args(["passwd", "54321"])
+            .status()
+            .unwrap()
+            .success(),
+        "this test needs no user named or numbered 54321"
+    );
+    let dir = input_dir(&env, "ga");
+    google_authenticator(&dir.join("54321"), DEBIAN);
+    std::os::unix::fs::chown(dir.join("54321"), Some(54321), None).unwrap();
+    let list = env.dir.path().join("users.list");
+    std::fs::write(&list, format!("54321 {}\n", dir.join("54321").display())).unwrap();
+    let before = env.snapshot();
+    for how in ["--dir", "--list"] {
+        let from = if how == "--dir" { path(&dir) } else { path(&list) };
+        let v = ctl(
+            &env,
+            &[
+                "import",
+                "google-authenticator",
+                how,
+                from,
+                "--domain",
+                DOMAIN,
+                "--json",
+            ],
+        )
+        .json();
+        assert_eq!(v["imported"], 0, "{how}: {v}");
+        assert_eq!(v["skipped_entries"][0]["kind"], "owner", "{how}: {v}");
+    }
+    let r = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "54321@example.org",
+            path(&dir.join("54321")),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("owned by uid 54321"), "{}", r.stderr);
+    assert_eq!(env.snapshot(), before);
+}
+
 #[test]
 fn a_disabled_domain_refuses_imports() {
     let env = Env::new();

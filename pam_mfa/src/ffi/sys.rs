@@ -13,6 +13,13 @@ pub fn uid_of(name: &str) -> Option<u32> {
     if let Ok(uid) = name.parse::<u32>() {
         return Some(uid);
     }
+    uid_of_name(name)
+}
+
+/// The uid of the user called `name` (getpwnam_r), numeric or not: where a
+/// name comes from a file or a mailbox, `1000` is whoever is called 1000,
+/// not uid 1000.
+pub fn uid_of_name(name: &str) -> Option<u32> {
     let cname = std::ffi::CString::new(name).ok()?;
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: `passwd` is plain old data; an all-zero value is valid and getpwnam_r overwrites it.
@@ -82,4 +89,20 @@ pub fn clock_synchronised() -> Option<bool> {
         return None;
     }
     Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Numbers are uids for `store_owner` only; by name, no user is "0".
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(uid_of_name("root"), Some(0));
+        assert_eq!(uid_of("root"), Some(0));
+        assert_eq!(uid_of("0"), Some(0));
+        assert_eq!(uid_of_name("0"), None);
+        assert_eq!(uid_of_name("54321"), None);
+        assert_eq!(uid_of_name("no\0such"), None);
+    }
 }
