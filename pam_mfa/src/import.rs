@@ -31,6 +31,10 @@ use serde::{Serialize, Serializer};
 use std::fmt;
 use zeroize::Zeroizing;
 
+/// The longest key imported: 512 bits, four times what authenticator apps
+/// make (80 to 160 bits, 256 at most for SHA-256). A longer one is no real
+/// token's, and megabytes of it would make a mailbox the store refuses.
+pub const MAX_SECRET_BYTES: usize = 64;
 /// google-authenticator refuses larger files (`open_secret_file`).
 pub const GA_MAX_FILE: usize = 64 * 1024;
 /// pam_oath users files are one line per token; this is far above any real one.
@@ -200,6 +204,10 @@ pub enum Refused {
     TooShortSecret {
         bits: usize,
     },
+    /// More than [`MAX_SECRET_BYTES`].
+    LongSecret {
+        bits: usize,
+    },
     /// pam_oath: the secret is not hexadecimal.
     NotHex,
     /// pam_oath: a first word that is not a token type.
@@ -227,6 +235,7 @@ impl Refused {
             Refused::Period { .. } => "period",
             Refused::ShortSecret { .. } => "short_secret",
             Refused::TooShortSecret { .. } => "too_short_secret",
+            Refused::LongSecret { .. } => "long_secret",
             Refused::NotHex => "not_hex",
             Refused::UnknownType => "unknown_type",
             Refused::Incomplete => "incomplete",
@@ -266,6 +275,12 @@ impl fmt::Display for Refused {
             Refused::TooShortSecret { bits } => write!(
                 f,
                 "the secret has {bits} bits, fewer than the 80 pam_mfa accepts at all; the user must enrol anew"
+            ),
+            Refused::LongSecret { bits } => write!(
+                f,
+                "the secret has {bits} bits, more than the {} pam_mfa imports (no authenticator app uses a \
+                 longer key): the file is damaged or not what it seems; the user must enrol anew",
+                MAX_SECRET_BYTES * 8
             ),
             Refused::NotHex => f.write_str("the secret is not hexadecimal"),
             Refused::UnknownType => f.write_str("not a token type pam_oath knows (pam_oath skips the line too)"),
@@ -519,9 +534,17 @@ pub fn oath_users(text: &[u8], opts: &Options) -> OathFile {
             skip(Refused::Incomplete, Some(user));
             continue;
         };
-        let token = hex_decode(hex)
-            .ok_or(Refused::NotHex)
-            .and_then(|key| oath_token(&key, digits, period, password, opts));
+        // Judged by its length before it is decoded: a line may hold
+        // megabytes, and none of it needs copying to be refused.
+        let token = if hex.len() > 2 * MAX_SECRET_BYTES {
+            Err(Refused::LongSecret {
+                bits: hex.len() / 2 * 8,
+            })
+        } else {
+            hex_decode(hex)
+                .ok_or(Refused::NotHex)
+                .and_then(|key| oath_token(&key, digits, period, password, opts))
+        };
         match token {
             Ok(token) => file.users.push(OathUser { user, line, token }),
             Err(reason) => skip(reason, Some(user)),
@@ -582,6 +605,9 @@ fn hex_decode(hex: &[u8]) -> Option<SecretBytes> {
 /// secret gets when it is let in.
 fn judge_length(bytes: usize, opts: &Options) -> Result<(usize, Vec<Note>), Refused> {
     let bits = bytes * 8;
+    if bytes > MAX_SECRET_BYTES {
+        return Err(Refused::LongSecret { bits });
+    }
     if bytes < MIN_USABLE_SECRET_BYTES {
         return Err(Refused::TooShortSecret { bits });
     }
@@ -798,6 +824,28 @@ mod tests {
             google_authenticator(&tiny, &allow).unwrap_err(),
             Refused::TooShortSecret { bits: 64 }
         );
+    }
+
+    /// A key longer than 512 bits is no real token's: refused, before a
+    /// store is asked to keep megabytes as one mailbox's secret.
+    #[test]
+    fn long_secrets_are_refused() {
+        let key = |n: usize| -> Vec<u8> { (0..n).map(|i| i as u8).collect() };
+        let ga = |n: usize| {
+            let secret = seed_of(&key(n), 6, 30).secret.to_string();
+            google_authenticator(&ga_file(&secret, "\" TOTP_AUTH\n", ""), &opts())
+        };
+        assert_eq!(ga(MAX_SECRET_BYTES).unwrap().secret_bits, 512);
+        assert_eq!(ga(MAX_SECRET_BYTES + 1).unwrap_err(), Refused::LongSecret { bits: 520 });
+        let oath = |hex: &str| oath_users(format!("HOTP/T30 alice - {hex}\n").as_bytes(), &opts());
+        let hex = |n: usize| key(n).iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(oath(&hex(MAX_SECRET_BYTES)).users.len(), 1);
+        let f = oath(&hex(MAX_SECRET_BYTES + 1));
+        assert_eq!(f.skipped[0].reason, Refused::LongSecret { bits: 520 });
+        // A huge one is refused by its length, not decoded first.
+        let f = oath(&"ab".repeat(4 << 20));
+        assert_eq!(f.skipped[0].reason, Refused::LongSecret { bits: 32 << 20 });
+        assert!(!f.skipped[0].reason.to_string().contains("abab"));
     }
 
     #[test]

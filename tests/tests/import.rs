@@ -1027,6 +1027,43 @@ fn a_pam_oath_users_file() {
     ));
 }
 
+/// A secret far longer than any token's (here 2 MiB of key in a pam_oath
+/// line, or a 60 KiB first line in a google-authenticator file) is refused
+/// with the reason, before it could make a mailbox the store cannot read
+/// back; the other users of the file come in as usual.
+#[test]
+fn huge_secrets_are_refused() {
+    let env = Env::new();
+    env.set_password(ALICE, PW);
+    let huge = "ab".repeat(2 << 20);
+    let file = users_file(&env, &format!("HOTP/T30 huge - {huge}\nHOTP/T30 alice - {HEX_KEY}\n"));
+    let r = ctl(&env, &["import", "oath", path(&file), "--domain", DOMAIN, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["mailboxes"][0]["mailbox"], ALICE, "{v}");
+    assert_eq!(v["skipped_entries"][0]["kind"], "long_secret", "{v}");
+    assert!(
+        v["skipped_entries"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than the 512"),
+        "{v}"
+    );
+    assert!(!r.stdout.contains("abababab") && !r.stderr.contains("abababab"));
+    assert_eq!(
+        ctl(&env, &["status", "huge@example.org", "--json"]).json()["state"],
+        "disabled"
+    );
+    assert!(login_code(&env, ALICE, PW, &oath_code(&[], HEX_KEY, fresh(30, 8))));
+
+    let ga = input_dir(&env, "ga").join("bob");
+    std::fs::write(&ga, format!("{}\n\" TOTP_AUTH\n", "A".repeat(60 * 1024))).unwrap();
+    std::fs::set_permissions(&ga, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let r = ctl(&env, &["import", "google-authenticator", "bob", path(&ga)]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("more than the 512"), "{}", r.stderr);
+}
+
 /// Without --domain, bare user names get the configured default_domain.
 #[test]
 fn oath_users_without_a_domain() {
