@@ -343,8 +343,10 @@ pub enum ImportCmd {
     ///
     /// Lines "HOTP/T30[/6|/7|/8] user password hexsecret ..." (and HOTP/T60):
     /// each user's first time-based token is imported, with its digits and
-    /// step size. Skipped and listed with the reason: counter-based (HOTP,
-    /// HOTP/E) tokens, further tokens of a user, unknown token types. A
+    /// step size. Skipped and listed by line number with the reason (never
+    /// with what the line holds, which may be a password or a key out of
+    /// place): counter-based (HOTP, HOTP/E) tokens, further tokens of a
+    /// user, unknown token types, lines with fields missing or shifted. A
     /// password in the file is never imported (pam_mfa leaves passwords to
     /// your password module): such users are named. pam_oath's window is a
     /// module argument, not in the file: pam_mfa's [totp] window applies.

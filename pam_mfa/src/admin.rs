@@ -1574,10 +1574,7 @@ impl Admin {
     /// The mailbox a user name of a bulk import stands for: kept with its
     /// own `@domain`, else in `domain`, else the configured default_domain.
     fn import_mailbox(&self, user: &str, domain: Option<&str>) -> std::result::Result<Mailbox, String> {
-        let name = match (user.contains('@'), domain) {
-            (false, Some(d)) => format!("{user}@{d}"),
-            _ => user.to_string(),
-        };
+        let name = oath_mailbox(user, domain);
         Mailbox::parse(name.as_bytes(), self.cfg.default_domain.as_deref()).map_err(|error| {
             Invalid::Mailbox {
                 name: user.to_string(),
@@ -1713,6 +1710,8 @@ impl Admin {
         drop(text);
         let mut summary = ImportSummary::new("oath", usersfile, opts.dry_run);
         let at = |line: usize| format!("{}:{line}", usersfile.display());
+        // A skipped line's user is only there when it is one imported
+        // from another line (see `OathSkip::user`).
         for s in &file.skipped {
             let mb = s
                 .user
@@ -1724,10 +1723,13 @@ impl Admin {
         let mut seen = std::collections::HashMap::new();
         for (i, u) in file.users.iter().enumerate() {
             progress(ImportProgress { done: i, total });
-            let mb = match self.import_mailbox(&u.user, domain.as_deref()) {
+            let mb = match Mailbox::parse(
+                oath_mailbox(&u.user, domain.as_deref()).as_bytes(),
+                self.cfg.default_domain.as_deref(),
+            ) {
                 Ok(mb) => mb,
-                Err(reason) => {
-                    summary.skip(at(u.line), None, "mailbox_name", reason);
+                Err(e) => {
+                    summary.skip(at(u.line), None, "mailbox_name", oath_name_problem(&e));
                     continue;
                 }
             };
@@ -1741,6 +1743,26 @@ impl Admin {
         self.audit_import(&summary);
         Ok(summary)
     }
+}
+
+/// The mailbox name a pam_oath user stands for (as [`Admin::import_mailbox`]).
+fn oath_mailbox(user: &str, domain: Option<&str>) -> String {
+    match (user.contains('@'), domain) {
+        (false, Some(d)) => format!("{user}@{d}"),
+        _ => user.to_string(),
+    }
+}
+
+/// Why a pam_oath user field is no mailbox name, without quoting it: the
+/// field may be a password that was written where the user should be.
+fn oath_name_problem(e: &crate::mailbox::MailboxError) -> String {
+    use crate::mailbox::MailboxError as E;
+    let why = match e {
+        E::BadChar(_) | E::NonAscii(_) => "it holds a character a mailbox name may not hold".to_string(),
+        E::BadLabel(_) => "its domain is not a valid host name".to_string(),
+        other => other.to_string(),
+    };
+    format!("the user field of this line is not a mailbox name ({why}); fix the line and import again")
 }
 
 fn view_of(a: &AppPassword, state: &MailboxState) -> AppPasswordView {

@@ -4,7 +4,9 @@
 //! authenticator app already has. Pure: bytes in, tokens and findings out;
 //! the store, file checks and mailbox names are `admin.rs`'s. Secrets and
 //! scratch codes live only in zeroizing types, and no message quotes any
-//! part of a file's content but option names, line numbers and user names.
+//! part of a file's content but option names, line numbers and the user
+//! names of lines that were read whole (a line that was not may have a
+//! password or a key where its user name should be).
 //!
 //! The formats, as the programs themselves read them:
 //! - google-authenticator (`src/pam_google_authenticator.c`, `FILEFORMAT`):
@@ -214,6 +216,9 @@ pub enum Refused {
     UnknownType,
     /// pam_oath: no user, or no secret, on the line.
     Incomplete,
+    /// pam_oath: a key or a password marker (`-`, `+`) where the user name
+    /// should be: the line's fields are shifted.
+    ShiftedFields,
     /// pam_oath: the user's token was taken from another line.
     AnotherToken {
         line: usize,
@@ -239,6 +244,7 @@ impl Refused {
             Refused::NotHex => "not_hex",
             Refused::UnknownType => "unknown_type",
             Refused::Incomplete => "incomplete",
+            Refused::ShiftedFields => "shifted_fields",
             Refused::AnotherToken { .. } => "another_token",
         }
     }
@@ -285,6 +291,10 @@ impl fmt::Display for Refused {
             Refused::NotHex => f.write_str("the secret is not hexadecimal"),
             Refused::UnknownType => f.write_str("not a token type pam_oath knows (pam_oath skips the line too)"),
             Refused::Incomplete => f.write_str("the line has no user or no secret"),
+            Refused::ShiftedFields => f.write_str(
+                "where the user name should be, the line holds a key or a password marker (- or +): its fields \
+                 seem shifted; fix the line and import again",
+            ),
             Refused::AnotherToken { line } => write!(
                 f,
                 "another token of this user: pam_mfa keeps one per mailbox and took the one on line {line}"
@@ -490,6 +500,10 @@ pub struct OathUser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OathSkip {
     pub line: usize,
+    /// The user, only where it is a user imported from another line (whose
+    /// name is shown for that line anyway). On a line that was not read
+    /// whole the fields may be shifted, and what stands in the user's place
+    /// may be a password or a key: it is never passed on.
     pub user: Option<String>,
     pub reason: Refused,
 }
@@ -508,32 +522,44 @@ pub fn oath_users(text: &[u8], opts: &Options) -> OathFile {
         if kind.starts_with(b"#") {
             continue;
         }
-        let user = words
-            .next()
-            .map(|u| String::from_utf8_lossy(u).into_owned())
-            .filter(|u| !u.is_empty());
-        let mut skip = |reason: Refused, user: Option<String>| file.skipped.push(OathSkip { line, user, reason });
+        let user = words.next();
+        let mut skip = |reason: Refused| {
+            file.skipped.push(OathSkip {
+                line,
+                user: None,
+                reason,
+            })
+        };
         let Some((period, digits)) = oath_type(kind) else {
-            skip(Refused::UnknownType, user);
+            skip(Refused::UnknownType);
             continue;
         };
         let Some(user) = user else {
-            skip(Refused::Incomplete, None);
+            skip(Refused::Incomplete);
             continue;
         };
-        let Some(period) = period else {
-            skip(Refused::Hotp, Some(user));
-            continue;
-        };
-        if let Some(first) = file.users.iter().find(|u| u.user == user) {
-            let reason = Refused::AnotherToken { line: first.line };
-            skip(reason, Some(user));
+        if shifted(user) {
+            skip(Refused::ShiftedFields);
             continue;
         }
-        let (Some(password), Some(hex)) = (words.next(), words.next()) else {
-            skip(Refused::Incomplete, Some(user));
+        let Some(period) = period else {
+            skip(Refused::Hotp);
             continue;
         };
+        let (Some(password), Some(hex)) = (words.next(), words.next()) else {
+            skip(Refused::Incomplete);
+            continue;
+        };
+        let user = String::from_utf8_lossy(user).into_owned();
+        if let Some(first) = file.users.iter().find(|u| u.user == user) {
+            let reason = Refused::AnotherToken { line: first.line };
+            file.skipped.push(OathSkip {
+                line,
+                user: Some(user),
+                reason,
+            });
+            continue;
+        }
         // Judged by its length before it is decoded: a line may hold
         // megabytes, and none of it needs copying to be refused.
         let token = if hex.len() > 2 * MAX_SECRET_BYTES {
@@ -547,10 +573,18 @@ pub fn oath_users(text: &[u8], opts: &Options) -> OathFile {
         };
         match token {
             Ok(token) => file.users.push(OathUser { user, line, token }),
-            Err(reason) => skip(reason, Some(user)),
+            Err(reason) => skip(reason),
         }
     }
     file
+}
+
+/// Whether a user field is what a line with a missing field would have
+/// there: the password marker (`-`, `+`) or a key (hex of 80 bits or more).
+fn shifted(user: &[u8]) -> bool {
+    user == b"-"
+        || user == b"+"
+        || (user.len() >= 2 * MIN_USABLE_SECRET_BYTES && user.iter().all(u8::is_ascii_hexdigit))
 }
 
 /// The token type words liboath's `parse_type` accepts: (period for
@@ -919,6 +953,8 @@ HOTP/T30 hank
         assert!(f.users[0].token.notes.is_empty());
         assert!(f.users[1].token.notes.is_empty(), "+ is a password checked elsewhere");
         assert_eq!(f.users[2].token.notes, [Note::PasswordNotImported]);
+        // Only a user imported from another line is named: any other
+        // skipped line may have its fields shifted.
         let skipped: Vec<(usize, Option<&str>, Refused)> = f
             .skipped
             .iter()
@@ -927,14 +963,43 @@ HOTP/T30 hank
         assert_eq!(
             skipped,
             [
-                (5, Some("carol"), Refused::Hotp),
+                (5, None, Refused::Hotp),
                 (7, Some("alice"), Refused::AnotherToken { line: 2 }),
-                (8, Some("erin"), Refused::UnknownType),
-                (9, Some("frank"), Refused::ShortSecret { bits: 80 }),
-                (10, Some("gina"), Refused::NotHex),
-                (11, Some("hank"), Refused::Incomplete),
+                (8, None, Refused::UnknownType),
+                (9, None, Refused::ShortSecret { bits: 80 }),
+                (10, None, Refused::NotHex),
+                (11, None, Refused::Incomplete),
             ]
         );
+    }
+
+    /// Lines with a field missing, so that a password or a key stands where
+    /// the user should: refused, and nothing of them is kept to be shown.
+    #[test]
+    fn oath_shifted_fields() {
+        let key = "3132333435363738393031323334353637383930";
+        let text = format!(
+            "HOTP/T30 s3cr3tpw {key}\nHOTP/T30 {key} - {key}\nHOTP/T30 - {key}\nHOTP/T30 + {key}\n\
+             HOTP/T30 s3cr3tpw {key} 0\nHOTP/T30 deadbeef - {key}\n"
+        );
+        let f = oath_users(text.as_bytes(), &opts());
+        let kinds: Vec<(usize, &str)> = f.skipped.iter().map(|s| (s.line, s.reason.kind())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, "incomplete"),
+                (2, "shifted_fields"),
+                (3, "shifted_fields"),
+                (4, "shifted_fields"),
+                (5, "not_hex")
+            ]
+        );
+        assert!(f.skipped.iter().all(|s| s.user.is_none()));
+        let shown = format!("{f:?}");
+        assert!(!shown.contains("s3cr3tpw") && !shown.contains("313233"), "{shown}");
+        // A short hex-looking name is a name.
+        assert_eq!(f.users.len(), 1);
+        assert_eq!(f.users[0].user, "deadbeef");
     }
 
     /// A user's first time-based token that can be imported is the one:

@@ -1064,6 +1064,67 @@ fn huge_secrets_are_refused() {
     assert!(r.stderr.contains("more than the 512"), "{}", r.stderr);
 }
 
+/// Lines whose fields are missing or shifted (no user, a key where the user
+/// should be, a password in the user's place) are reported by line number
+/// and reason only: no field of such a line is shown as a mailbox name,
+/// in the text or in --json, since it may be a password or a key.
+#[test]
+fn malformed_oath_lines_show_no_field() {
+    let env = Env::new();
+    let pw = "Pl41nT3xtPw";
+    let file = users_file(
+        &env,
+        &format!(
+            "HOTP/T30 {pw}1 {HEX_KEY}\n\
+             HOTP/T30\t{HEX_KEY2}\t-\t{HEX_KEY}\n\
+             HOTP/E {pw}2 {HEX_KEY}\n\
+             XOTP/T30 {pw}3 {HEX_KEY}\n\
+             HOTP/T30 p@ss@{pw}4 - {HEX_KEY}\n\
+             HOTP/T30 + {HEX_KEY}\n\
+             HOTP/T30 {pw}5\n\
+             HOTP/T30 carol {pw}6 {HEX_KEY}\n"
+        ),
+    );
+    let text = ctl(&env, &["import", "oath", path(&file), "--domain", DOMAIN]);
+    let json = ctl(
+        &env,
+        &["import", "oath", path(&file), "--domain", DOMAIN, "--json", "--dry-run"],
+    );
+    assert_eq!((text.code, json.code), (0, 0), "{}{}", text.stderr, json.stderr);
+    for shown in [&text.stdout, &text.stderr, &json.stdout, &json.stderr] {
+        for secret in [pw, HEX_KEY, HEX_KEY2, &HEX_KEY[..16], &HEX_KEY2[..16]] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+    }
+    let v = json.json();
+    assert_eq!(v["mailboxes"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["mailboxes"][0]["mailbox"], "carol@example.org");
+    let mut skipped: Vec<(String, Value, String)> = v["skipped_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let line = s["source"].as_str().unwrap().rsplit(':').next().unwrap().to_string();
+            (line, s["mailbox"].clone(), s["kind"].as_str().unwrap().to_string())
+        })
+        .collect();
+    skipped.sort_by(|a, b| a.0.cmp(&b.0));
+    let want = [
+        ("1", "incomplete"),
+        ("2", "shifted_fields"),
+        ("3", "hotp"),
+        ("4", "unknown_type"),
+        ("5", "mailbox_name"),
+        ("6", "shifted_fields"),
+        ("7", "incomplete"),
+    ];
+    assert_eq!(skipped.len(), want.len(), "{v}");
+    for ((line, mailbox, kind), (want_line, want_kind)) in skipped.iter().zip(want) {
+        assert_eq!((line.as_str(), kind.as_str()), (want_line, want_kind), "{v}");
+        assert!(mailbox.is_null(), "line {line}: {mailbox}");
+    }
+}
+
 /// Without --domain, bare user names get the configured default_domain.
 #[test]
 fn oath_users_without_a_domain() {
