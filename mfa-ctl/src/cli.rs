@@ -325,17 +325,19 @@ pub enum ImportCmd {
     /// both with --domain for user names without @.
     ///
     /// Carried over: the secret, the step size (STEP_SIZE), the time steps
-    /// already used (DISALLOW_REUSE), and the emergency scratch codes (at
-    /// most 10), which become recovery codes, typed after the password with
-    /// a dash in the middle: 12345678 as 1234-5678 (8 digits: weaker than
-    /// pam_mfa's own; replace them with mfa-ctl recovery-codes MAILBOX).
-    /// Noted, not carried over: a WINDOW_SIZE wider than pam_mfa's [totp]
-    /// window, RATE_LIMIT, a learnt TIME_SKEW, reuse allowed. Refused:
-    /// counter-based (HOTP) files, step sizes under 10 s. Files that are
-    /// not regular, have a second hard
-    /// link, are writable by group or others, or belong to someone other
-    /// than root, the user or the owner of their folder are not read; nor
-    /// is a path with a symbolic link anywhere in it (name real paths).
+    /// already used (DISALLOW_REUSE; steps later than google-authenticator
+    /// could have seen by now are ignored, with a note), and the emergency
+    /// scratch codes (at most 10, as google-authenticator writes: a file
+    /// with more is refused), which become recovery codes, typed after the
+    /// password with a dash in the middle: 12345678 as 1234-5678 (8 digits:
+    /// weaker than pam_mfa's own; replace them with mfa-ctl recovery-codes
+    /// MAILBOX). Noted, not carried over: a WINDOW_SIZE wider than
+    /// pam_mfa's [totp] window, RATE_LIMIT, a learnt TIME_SKEW, reuse
+    /// allowed. Refused: counter-based (HOTP) files, step sizes under 10 s,
+    /// secrets over 512 bits. Files that are not regular, have a second
+    /// hard link, are writable by group or others, or belong to someone
+    /// other than root, the user or the owner of their folder are not read;
+    /// nor is a path with a symbolic link anywhere in it (name real paths).
     #[command(name = "google-authenticator")]
     GoogleAuthenticator(GaImportArgs),
 

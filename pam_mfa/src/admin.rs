@@ -1325,10 +1325,11 @@ fn refusal_kind(r: &Refusal) -> &'static str {
 }
 
 impl Admin {
-    fn import_options(&self, opts: ImportOptions) -> crate::import::Options {
+    fn import_options(&self, opts: ImportOptions, now: u64) -> crate::import::Options {
         crate::import::Options {
             allow_short_secrets: opts.allow_short_secrets,
             window: self.cfg.totp.window,
+            now,
         }
     }
 
@@ -1448,7 +1449,7 @@ impl Admin {
                 },
                 other => refused(other.kind(), other.to_string()).into(),
             })?;
-        let token = crate::import::google_authenticator(&text, &self.import_options(opts))
+        let token = crate::import::google_authenticator(&text, &self.import_options(opts, now))
             .map_err(|r| refused(r.kind(), r.to_string()))?;
         Ok(self.import_token(mb, &token, &source, "google-authenticator", opts, now)??)
     }
@@ -1600,7 +1601,7 @@ impl Admin {
         let mut summary = ImportSummary::new("google-authenticator", source, opts.dry_run);
         let mut seen = std::collections::HashMap::new();
         let total = entries.len();
-        let parse = self.import_options(opts);
+        let parse = self.import_options(opts, now);
         for (from, user, path) in entries {
             progress(ImportProgress {
                 done: summary.done(),
@@ -1706,7 +1707,7 @@ impl Admin {
     ) -> Result<ImportSummary> {
         let domain = domain.map(Self::domain).transpose()?;
         let text = self.read_import_source(usersfile)?;
-        let file = crate::import::oath_users(&text, &self.import_options(opts));
+        let file = crate::import::oath_users(&text, &self.import_options(opts, now));
         drop(text);
         let mut summary = ImportSummary::new("oath", usersfile, opts.dry_run);
         let at = |line: usize| format!("{}:{line}", usersfile.display());

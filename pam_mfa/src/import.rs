@@ -49,13 +49,17 @@ pub struct Options {
     pub allow_short_secrets: bool,
     /// pam_mfa's `[totp] window`, which notes compare the file's window with.
     pub window: u8,
+    /// The time of the import (Unix seconds), which bounds the time steps
+    /// `DISALLOW_REUSE` can have seen used.
+    pub now: u64,
 }
 
 /// A token read from a file, ready to store.
 pub struct Token {
     /// SHA-1; `created` is 0 until the admin sets the time of the import.
     pub seed: TotpSeed,
-    /// Scratch codes, normalised (8 ASCII digits), without duplicates.
+    /// Scratch codes, normalised (8 ASCII digits), without duplicates, at
+    /// most [`crate::recovery::MAX_SCRATCH_CODES`].
     pub scratch_codes: Vec<SecretString>,
     /// The last time step the old module accepted (google-authenticator's
     /// `DISALLOW_REUSE` list), so a code used there is not accepted again here.
@@ -85,6 +89,9 @@ pub enum Note {
     WiderWindow { theirs: u32, ours: u8 },
     /// No `DISALLOW_REUSE`: the old module let a code log in repeatedly.
     ReuseAllowed,
+    /// `DISALLOW_REUSE` steps later than google-authenticator could have
+    /// accepted by the time of the import: not carried over.
+    FutureStepsIgnored { count: usize },
     /// `RATE_LIMIT`: pam_mfa's lock-out applies instead.
     RateLimit,
     /// google-authenticator had learned the phone's clock is off by `steps`.
@@ -105,6 +112,7 @@ impl Note {
         match self {
             Note::WiderWindow { .. } => "wider_window",
             Note::ReuseAllowed => "reuse_allowed",
+            Note::FutureStepsIgnored { .. } => "future_steps_ignored",
             Note::RateLimit => "rate_limit",
             Note::TimeSkew { .. } => "time_skew",
             Note::WeakSecret { .. } => "weak_secret",
@@ -128,6 +136,13 @@ impl fmt::Display for Note {
             ),
             Note::RateLimit => f.write_str(
                 "the file's RATE_LIMIT is not carried over: pam_mfa's lock-out ([lockout]) applies to every mailbox",
+            ),
+            // Worded without the count, so that the notes of a bulk import
+            // group by sentence.
+            Note::FutureStepsIgnored { .. } => f.write_str(
+                "DISALLOW_REUSE lists time steps later than google-authenticator could have accepted by now \
+                 (beyond its window and learnt skew): they were not carried over, since they would refuse every \
+                 code of this user until then; check this server's clock",
             ),
             // Worded without the number of steps, so that the notes of a
             // bulk import group by sentence.
@@ -198,6 +213,8 @@ pub enum Refused {
     Period {
         seconds: u64,
     },
+    /// More scratch codes than google-authenticator writes.
+    TooManyScratchCodes,
     /// 80 to 127 bits, without `allow_short_secrets`.
     ShortSecret {
         bits: usize,
@@ -238,6 +255,7 @@ impl Refused {
             Refused::NoTotp => "no_totp",
             Refused::BadOption { .. } => "bad_option",
             Refused::Period { .. } => "period",
+            Refused::TooManyScratchCodes => "too_many_scratch_codes",
             Refused::ShortSecret { .. } => "short_secret",
             Refused::TooShortSecret { .. } => "too_short_secret",
             Refused::LongSecret { .. } => "long_secret",
@@ -273,6 +291,13 @@ impl fmt::Display for Refused {
             Refused::Period { seconds } => write!(
                 f,
                 "codes change every {seconds} s: pam_mfa supports 10 to 300 seconds; the user must enrol anew"
+            ),
+            Refused::TooManyScratchCodes => write!(
+                f,
+                "the file holds more than {} scratch codes, the most google-authenticator writes: it was edited \
+                 or is not what it seems, and every code carried over is one more to guess; remove the codes \
+                 the user does not hold and import again",
+                crate::recovery::MAX_SCRATCH_CODES
             ),
             Refused::ShortSecret { bits } => write!(
                 f,
@@ -360,6 +385,9 @@ pub fn google_authenticator(text: &[u8], opts: &Options) -> Result<Token, Refuse
             ours: opts.window,
         });
     }
+    let skew = option("TIME_SKEW")
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+        .filter(|s| *s != 0);
     let last_step = match option("DISALLOW_REUSE") {
         None => {
             notes.push(Note::ReuseAllowed);
@@ -367,24 +395,27 @@ pub fn google_authenticator(text: &[u8], opts: &Options) -> Result<Token, Refuse
         }
         // Only a hint against replays: a malformed entry is no reason to
         // refuse, it is just not carried over.
-        Some(list) => list
-            .split(|b| b.is_ascii_whitespace())
-            .filter_map(|t| std::str::from_utf8(t).ok()?.parse::<u64>().ok())
-            .max(),
+        Some(list) => {
+            let steps = list
+                .split(|b| b.is_ascii_whitespace())
+                .filter_map(|t| std::str::from_utf8(t).ok()?.parse::<u64>().ok());
+            let (last, future) = reuse_steps(steps, opts.now / period, window, skew, opts.window);
+            if future > 0 {
+                notes.push(Note::FutureStepsIgnored { count: future });
+            }
+            last
+        }
     };
     if option("RATE_LIMIT").is_some() {
         notes.push(Note::RateLimit);
     }
-    if let Some(steps) = option("TIME_SKEW")
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
-        .filter(|s| *s != 0)
-    {
+    if let Some(steps) = skew {
         notes.push(Note::TimeSkew {
             steps,
             ours: opts.window,
         });
     }
-    let (scratch_codes, ignored) = ga_scratch_codes(text);
+    let (scratch_codes, ignored) = ga_scratch_codes(text)?;
     if !scratch_codes.is_empty() {
         notes.push(Note::ScratchCodes {
             count: scratch_codes.len(),
@@ -431,6 +462,40 @@ fn ga_base32_decode(line: &[u8]) -> Option<SecretBytes> {
     Some(out)
 }
 
+/// The last of the `DISALLOW_REUSE` steps that google-authenticator could
+/// have seen used by `now_step`, and how many are later than that.
+///
+/// google-authenticator keeps a used step only while it is fewer than
+/// `WINDOW_SIZE` steps from the step of a login (its own clock, shifted by
+/// the skew it learnt), so no entry it wrote is later than `now_step +
+/// WINDOW_SIZE + |TIME_SKEW|` (at least pam_mfa's window, never less).
+/// A later one is no code the phone showed yet, and carried over as the
+/// replay guard it would refuse every code of the user until that time: a
+/// lock-out that anyone who can write the file could set for years. So it is
+/// ignored (and noted). Earlier steps than the window back are kept: as the
+/// last used step they change nothing.
+fn reuse_steps(
+    steps: impl Iterator<Item = u64>,
+    now_step: u64,
+    window: u64,
+    skew: Option<i64>,
+    ours: u8,
+) -> (Option<u64>, usize) {
+    let reach = window
+        .saturating_add(skew.map_or(0, i64::unsigned_abs))
+        .max(u64::from(ours));
+    let latest = now_step.saturating_add(reach);
+    let mut future = 0;
+    let last = steps
+        .filter(|s| {
+            let ok = *s <= latest;
+            future += usize::from(!ok);
+            ok
+        })
+        .max();
+    (last, future)
+}
+
 /// An option's number as google-authenticator reads it: decimal, within
 /// `range`, followed by nothing but blanks.
 fn ga_number(value: &[u8], range: std::ops::RangeInclusive<u64>) -> Option<u64> {
@@ -442,8 +507,10 @@ fn ga_number(value: &[u8], range: std::ops::RangeInclusive<u64>) -> Option<u64> 
 /// The scratch codes: after line 1, skipping blank lines and option lines,
 /// each line one code of 8 digits not starting with 0, up to the first line
 /// that is none (google-authenticator stops reading there). Returns the
-/// codes and how many non-blank lines were left unread.
-fn ga_scratch_codes(text: &[u8]) -> (Vec<SecretString>, usize) {
+/// codes and how many non-blank lines were left unread; refuses more than
+/// google-authenticator writes (each is a guess more at 26 bits, and which
+/// of them the user holds cannot be told).
+fn ga_scratch_codes(text: &[u8]) -> Result<(Vec<SecretString>, usize), Refused> {
     let mut codes: Vec<SecretString> = Vec::new();
     let mut lines = text.split(|b| *b == b'\n').skip(1);
     let mut ignored = 0;
@@ -465,6 +532,9 @@ fn ga_scratch_codes(text: &[u8]) -> (Vec<SecretString>, usize) {
             .iter()
             .any(|c| crate::secret::ct_eq(c.as_bytes(), code.as_bytes()))
         {
+            if codes.len() == crate::recovery::MAX_SCRATCH_CODES {
+                return Err(Refused::TooManyScratchCodes);
+            }
             codes.push(code);
         }
     }
@@ -474,7 +544,7 @@ fn ga_scratch_codes(text: &[u8]) -> (Vec<SecretString>, usize) {
         .map(trim)
         .filter(|l| !l.is_empty() && !l.starts_with(b"\""))
         .count();
-    (codes, ignored)
+    Ok((codes, ignored))
 }
 
 // ---- pam_oath ----
@@ -711,10 +781,14 @@ mod tests {
     use crate::totp::RFC6238_KEY;
     use proptest::prelude::*;
 
+    /// The time of the imports here: step 56667 of 60 s, 113334 of 30 s.
+    const NOW: u64 = 56_667 * 60 + 10;
+
     fn opts() -> Options {
         Options {
             allow_short_secrets: false,
             window: 1,
+            now: NOW,
         }
     }
 
@@ -886,6 +960,57 @@ mod tests {
         let f = oath(&"ab".repeat(4 << 20));
         assert_eq!(f.skipped[0].reason, Refused::LongSecret { bits: 32 << 20 });
         assert!(!f.skipped[0].reason.to_string().contains("abab"));
+    }
+
+    /// google-authenticator writes at most 10 scratch codes: a file with
+    /// more is refused rather than cut (which 10 the user holds is unknown,
+    /// and each one more is another 26-bit guess).
+    #[test]
+    fn at_most_ten_scratch_codes() {
+        let codes = |n: u32| (0..n).map(|i| format!("{}\n", 10_000_000 + i)).collect::<String>();
+        let t = google_authenticator(&ga_file(RFC6238_KEY, "\" TOTP_AUTH\n", &codes(10)), &opts()).unwrap();
+        assert_eq!(t.scratch_codes.len(), 10);
+        let r = google_authenticator(&ga_file(RFC6238_KEY, "\" TOTP_AUTH\n", &codes(11)), &opts());
+        assert_eq!(r.unwrap_err(), Refused::TooManyScratchCodes);
+        // Repeated lines are one code, as before.
+        let again = format!("{}{}", codes(10), codes(10));
+        let t = google_authenticator(&ga_file(RFC6238_KEY, "\" TOTP_AUTH\n", &again), &opts()).unwrap();
+        assert_eq!(t.scratch_codes.len(), 10);
+        assert!(!Refused::TooManyScratchCodes.to_string().contains("1000000"));
+    }
+
+    /// DISALLOW_REUSE steps later than google-authenticator could have seen
+    /// used by now (its WINDOW_SIZE and learnt skew ahead, at least ours) are
+    /// not carried over: as the replay guard, step 10^12 would refuse every
+    /// code of the user for ever. Noted, once per file.
+    #[test]
+    fn reuse_steps_in_the_future_are_ignored() {
+        let now_step = NOW / 30;
+        let file = |steps: &str, extra: &str| {
+            ga_file(
+                RFC6238_KEY,
+                &format!("\" TOTP_AUTH\n\" WINDOW_SIZE 3\n{extra}\" DISALLOW_REUSE {steps}\n"),
+                "",
+            )
+        };
+        let read = |steps: String, extra: &str| google_authenticator(&file(&steps, extra), &opts()).unwrap();
+        let t = read(format!("{} {}", now_step - 5, now_step + 3), "");
+        assert_eq!((t.last_step, t.notes.as_slice()), (Some(now_step + 3), &[][..]));
+        let t = read(
+            format!("{} {} {} {}", now_step, now_step + 4, 1_000_000_000_000u64, u64::MAX),
+            "",
+        );
+        assert_eq!(t.last_step, Some(now_step));
+        assert_eq!(t.notes, [Note::FutureStepsIgnored { count: 3 }]);
+        assert!(t.notes[0].to_string().contains("check this server's clock"));
+        // A learnt skew moves the bound by as many steps.
+        let t = read(format!("{}", now_step + 7), "\" TIME_SKEW -4\n");
+        assert_eq!(t.last_step, Some(now_step + 7));
+        let t = read(format!("{}", now_step + 8), "\" TIME_SKEW -4\n");
+        assert_eq!(t.last_step, None);
+        // Only future ones: nothing left, nothing carried over.
+        let t = read(format!("{}", now_step + 4), "");
+        assert_eq!((t.last_step, t.notes.len()), (None, 1));
     }
 
     #[test]
@@ -1062,7 +1187,7 @@ HOTP/T30 hank
     proptest! {
         #[test]
         fn google_authenticator_never_panics(text in proptest::collection::vec(any::<u8>(), 0..600), allow: bool) {
-            let o = Options { allow_short_secrets: allow, window: 1 };
+            let o = Options { allow_short_secrets: allow, ..opts() };
             if let Ok(t) = google_authenticator(&text, &o) {
                 prop_assert!(t.seed.generator().is_ok());
                 prop_assert!(t.scratch_codes.iter().all(|c| crate::recovery::is_scratch(c)));
@@ -1098,7 +1223,7 @@ HOTP/T30 hank
             allow: bool,
         ) {
             let text = format!("{secret}\n{}\n", options.join("\n"));
-            let o = Options { allow_short_secrets: allow, window: 1 };
+            let o = Options { allow_short_secrets: allow, ..opts() };
             match google_authenticator(text.as_bytes(), &o) {
                 Ok(t) => {
                     prop_assert!(t.seed.generator().is_ok());

@@ -1125,6 +1125,79 @@ fn malformed_oath_lines_show_no_field() {
     }
 }
 
+/// Edits a google-authenticator file as `f` says, keeping its mode.
+fn edit_ga(file: &Path, f: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(file).unwrap();
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(file, f(text)).unwrap();
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o400)).unwrap();
+}
+
+/// A used step far in the future in DISALLOW_REUSE (no code google-
+/// authenticator could have seen by now) would, as the replay guard,
+/// refuse every code of the user until then: it is ignored and noted, and
+/// the user logs in with the app's code. A step google-authenticator could
+/// have seen still blocks its code.
+#[test]
+fn future_reuse_steps_do_not_lock_the_user_out() {
+    let env = Env::new();
+    env.set_password(ALICE, PW);
+    env.set_password("bob@example.org", PW);
+    let dir = input_dir(&env, "ga");
+    google_authenticator(&dir.join("alice"), DEBIAN);
+    google_authenticator(&dir.join("bob"), DEBIAN);
+    let t = fresh(30, 8);
+    edit_ga(&dir.join("alice"), |text| {
+        text.replace("\" DISALLOW_REUSE\n", "\" DISALLOW_REUSE 99999999999\n")
+    });
+    edit_ga(&dir.join("bob"), |text| {
+        text.replace("\" DISALLOW_REUSE\n", &format!("\" DISALLOW_REUSE {}\n", t / 30))
+    });
+    let r = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--dir",
+            path(&dir),
+            "--domain",
+            DOMAIN,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("later than google-authenticator could have accepted"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("alice@example.org"), "{}", r.stdout);
+    let (alice, _) = ga_contents(&dir.join("alice"));
+    let (bob, _) = ga_contents(&dir.join("bob"));
+    assert!(login_code(&env, ALICE, PW, &oath_code(&["-b"], &alice, t)));
+    assert!(
+        !login_code(&env, "bob@example.org", PW, &oath_code(&["-b"], &bob, t)),
+        "a step used there is used here"
+    );
+}
+
+/// google-authenticator writes at most 10 scratch codes; a file with an
+/// 11th is refused whole, with the reason and no code shown.
+#[test]
+fn more_than_ten_scratch_codes_are_refused() {
+    let env = Env::new();
+    let file = input_dir(&env, "home").join("ga");
+    google_authenticator(&file, &["-t", "-d", "-r", "3", "-R", "30", "-w", "3", "-e", "10"]);
+    let (_, codes) = ga_contents(&file);
+    assert_eq!(codes.len(), 10);
+    let before = env.snapshot();
+    edit_ga(&file, |text| format!("{text}12345678\n"));
+    let r = ctl(&env, &["import", "google-authenticator", ALICE, path(&file)]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("more than 10 scratch codes"), "{}", r.stderr);
+    assert!(!codes.iter().any(|c| r.stderr.contains(c.as_str())) && !r.stderr.contains("12345678"));
+    assert_eq!(env.snapshot(), before);
+}
+
 /// Without --domain, bare user names get the configured default_domain.
 #[test]
 fn oath_users_without_a_domain() {
