@@ -37,6 +37,9 @@ use zeroize::Zeroizing;
 /// make (80 to 160 bits, 256 at most for SHA-256). A longer one is no real
 /// token's, and megabytes of it would make a mailbox the store refuses.
 pub const MAX_SECRET_BYTES: usize = 64;
+/// google-authenticator learns a clock skew only within this many steps
+/// either way (`check_timebased_code`: 25*60).
+const GA_MAX_SKEW: u64 = 25 * 60;
 /// google-authenticator refuses larger files (`open_secret_file`).
 pub const GA_MAX_FILE: usize = 64 * 1024;
 /// pam_oath users files are one line per token; this is far above any real one.
@@ -467,8 +470,10 @@ fn ga_base32_decode(line: &[u8]) -> Option<SecretBytes> {
 ///
 /// google-authenticator keeps a used step only while it is fewer than
 /// `WINDOW_SIZE` steps from the step of a login (its own clock, shifted by
-/// the skew it learnt), so no entry it wrote is later than `now_step +
-/// WINDOW_SIZE + |TIME_SKEW|` (at least pam_mfa's window, never less).
+/// the skew it learnt, which it looks for no further than [`GA_MAX_SKEW`]
+/// steps), so no entry it wrote is later than `now_step + WINDOW_SIZE +
+/// |TIME_SKEW|` (the skew counted up to that, and the whole at least
+/// pam_mfa's window).
 /// A later one is no code the phone showed yet, and carried over as the
 /// replay guard it would refuse every code of the user until that time: a
 /// lock-out that anyone who can write the file could set for years. So it is
@@ -481,9 +486,9 @@ fn reuse_steps(
     skew: Option<i64>,
     ours: u8,
 ) -> (Option<u64>, usize) {
-    let reach = window
-        .saturating_add(skew.map_or(0, i64::unsigned_abs))
-        .max(u64::from(ours));
+    // A larger skew was written by hand, and must not open the bound again.
+    let skew = skew.map_or(0, |s| s.unsigned_abs().min(GA_MAX_SKEW));
+    let reach = window.saturating_add(skew).max(u64::from(ours));
     let latest = now_step.saturating_add(reach);
     let mut future = 0;
     let last = steps
@@ -1011,6 +1016,13 @@ mod tests {
         // Only future ones: nothing left, nothing carried over.
         let t = read(format!("{}", now_step + 4), "");
         assert_eq!((t.last_step, t.notes.len()), (None, 1));
+        // A skew google-authenticator never learns (it looks 1500 steps
+        // either way) widens the bound no further than that.
+        let huge = format!("{} {}", now_step + 1503, now_step + 1504);
+        let t = read(huge.clone(), "\" TIME_SKEW -9223372036854775808\n");
+        assert_eq!(t.last_step, Some(now_step + 1503));
+        let t = read(huge, "\" TIME_SKEW 1000000000\n");
+        assert_eq!(t.last_step, Some(now_step + 1503));
     }
 
     #[test]
