@@ -1198,6 +1198,138 @@ fn more_than_ten_scratch_codes_are_refused() {
     assert_eq!(env.snapshot(), before);
 }
 
+/// Attack: many guesses at a scratch code at once, each in its own login,
+/// to slip past the counter between its read and its write. Every one is
+/// counted under the mailbox's lock: exactly `block_after` count, the rest
+/// meet the block, and none gets in. Then one right code raced by 8 logins
+/// at once logs in exactly once.
+#[test]
+fn scratch_code_guesses_raced_in_parallel() {
+    let env = Env::quick(BLOCK_AFTER_3);
+    env.set_password(ALICE, PW);
+    let file = input_dir(&env, "home").join("ga");
+    google_authenticator(&file, DEBIAN);
+    let (_, scratch) = ga_contents(&file);
+    assert_eq!(
+        ctl(&env, &["import", "google-authenticator", ALICE, path(&file)]).code,
+        0
+    );
+    let guesses: Vec<String> = (0..12).map(|i| format!("{PW}0000-{i:04}")).collect();
+    let barrier = std::sync::Barrier::new(guesses.len());
+    let results: Vec<i32> = std::thread::scope(|s| {
+        let hs: Vec<_> = guesses
+            .iter()
+            .map(|typed| {
+                let barrier = &barrier;
+                let env = &env;
+                s.spawn(move || {
+                    barrier.wait();
+                    env.login("mail", ALICE, typed).auth
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(results.iter().all(|r| *r != PAM_SUCCESS), "{results:?}");
+    let status = ctl(&env, &["status", ALICE, "--json"]).json();
+    assert_eq!(
+        (status["failures"].as_u64(), status["lock"].as_str()),
+        (Some(3), Some("blocked"))
+    );
+    assert_eq!(results.iter().filter(|r| **r == PAM_MAXTRIES).count(), 9, "{results:?}");
+
+    assert_eq!(ctl(&env, &["unlock", ALICE]).code, 0);
+    let right = format!("{PW}{}", dashed(&scratch[0]));
+    let barrier = std::sync::Barrier::new(8);
+    let results: Vec<i32> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    env.login("mail", ALICE, &right).auth
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|r| **r == PAM_SUCCESS).count(), 1, "{results:?}");
+    let status = ctl(&env, &["status", ALICE, "--json"]).json();
+    assert_eq!(status["recovery_codes_left"], 4);
+}
+
+/// Attack: files that are no files. A FIFO, a device, /proc and a folder
+/// where a secret file should be: refused by what they are, without being
+/// opened for reading (a FIFO would hang the import), and nothing of their
+/// content shown.
+#[test]
+fn odd_files_are_refused_without_reading_them() {
+    let env = Env::new();
+    let dir = input_dir(&env, "ga");
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    std::fs::create_dir(dir.join("afolder")).unwrap();
+    let list = env.dir.path().join("users.list");
+    std::fs::write(
+        &list,
+        format!(
+            "fifo {}\nnull /dev/null\nenv /proc/self/environ\nhome {}\n",
+            fifo.display(),
+            dir.join("afolder").display()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let r = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--list",
+            path(&list),
+            "--domain",
+            DOMAIN,
+            "--json",
+        ],
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "no hang");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    let kinds: Vec<&str> = v["skipped_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    // /proc/self is a link; the folder has no .google_authenticator.
+    assert_eq!(kinds, ["not_regular", "not_regular", "symlink", "unreadable"], "{v}");
+    assert_eq!(v["imported"], 0);
+    assert!(!r.stdout.contains("PATH="), "{}", r.stdout);
+    let r = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--dir",
+            path(&dir),
+            "--domain",
+            DOMAIN,
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    let kinds: Vec<&str> = v["skipped_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["not_regular", "not_regular"], "{v}");
+    let r = ctl(&env, &["import", "oath", path(&fifo)]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+}
+
 /// Without --domain, bare user names get the configured default_domain.
 #[test]
 fn oath_users_without_a_domain() {
