@@ -71,7 +71,7 @@ impl fmt::Display for FileProblem {
             FileProblem::HardLinked { links } => write!(
                 f,
                 "the file has {links} hard links, so it is also another file (perhaps another user's) and is \
-                 not read: give the user a copy of their own"
+                 not read: put a copy in its place instead of a link"
             ),
             FileProblem::WritableByOthers { mode } => write!(
                 f,
