@@ -178,12 +178,31 @@ pub fn oversized_mailboxes_are_refused<B: Backend>(store: &B) {
     drop(l);
     let file = store.read_mailbox(&alice).unwrap().unwrap();
     assert_eq!((file.record, file.state), (enrolled(), state(1)));
-    // Just under the limit is written and read back.
-    let mut big = enrolled();
-    if let Some(seed) = big.totp.as_mut() {
-        seed.secret = "A".repeat(pam_mfa::store::records::MAX_JSON - 1000).into();
-    }
+    // Exactly at the limit is written and read back; a byte more is not.
+    let sized = |len: usize| {
+        let mut r = enrolled();
+        if let Some(seed) = r.totp.as_mut() {
+            seed.secret = "A".repeat(len).into();
+        }
+        r
+    };
+    let json_len = |r: &MailboxRecord| {
+        pam_mfa::store::records::MailboxFile {
+            record: r.clone(),
+            state: state(4),
+        }
+        .json_len()
+        .unwrap()
+    };
+    let overhead = json_len(&sized(0));
+    let big = sized(pam_mfa::store::records::MAX_JSON - overhead);
+    assert_eq!(json_len(&big), pam_mfa::store::records::MAX_JSON);
     let mut l = store.lock(&alice, OnMissing::Skip).unwrap().unwrap();
+    let one_more = sized(pam_mfa::store::records::MAX_JSON - overhead + 1);
+    assert!(matches!(
+        l.write(&one_more, &state(4)),
+        Err(StoreError::TooLarge { .. })
+    ));
     l.write(&big, &state(4)).unwrap();
     drop(l);
     assert_eq!(store.read_mailbox(&alice).unwrap().unwrap().record, big);

@@ -13,14 +13,16 @@ use crate::totp::TotpSeed;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The most a mailbox's JSON (record and state together) may take: what
-/// the file store's two copies of it hold within [`super::fsio::MAX_FILE`],
-/// the largest file it reads back. Every backend refuses to write more, so
+/// The most a mailbox's JSON (record and state together) may take: exactly
+/// what the file store's two copies of it hold within
+/// [`super::fsio::MAX_FILE`], the largest file it reads back (a slot is its
+/// header and the JSON, rounded up to whole [`super::slots::SLOT_UNIT`]s,
+/// and half of `MAX_FILE` is a whole number of them). Every backend refuses to write more, so
 /// no write leaves a mailbox that reads then refuse, and a copy between
 /// backends never meets one the other cannot hold. Real mailboxes take a
 /// few KiB; what could grow one this far is thousands of app passwords or
 /// logins kept.
-pub const MAX_JSON: usize = super::fsio::MAX_FILE as usize / 2 - super::slots::SLOT_UNIT;
+pub const MAX_JSON: usize = super::fsio::MAX_FILE as usize / 2 - super::slots::HEADER_LEN;
 
 /// Everything the store knows about one mailbox: one file, one lock.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
