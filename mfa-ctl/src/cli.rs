@@ -148,7 +148,9 @@ pub enum AdminCommand {
     /// Exit status: 0 when the import ran to its end, also if some entries
     /// were skipped (each is listed with its reason: they are findings, not
     /// errors of the command; with --json see "skipped" and
-    /// "skipped_entries"); 1 when the single file given cannot be imported
+    /// "skipped_entries"); 1 when the single file given cannot be imported,
+    /// the --dir folder, --list file or users file is refused (a symbolic
+    /// link in its path, a second hard link, an owner or mode not trusted),
     /// or the domain's policy is disabled; 2 usage, configuration or I/O
     /// error (a file or folder that cannot be read, a store error).
     #[command(subcommand)]
