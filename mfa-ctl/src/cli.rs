@@ -154,7 +154,9 @@ pub enum AdminCommand {
     /// Exit status: 0 when the import ran to its end, also if some entries
     /// were skipped (each is listed with its reason: they are findings, not
     /// errors of the command; with --json see "skipped" and
-    /// "skipped_entries"); 1 when the single file given cannot be imported
+    /// "skipped_entries"); 1 when the single file given cannot be imported,
+    /// the --dir folder, --list file or users file is refused (a symbolic
+    /// link in its path, a second hard link, an owner or mode not trusted),
     /// or the domain's policy is disabled; 2 usage, configuration or I/O
     /// error (a file or folder that cannot be read, a store error).
     #[command(subcommand)]
@@ -337,14 +339,19 @@ pub enum ImportCmd {
     /// both with --domain for user names without @.
     ///
     /// Carried over: the secret, the step size (STEP_SIZE), the time steps
-    /// already used (DISALLOW_REUSE), and the emergency scratch codes, which
-    /// become recovery codes (8 digits: weaker than pam_mfa's own; replace
-    /// them with mfa-ctl recovery-codes MAILBOX). Noted, not carried over: a
-    /// WINDOW_SIZE wider than pam_mfa's [totp] window, RATE_LIMIT, a learnt
-    /// TIME_SKEW, reuse allowed. Refused: counter-based (HOTP) files, step
-    /// sizes under 10 s. Files that are not regular, are symbolic links,
-    /// are writable by group or others, or belong to someone other than
-    /// root, the user or the owner of their folder are not read.
+    /// already used (DISALLOW_REUSE; steps later than google-authenticator
+    /// could have seen by now are ignored, with a note), and the emergency
+    /// scratch codes (at most 10, as google-authenticator writes: a file
+    /// with more is refused), which become recovery codes, typed after the
+    /// password with a dash in the middle: 12345678 as 1234-5678 (8 digits:
+    /// weaker than pam_mfa's own; replace them with mfa-ctl recovery-codes
+    /// MAILBOX). Noted, not carried over: a WINDOW_SIZE wider than
+    /// pam_mfa's [totp] window, RATE_LIMIT, a learnt TIME_SKEW, reuse
+    /// allowed. Refused: counter-based (HOTP) files, step sizes under 10 s,
+    /// secrets over 512 bits. Files that are not regular, have a second
+    /// hard link, are writable by group or others, or belong to someone
+    /// other than root, the user or the owner of their folder are not read;
+    /// nor is a path with a symbolic link anywhere in it (name real paths).
     #[command(name = "google-authenticator")]
     GoogleAuthenticator(GaImportArgs),
 
@@ -352,8 +359,10 @@ pub enum ImportCmd {
     ///
     /// Lines "HOTP/T30[/6|/7|/8] user password hexsecret ..." (and HOTP/T60):
     /// each user's first time-based token is imported, with its digits and
-    /// step size. Skipped and listed with the reason: counter-based (HOTP,
-    /// HOTP/E) tokens, further tokens of a user, unknown token types. A
+    /// step size. Skipped and listed by line number with the reason (never
+    /// with what the line holds, which may be a password or a key out of
+    /// place): counter-based (HOTP, HOTP/E) tokens, further tokens of a
+    /// user, unknown token types, lines with fields missing or shifted. A
     /// password in the file is never imported (pam_mfa leaves passwords to
     /// your password module): such users are named. pam_oath's window is a
     /// module argument, not in the file: pam_mfa's [totp] window applies.

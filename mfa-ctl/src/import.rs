@@ -86,7 +86,10 @@ fn one(v: &ImportedMailbox, dry_run: bool) -> Reply {
                 v.digits, v.period
             );
             if v.recovery_codes > 0 {
-                s.push_str(&format!(", {} scratch codes as recovery codes", v.recovery_codes));
+                s.push_str(&format!(
+                    ", {} scratch codes as recovery codes (typed with a dash in the middle: 1234-5678)",
+                    v.recovery_codes
+                ));
             }
             s.push_str(".\n");
             if !dry_run {

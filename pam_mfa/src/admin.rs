@@ -8,6 +8,7 @@
 use crate::app_password::{self, AppPassword};
 use crate::config::{self, Config};
 use crate::decide::{self, Outcome, Request};
+pub use crate::import_file::FileProblem;
 use crate::lockout::{self, Lock};
 use crate::log::{Level, Logger};
 use crate::mailbox::{Mailbox, MailboxError};
@@ -1396,122 +1397,22 @@ pub struct ImportProgress {
     pub total: usize,
 }
 
-/// Why a file to import from was not read. Loosely google-authenticator's
-/// own checks: a secret file anyone but root, its user or the owner of its
-/// folder could have written is not trusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileProblem {
-    NotRegular,
-    Symlink,
-    WritableByOthers {
-        mode: u32,
-    },
-    Owner {
-        uid: u32,
-    },
-    TooLarge {
-        limit: usize,
-    },
-    /// It grew while being read.
-    Changed,
-    /// It cannot be opened or read (missing, no permission): an I/O error.
-    Io(String),
-}
-
-impl FileProblem {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            FileProblem::NotRegular => "not_regular",
-            FileProblem::Symlink => "symlink",
-            FileProblem::WritableByOthers { .. } => "writable_by_others",
-            FileProblem::Owner { .. } => "owner",
-            FileProblem::TooLarge { .. } => "too_large",
-            FileProblem::Changed => "changed",
-            FileProblem::Io(_) => "unreadable",
+/// A folder, list or users file an import cannot use: unreadable is an I/O
+/// error (exit 2), untrusted a refusal (exit 1).
+fn source_problem(path: &Path, p: FileProblem) -> AdminError {
+    match p {
+        FileProblem::Io(error) => AdminError::ImportRead {
+            path: path.to_path_buf(),
+            error,
+        },
+        other => Refusal::ImportRefused {
+            mailbox: String::new(),
+            source: path.display().to_string(),
+            kind: other.kind(),
+            reason: other.to_string(),
         }
+        .into(),
     }
-}
-
-impl fmt::Display for FileProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FileProblem::NotRegular => f.write_str("not a regular file"),
-            FileProblem::Symlink => f.write_str("a symbolic link (not followed: name the file itself)"),
-            FileProblem::WritableByOthers { mode } => write!(
-                f,
-                "writable by group or others (mode {mode:04o}): anyone could have put a secret there"
-            ),
-            FileProblem::Owner { uid } => write!(
-                f,
-                "owned by uid {uid}, which is neither root, the user, nor the owner of its folder"
-            ),
-            FileProblem::TooLarge { limit } => write!(f, "larger than {} KiB", limit / 1024),
-            FileProblem::Changed => f.write_str("it changed while being read; try again"),
-            FileProblem::Io(e) => f.write_str(e),
-        }
-    }
-}
-
-/// Reads a file to import from, refusing what [`FileProblem`] names. `user`:
-/// the system user the file may belong to besides root and the owner of
-/// its folder. The content is a secret: zeroized when dropped.
-fn read_import_file(
-    path: &Path,
-    limit: usize,
-    user: Option<&str>,
-) -> std::result::Result<crate::secret::SecretBytes, FileProblem> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let io = |e: std::io::Error| FileProblem::Io(e.to_string());
-    // Looked at before opening: opening a device or FIFO can have effects.
-    let before = std::fs::symlink_metadata(path).map_err(io)?;
-    if before.file_type().is_symlink() {
-        return Err(FileProblem::Symlink);
-    }
-    if !before.file_type().is_file() {
-        return Err(FileProblem::NotRegular);
-    }
-    // And judged on what was opened (O_NOFOLLOW): a file swapped meanwhile
-    // is judged as it is.
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => FileProblem::Symlink,
-            _ => io(e),
-        })?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.file_type().is_file() {
-        return Err(FileProblem::NotRegular);
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(FileProblem::WritableByOthers {
-            mode: meta.mode() & 0o7777,
-        });
-    }
-    let uid = meta.uid();
-    let folder_owner = || {
-        let parent = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::metadata(parent).map(|m| m.uid()).ok()
-    };
-    let trusted = uid == 0 || folder_owner() == Some(uid) || user.and_then(crate::ffi::sys::uid_of) == Some(uid);
-    if !trusted {
-        return Err(FileProblem::Owner { uid });
-    }
-    let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-    if size > limit {
-        return Err(FileProblem::TooLarge { limit });
-    }
-    // Bounded by the size just checked: a file that grew meanwhile shows as
-    // longer than it.
-    let buf = crate::secret::read_bounded(&mut file, size).map_err(io)?;
-    if buf.len() > size {
-        return Err(FileProblem::Changed);
-    }
-    Ok(buf)
 }
 
 /// Whether two seeds compute the same codes (the time of creation aside).
@@ -1531,10 +1432,11 @@ fn refusal_kind(r: &Refusal) -> &'static str {
 }
 
 impl Admin {
-    fn import_options(&self, opts: ImportOptions) -> crate::import::Options {
+    fn import_options(&self, opts: ImportOptions, now: u64) -> crate::import::Options {
         crate::import::Options {
             allow_short_secrets: opts.allow_short_secrets,
             window: self.cfg.totp.window,
+            now,
         }
     }
 
@@ -1573,7 +1475,11 @@ impl Admin {
         };
         let has_seed = record.totp.as_ref().is_some_and(|t| same_seed(t, &seed));
         // A file without scratch codes leaves recovery codes made since alone.
-        let has_codes = hashes.is_empty() || record.recovery.as_ref().is_some_and(|r| r.hashes == hashes);
+        let has_codes = hashes.is_empty()
+            || record
+                .recovery
+                .as_ref()
+                .is_some_and(|r| r.scratch && r.hashes == hashes);
         let outcome = if has_seed && has_codes {
             ImportOutcome::Unchanged
         } else if !record.enrolled() {
@@ -1607,6 +1513,9 @@ impl Admin {
             });
             let ours = state.last_step.filter(|_| same_steps);
             next_state.last_step = ours.max(token.last_step);
+            // As a new enrolment: the old seed's webmail sessions end.
+            self.end_sessions(mb, &mut next_state, now)?;
+            webmail::ensure_key(&mut next)?;
             lock.write(&next, &next_state)?;
             self.audit(&format!(
                 "import: mailbox={mb} format={format} result={outcome} source={:?}",
@@ -1642,14 +1551,15 @@ impl Admin {
             kind,
             reason,
         };
-        let text = read_import_file(file, crate::import::GA_MAX_FILE, Some(mb.local())).map_err(|p| match p {
-            FileProblem::Io(error) => AdminError::ImportRead {
-                path: file.to_path_buf(),
-                error,
-            },
-            other => refused(other.kind(), other.to_string()).into(),
-        })?;
-        let token = crate::import::google_authenticator(&text, &self.import_options(opts))
+        let text =
+            crate::import_file::read(file, crate::import::GA_MAX_FILE, Some(mb.local())).map_err(|p| match p {
+                FileProblem::Io(error) => AdminError::ImportRead {
+                    path: file.to_path_buf(),
+                    error,
+                },
+                other => refused(other.kind(), other.to_string()).into(),
+            })?;
+        let token = crate::import::google_authenticator(&text, &self.import_options(opts, now))
             .map_err(|r| refused(r.kind(), r.to_string()))?;
         Ok(self.import_token(mb, &token, &source, "google-authenticator", opts, now)??)
     }
@@ -1666,6 +1576,9 @@ impl Admin {
         progress: &mut dyn FnMut(ImportProgress),
     ) -> Result<ImportSummary> {
         let domain = self.import_domain(domain)?;
+        // Each file is walked again without following links when it is read;
+        // a folder named through a link would fail them all, one by one.
+        crate::import_file::check_folder(dir).map_err(|p| source_problem(dir, p))?;
         let read_dir = |e: std::io::Error| AdminError::ImportRead {
             path: dir.to_path_buf(),
             error: e.to_string(),
@@ -1741,7 +1654,9 @@ impl Admin {
                     continue;
                 }
             };
-            let path = if path.is_dir() {
+            // Not through a link: the file read then would be wherever
+            // the link points, perhaps another user's.
+            let path = if crate::import_file::is_folder(&path) {
                 path.join(".google_authenticator")
             } else {
                 path
@@ -1764,28 +1679,13 @@ impl Admin {
     /// A list or users file: unreadable is an I/O error (exit 2), untrusted
     /// a refusal (exit 1).
     fn read_import_source(&self, path: &Path) -> Result<crate::secret::SecretBytes> {
-        read_import_file(path, crate::import::OATH_MAX_FILE, None).map_err(|p| match p {
-            FileProblem::Io(error) => AdminError::ImportRead {
-                path: path.to_path_buf(),
-                error,
-            },
-            other => Refusal::ImportRefused {
-                mailbox: String::new(),
-                source: path.display().to_string(),
-                kind: other.kind(),
-                reason: other.to_string(),
-            }
-            .into(),
-        })
+        crate::import_file::read(path, crate::import::OATH_MAX_FILE, None).map_err(|p| source_problem(path, p))
     }
 
     /// The mailbox a user name of a bulk import stands for: kept with its
     /// own `@domain`, else in `domain`, else the configured default_domain.
     fn import_mailbox(&self, user: &str, domain: Option<&str>) -> std::result::Result<Mailbox, String> {
-        let name = match (user.contains('@'), domain) {
-            (false, Some(d)) => format!("{user}@{d}"),
-            _ => user.to_string(),
-        };
+        let name = oath_mailbox(user, domain);
         Mailbox::parse(name.as_bytes(), self.cfg.default_domain.as_deref()).map_err(|error| {
             Invalid::Mailbox {
                 name: user.to_string(),
@@ -1811,7 +1711,7 @@ impl Admin {
         let mut summary = ImportSummary::new("google-authenticator", source, opts.dry_run);
         let mut seen = std::collections::HashMap::new();
         let total = entries.len();
-        let parse = self.import_options(opts);
+        let parse = self.import_options(opts, now);
         for (from, user, path) in entries {
             progress(ImportProgress {
                 done: summary.done(),
@@ -1832,7 +1732,7 @@ impl Admin {
                 }
             };
             let local = user.split('@').next().unwrap_or_default();
-            let text = match read_import_file(&path, crate::import::GA_MAX_FILE, Some(local)) {
+            let text = match crate::import_file::read(&path, crate::import::GA_MAX_FILE, Some(local)) {
                 Ok(t) => t,
                 Err(p) => {
                     summary.skip(from, Some(&mb), p.kind(), p.to_string());
@@ -1917,10 +1817,12 @@ impl Admin {
     ) -> Result<ImportSummary> {
         let domain = domain.map(Self::domain).transpose()?;
         let text = self.read_import_source(usersfile)?;
-        let file = crate::import::oath_users(&text, &self.import_options(opts));
+        let file = crate::import::oath_users(&text, &self.import_options(opts, now));
         drop(text);
         let mut summary = ImportSummary::new("oath", usersfile, opts.dry_run);
         let at = |line: usize| format!("{}:{line}", usersfile.display());
+        // A skipped line's user is only there when it is one imported
+        // from another line (see `OathSkip::user`).
         for s in &file.skipped {
             let mb = s
                 .user
@@ -1932,10 +1834,13 @@ impl Admin {
         let mut seen = std::collections::HashMap::new();
         for (i, u) in file.users.iter().enumerate() {
             progress(ImportProgress { done: i, total });
-            let mb = match self.import_mailbox(&u.user, domain.as_deref()) {
+            let mb = match Mailbox::parse(
+                oath_mailbox(&u.user, domain.as_deref()).as_bytes(),
+                self.cfg.default_domain.as_deref(),
+            ) {
                 Ok(mb) => mb,
-                Err(reason) => {
-                    summary.skip(at(u.line), None, "mailbox_name", reason);
+                Err(e) => {
+                    summary.skip(at(u.line), None, "mailbox_name", oath_name_problem(&e));
                     continue;
                 }
             };
@@ -1949,6 +1854,26 @@ impl Admin {
         self.audit_import(&summary);
         Ok(summary)
     }
+}
+
+/// The mailbox name a pam_oath user stands for (as [`Admin::import_mailbox`]).
+fn oath_mailbox(user: &str, domain: Option<&str>) -> String {
+    match (user.contains('@'), domain) {
+        (false, Some(d)) => format!("{user}@{d}"),
+        _ => user.to_string(),
+    }
+}
+
+/// Why a pam_oath user field is no mailbox name, without quoting it: the
+/// field may be a password that was written where the user should be.
+fn oath_name_problem(e: &crate::mailbox::MailboxError) -> String {
+    use crate::mailbox::MailboxError as E;
+    let why = match e {
+        E::BadChar(_) | E::NonAscii(_) => "it holds a character a mailbox name may not hold".to_string(),
+        E::BadLabel(_) => "its domain is not a valid host name".to_string(),
+        other => other.to_string(),
+    };
+    format!("the user field of this line is not a mailbox name ({why}); fix the line and import again")
 }
 
 fn view_of(a: &AppPassword, state: &MailboxState) -> AppPasswordView {

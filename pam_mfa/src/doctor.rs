@@ -1641,6 +1641,7 @@ fn store_finding(e: &StoreError) -> Finding {
         }
         StoreError::Unreachable { .. }
         | StoreError::Database { .. }
+        | StoreError::TooLarge { .. }
         | StoreError::DamagedRow { .. }
         | StoreError::SchemaVersion { .. }
         | StoreError::ReadOnly { .. }

@@ -17,6 +17,7 @@
 //! | the PAM roles, in-process tests | [`module`] |
 //! | what mfa-ctl does | [`admin`] |
 //! | reading google-authenticator / pam_oath files | [`import`] |
+//! | opening them without following links | [`import_file`] |
 //! | checking a setup (`mfa-ctl doctor`) | [`doctor`] |
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -31,6 +32,7 @@ pub mod doctor;
 pub mod duration;
 pub mod ffi;
 pub mod import;
+pub mod import_file;
 pub mod lockout;
 pub mod log;
 pub mod mailbox;

@@ -401,13 +401,16 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
     };
     let parts = match (&record, needs_code) {
         (Some(rec), true) => {
-            let digits = rec.totp.as_ref().map_or(ctx.cfg.totp.digits, |s| s.digits);
-            let is_recovery = |candidate: &str| {
-                rec.recovery.as_ref().is_some_and(|set| {
-                    recovery::find(set, state.recovery_used_of(&set.id), ctx.mailbox.as_str(), candidate).is_some()
-                })
+            let codes = split::Codes {
+                digits: rec.totp.as_ref().map_or(ctx.cfg.totp.digits, |s| s.digits),
+                scratch: rec.recovery.as_ref().is_some_and(|set| set.scratch),
+                is_recovery: |candidate: &str| {
+                    rec.recovery.as_ref().is_some_and(|set| {
+                        recovery::find(set, state.recovery_used_of(&set.id), ctx.mailbox.as_str(), candidate).is_some()
+                    })
+                },
             };
-            split::split(&typed, digits, is_recovery)
+            split::split(&typed, &codes)
         }
         // No code needed: the typed string goes on untouched.
         _ => split::Split {
@@ -425,11 +428,7 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
     let factor = parts.factor;
     let webmail_tag = webmail_tag.filter(|_| matches!(factor, Some(Factor::Totp(_))));
     ctx.log.debug(|| {
-        let kind = match &factor {
-            None => "none",
-            Some(Factor::Totp(_)) => "totp",
-            Some(Factor::Recovery(_)) => "recovery",
-        };
+        let kind = factor.as_ref().map_or("none", Factor::kind);
         format!("split: {} needs_code={needs_code} factor={kind}", ctx.who())
     });
     memo.split = Some(SplitFound {
@@ -443,15 +442,18 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
 }
 
 /// The factor for `verify` when no `split` ran: asked for with `prompt`.
-/// `digits`: the mailbox's TOTP code length, so that 8 digits typed for an
-/// 8-digit seed stay a TOTP code rather than an imported scratch code.
-fn prompt_for_factor(pam: &mut dyn PamApi, args: &Args, needs_code: bool, digits: u8) -> Option<Factor> {
+/// `scratch`: the mailbox holds imported scratch codes, typed `1234-5678`
+/// here as after a password, so that one form means one thing everywhere.
+fn prompt_for_factor(pam: &mut dyn PamApi, args: &Args, needs_code: bool, scratch: bool) -> Option<Factor> {
     if !(args.prompt && needs_code) {
         return None;
     }
     let answer = pam.ask_hidden("Verification code: ").ok()?;
     let text = std::str::from_utf8(&answer).ok()?;
-    if let Some(code) = recovery::normalize_for(text, digits) {
+    if let Some(code) = recovery::normalize(text) {
+        return Some(Factor::Recovery(code));
+    }
+    if scratch && let Some(code) = recovery::scratch_form(text.trim().as_bytes()) {
         return Some(Factor::Recovery(code));
     }
     Some(Factor::Totp(crate::totp::clean_code(text)))
@@ -509,12 +511,12 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
                 }
                 Some(found) => found.factor.clone(),
                 None => {
-                    let digits = locked
+                    let scratch = locked
                         .as_ref()
                         .and_then(|l| l.record())
-                        .and_then(|r| r.totp.as_ref())
-                        .map_or(ctx.cfg.totp.digits, |seed| seed.digits);
-                    prompt_for_factor(pam, args, needs_code, digits)
+                        .and_then(|r| r.recovery.as_ref())
+                        .is_some_and(|set| set.scratch);
+                    prompt_for_factor(pam, args, needs_code, scratch)
                 }
             };
         } else if split
@@ -563,7 +565,7 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
             Ok(()) => break d,
         }
     };
-    log_verify(ctx, &decision.outcome);
+    log_verify(ctx, &decision.outcome, factor.as_ref());
     match decision.outcome {
         Outcome::Accepted(_) => {
             // A success resets the failure counter: not blocked.
@@ -582,7 +584,9 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
     }
 }
 
-fn log_verify(ctx: &Ctx, outcome: &Outcome) {
+/// `factor`: what was typed, so that a refusal says what was tried (a
+/// wrong scratch code is `factor=scratch_code`); never the code itself.
+fn log_verify(ctx: &Ctx, outcome: &Outcome, factor: Option<&Factor>) {
     let who = ctx.who();
     match outcome {
         Outcome::Accepted(a) => {
@@ -591,7 +595,10 @@ fn log_verify(ctx: &Ctx, outcome: &Outcome) {
                 Accept::WebmailSession { started, ends } => {
                     format!("webmail_session session_started={started} session_ends={ends}")
                 }
-                Accept::RecoveryCode { left, .. } => format!("recovery_code recovery_codes_left={left}"),
+                Accept::RecoveryCode { left, .. } => format!(
+                    "{} recovery_codes_left={left}",
+                    factor.map_or("recovery_code", Factor::kind)
+                ),
                 Accept::PasswordOnly(NoCodeReason::DomainDisabled) => "password_only policy=disabled".to_string(),
                 Accept::PasswordOnly(NoCodeReason::NotEnrolled) => {
                     "password_only policy=optional enrolled=no".to_string()
@@ -620,9 +627,10 @@ fn log_verify(ctx: &Ctx, outcome: &Outcome) {
             } else {
                 Level::Notice
             };
+            let tried = factor.map(|f| format!(" factor={}", f.kind())).unwrap_or_default();
             ctx.log.log(
                 level,
-                &format!("verify: {who} result=refused reason=\"{}\"{extra}", r.reason()),
+                &format!("verify: {who} result=refused reason=\"{}\"{tried}{extra}", r.reason()),
             );
         }
     }

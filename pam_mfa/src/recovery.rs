@@ -1,23 +1,28 @@
 //! Recovery codes: single-use codes typed in place of the TOTP code when the
 //! phone is lost. They contain letters, so `split` never mistakes a password
 //! that ends in digits for one, and a tail is taken as a recovery code only
-//! when it matches one of the mailbox's unused codes.
+//! when it matches one of the mailbox's unused codes, or has their printed
+//! form `xxxx-xxxx-xxxx` (then a wrong one is a guess `verify` counts).
 //!
 //! Imported scratch codes: `mfa-ctl import google-authenticator` carries over
 //! the user's 8-digit "emergency scratch codes" so the paper they printed
 //! keeps working. They are stored and checked like ours (hashed, single
-//! use, [`find`]), but they are weaker: google-authenticator draws them from
+//! use, [`find`]) in a set marked as theirs ([`RecoverySet::scratch`]), but
+//! they are weaker: google-authenticator draws them from
 //! 10000000..=99999999, 9×10^7 values or 26.4 bits, against 59 bits for
-//! ours; and being all digits, one could be the end of a password followed
-//! by a TOTP code. `split` therefore takes an 8-digit tail as a scratch code
-//! only when it IS one of the mailbox's unused codes (never by its shape),
-//! and never for a mailbox whose TOTP codes have 8 digits (there the 8
-//! digits are the TOTP code). The price, still open: a wrong guess at a
-//! scratch code is never cut off, so it reaches the password module as a
-//! wrong password and the lock-out does not count it. Their hashes could be reversed by trying all
-//! 9×10^7 values, but only by someone who can read the record, and the
-//! record holds the TOTP seed itself. Advise users who have them to replace
-//! them with ours: `mfa-ctl recovery-codes MAILBOX` (which voids the old ones).
+//! ours. So few values are safe only if every guess runs into the lock-out,
+//! and a guess reaches the lock-out only if `split` cuts it off the password
+//! whether it matches or not: a tail left on the password fails in the
+//! password module, where pam_mfa never sees it. Eight bare digits cannot be
+//! cut off on sight (they may be the end of a password followed by a TOTP
+//! code), so scratch codes are typed in a form of their own, `1234-5678`:
+//! a TOTP code of 6, 7 or 8 digits never has a dash 5th from the end, and a
+//! tail in that form is, for a mailbox whose set holds scratch codes,
+//! always a scratch-code attempt, counted by `verify` when wrong. Their
+//! hashes could be reversed by trying all 9×10^7 values, but only by
+//! someone who can read the record, and the record holds the TOTP seed
+//! itself. Advise users who have them to replace them with ours:
+//! `mfa-ctl recovery-codes MAILBOX` (which voids the old ones).
 
 use crate::secret::{self, RandomError, SecretString};
 use serde::{Deserialize, Serialize};
@@ -30,6 +35,8 @@ pub const LEN: usize = 12;
 pub const DEFAULT_COUNT: usize = 10;
 /// An imported google-authenticator scratch code: 8 ASCII digits.
 pub const SCRATCH_LEN: usize = 8;
+/// google-authenticator writes at most this many scratch codes (`-e`).
+pub const MAX_SCRATCH_CODES: usize = 10;
 const PURPOSE: &str = "recovery";
 
 /// The stored form: hashes only, and an id so used codes (kept in the state
@@ -40,6 +47,11 @@ pub struct RecoverySet {
     pub id: String,
     pub created: u64,
     pub hashes: Vec<String>,
+    /// Imported scratch codes rather than ours: `split` then takes any tail
+    /// typed `1234-5678` for an attempt at one. Absent (false) for ours, so
+    /// their records read and write as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scratch: bool,
 }
 
 /// A new set: the stored form and the codes to show once (`xxxx-xxxx-xxxx`).
@@ -55,13 +67,13 @@ pub fn generate(mailbox: &str, count: usize, now: u64) -> Result<(RecoverySet, V
         id: secret::random_id()?,
         created: now,
         hashes,
+        scratch: false,
     };
     Ok((set, shown))
 }
 
-/// The canonical form of a typed code: dashes and spaces dropped, lower-cased;
-/// `None` when it cannot be a recovery code. Ours are 12 symbols of
-/// [`ALPHABET`]; an imported scratch code is 8 ASCII digits.
+/// The canonical form of a typed code of ours: dashes and spaces dropped,
+/// lower-cased; `None` when it is not 12 symbols of [`ALPHABET`].
 pub fn normalize(typed: &str) -> Option<SecretString> {
     // Sized up front: a growing String would leave copies of the code behind.
     let mut s: SecretString = Zeroizing::new(String::with_capacity(typed.len()));
@@ -71,49 +83,62 @@ pub fn normalize(typed: &str) -> Option<SecretString> {
             .filter(|c| *c != '-' && *c != ' ')
             .map(|c| c.to_ascii_lowercase()),
     );
-    let ours = s.len() == LEN && s.bytes().all(|b| ALPHABET.contains(&b));
-    (ours || is_scratch(&s)).then_some(s)
+    (s.len() == LEN && s.bytes().all(|b| ALPHABET.contains(&b))).then_some(s)
 }
 
-/// Whether a normalised code has the shape of an imported scratch code.
+/// Whether a normalised code is an imported scratch code (8 digits) rather
+/// than one of ours.
 pub fn is_scratch(code: &str) -> bool {
     code.len() == SCRATCH_LEN && code.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// [`normalize`] for a mailbox whose TOTP codes have `totp_digits` digits:
-/// where those are 8 digits, 8 digits typed are the TOTP code, never a
-/// scratch code (a TOTP code must not be spent as something else).
-pub fn normalize_for(typed: &str, totp_digits: u8) -> Option<SecretString> {
-    normalize(typed).filter(|code| !(is_scratch(code) && usize::from(totp_digits) == SCRATCH_LEN))
+/// A scratch code in the one form it is typed in, `1234-5678`, as its 8
+/// digits. No other form: eight bare digits may be a password's end and a
+/// TOTP code, and spaces or other dashes would let password characters in.
+pub fn scratch_form(typed: &[u8]) -> Option<SecretString> {
+    let shaped = typed.len() == SCRATCH_LEN + 1
+        && typed.iter().enumerate().all(|(i, b)| match i {
+            4 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !shaped {
+        return None;
+    }
+    let mut code: SecretString = Zeroizing::new(String::with_capacity(SCRATCH_LEN));
+    code.extend(typed.iter().filter(|b| b.is_ascii_digit()).map(|b| char::from(*b)));
+    Some(code)
 }
 
-/// The tails of `typed` that could be a recovery code (ours with or
-/// without its two dashes, then an imported 8-digit scratch code), longest
-/// first, each with the length of its prefix.
+/// The tail of `typed` in the form [`scratch_form`] takes, as its 8 digits,
+/// with the length of its prefix.
+pub fn scratch_tail(typed: &[u8]) -> Option<(usize, SecretString)> {
+    let cut = typed.len().checked_sub(SCRATCH_LEN + 1)?;
+    scratch_form(typed.get(cut..)?).map(|code| (cut, code))
+}
+
+/// The tails of `typed` that could be one of our codes (with or without
+/// its two dashes), longest first, each with the length of its prefix.
 pub fn tails(typed: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    [LEN + 2, LEN, SCRATCH_LEN].into_iter().filter_map(move |n| {
+    [LEN + 2, LEN].into_iter().filter_map(move |n| {
         let cut = typed.len().checked_sub(n)?;
         typed.get(cut..).map(|t| (cut, t))
     })
 }
 
-/// The code a tail from [`tails`] could be, normalised, for a mailbox with
-/// `totp_digits`-digit TOTP codes. A scratch code counts only as the exact
-/// 8 digits: dashes or spaces inside a longer tail make it one of ours or
-/// nothing, so no password character is ever taken into a scratch code.
-pub fn tail_code(tail: &[u8], totp_digits: u8) -> Option<SecretString> {
-    let code = normalize_for(std::str::from_utf8(tail).ok()?, totp_digits)?;
-    (!is_scratch(&code) || tail.len() == SCRATCH_LEN).then_some(code)
+/// The code of ours a tail from [`tails`] could be, normalised.
+pub fn tail_code(tail: &[u8]) -> Option<SecretString> {
+    normalize(std::str::from_utf8(tail).ok()?)
 }
 
-/// The stored form of imported scratch codes (normalised, see
-/// [`normalize`]): hashed like ours, so [`find`] and the state's record of
-/// used codes work the same for both. Nothing but the hashes is kept.
+/// The stored form of imported scratch codes (8 digits each): hashed like
+/// ours, so [`find`] and the state's record of used codes work the same for
+/// both, and marked as scratch codes. Nothing but the hashes is kept.
 pub fn from_codes(mailbox: &str, codes: &[SecretString], now: u64) -> Result<RecoverySet, RandomError> {
     Ok(RecoverySet {
         id: secret::random_id()?,
         created: now,
         hashes: hashes_of(mailbox, codes),
+        scratch: true,
     })
 }
 
@@ -179,51 +204,61 @@ mod tests {
     #[test]
     fn tails_of_short_and_long_strings() {
         let t: Vec<_> = tails(b"pw-abcd-efgh-jkmn").collect();
-        assert_eq!(
-            t,
-            vec![
-                (3, &b"abcd-efgh-jkmn"[..]),
-                (5, &b"cd-efgh-jkmn"[..]),
-                (9, &b"fgh-jkmn"[..]),
-            ]
-        );
-        assert_eq!(tails(b"pw12345678").last(), Some((2, &b"12345678"[..])));
+        assert_eq!(t, vec![(3, &b"abcd-efgh-jkmn"[..]), (5, &b"cd-efgh-jkmn"[..])]);
         assert_eq!(tails(b"short").count(), 0);
     }
 
     #[test]
-    fn scratch_codes_normalise_and_match() {
-        let codes: Vec<SecretString> = ["60500093", "49439023"].iter().map(|c| normalize(c).unwrap()).collect();
+    fn scratch_codes_match_once_per_mailbox() {
+        let codes: Vec<SecretString> = ["60500093", "49439023"]
+            .iter()
+            .map(|c| Zeroizing::new(c.to_string()))
+            .collect();
         let set = from_codes("a@x.org", &codes, 7).unwrap();
+        assert!(set.scratch);
+        assert!(!generate("a@x.org", 1, 7).unwrap().0.scratch, "ours are not");
         assert_eq!(set.hashes, hashes_of("a@x.org", &codes));
         assert_eq!(find(&set, &[], "a@x.org", "49439023"), Some(1));
         assert_eq!(find(&set, &[1], "a@x.org", "49439023"), None, "used");
         assert_eq!(find(&set, &[], "b@x.org", "49439023"), None, "other mailbox");
-        // Typed with a space or dash in the middle, as some people write them.
-        assert_eq!(normalize("6050 0093").unwrap().as_str(), "60500093");
-        assert_eq!(normalize("6050-0093").unwrap().as_str(), "60500093");
-        for not_one in ["1234567", "123456789", "1234567a", "١٢٣٤٥٦٧٨"] {
-            assert!(normalize(not_one).is_none(), "{not_one}");
+    }
+
+    /// `1234-5678` and nothing else: not bare, not with spaces, not with
+    /// the dash elsewhere, not with other digits than ASCII ones.
+    #[test]
+    fn the_one_form_of_a_scratch_code() {
+        assert_eq!(scratch_form(b"6050-0093").unwrap().as_str(), "60500093");
+        for not_one in [
+            &b"60500093"[..],
+            b"6050 0093",
+            b"605-00093",
+            b"6050--0093",
+            b"6050-009",
+            b"6050-00931",
+            b"605a-0093",
+            "٦٠٥٠-٠٠٩٣".as_bytes(),
+        ] {
+            assert!(scratch_form(not_one).is_none(), "{not_one:?}");
         }
+        assert_eq!(
+            scratch_tail(b"pw6050-0093").map(|(c, s)| (c, s.to_string())),
+            Some((2, "60500093".into()))
+        );
+        assert!(scratch_tail(b"050-0093").is_none(), "too short");
+        // Bare digits are no code of ours either, nor a scratch code.
+        assert!(normalize("60500093").is_none());
     }
 
-    /// An 8-digit TOTP code is never taken for a scratch code.
+    /// Our codes end in `xxxx-xxxx`, which can be all digits
+    /// (`abcd-2345-6789`): their full 14-character form is recognised as
+    /// ours, and the scratch form only ever looks at the last 9 characters.
     #[test]
-    fn eight_digit_totp_mailboxes_have_no_scratch_form() {
-        assert!(normalize_for("60500093", 6).is_some());
-        assert!(normalize_for("60500093", 8).is_none());
-        assert!(normalize_for("abcd-efgh-jkmn", 8).is_some(), "ours still are");
-        assert!(tail_code(b"60500093", 8).is_none());
-        assert_eq!(tail_code(b"60500093", 6).unwrap().as_str(), "60500093");
-    }
-
-    /// Inside a 12- or 14-byte tail, separators do not make a scratch code:
-    /// those bytes belong to the password.
-    #[test]
-    fn scratch_codes_only_as_the_exact_tail() {
-        assert!(tail_code(b"1-2-3-4-5678", 6).is_none());
-        assert!(tail_code(b"12 34 56 78 9", 6).is_none());
-        assert!(tail_code(b"1234-5678", 6).is_none(), "9 bytes");
-        assert_eq!(tail_code(b"ABCD-EFGH-JKMN", 6).unwrap().as_str(), "abcdefghjkmn");
+    fn our_codes_and_the_scratch_form() {
+        let ours = b"abcd-2345-6789";
+        assert_eq!(tail_code(ours).unwrap().as_str(), "abcd23456789");
+        assert_eq!(dashed_tail(ours).unwrap().0, 0);
+        assert!(scratch_tail(ours).is_some(), "its last 9 characters have the shape");
+        // Ours use no 0 or 1, so a scratch code with one is never ours.
+        assert!(tail_code(b"abcd-1234-5678").is_none());
     }
 }

@@ -149,6 +149,65 @@ pub fn records_grow_and_go<B: Backend>(store: &B) {
     assert!(store.lock(&alice, OnMissing::Skip).unwrap().is_none());
 }
 
+/// A mailbox too large for the store to read back is never written: the
+/// write is refused (saying so, with the sizes) and what was there stays,
+/// on every backend alike, so a copy between backends never meets one.
+pub fn oversized_mailboxes_are_refused<B: Backend>(store: &B) {
+    let alice = mb("alice@example.org");
+    let mut l = store.lock(&alice, OnMissing::Create).unwrap().unwrap();
+    l.write(&enrolled(), &state(1)).unwrap();
+    let mut huge = enrolled();
+    if let Some(seed) = huge.totp.as_mut() {
+        seed.secret = "A".repeat(pam_mfa::store::records::MAX_JSON).into();
+    }
+    let refused = l.write(&huge, &state(2)).unwrap_err();
+    assert!(matches!(refused, StoreError::TooLarge { .. }), "{refused:?}");
+    let said = refused.to_string();
+    assert!(
+        said.contains("alice@example.org") && said.contains("nothing was written"),
+        "{said}"
+    );
+    assert!(!said.contains("AAAAAAAA"), "no content in the message: {said}");
+    // A login's state that would grow past the limit is refused alike.
+    let mut long = state(3);
+    long.last_failed = Some("f".repeat(pam_mfa::store::records::MAX_JSON));
+    assert!(matches!(
+        l.write_state(&long, Durability::Synced),
+        Err(StoreError::TooLarge { .. })
+    ));
+    drop(l);
+    let file = store.read_mailbox(&alice).unwrap().unwrap();
+    assert_eq!((file.record, file.state), (enrolled(), state(1)));
+    // Exactly at the limit is written and read back; a byte more is not.
+    let sized = |len: usize| {
+        let mut r = enrolled();
+        if let Some(seed) = r.totp.as_mut() {
+            seed.secret = "A".repeat(len).into();
+        }
+        r
+    };
+    let json_len = |r: &MailboxRecord| {
+        pam_mfa::store::records::MailboxFile {
+            record: r.clone(),
+            state: state(4),
+        }
+        .json_len()
+        .unwrap()
+    };
+    let overhead = json_len(&sized(0));
+    let big = sized(pam_mfa::store::records::MAX_JSON - overhead);
+    assert_eq!(json_len(&big), pam_mfa::store::records::MAX_JSON);
+    let mut l = store.lock(&alice, OnMissing::Skip).unwrap().unwrap();
+    let one_more = sized(pam_mfa::store::records::MAX_JSON - overhead + 1);
+    assert!(matches!(
+        l.write(&one_more, &state(4)),
+        Err(StoreError::TooLarge { .. })
+    ));
+    l.write(&big, &state(4)).unwrap();
+    drop(l);
+    assert_eq!(store.read_mailbox(&alice).unwrap().unwrap().record, big);
+}
+
 /// Domain policies: the default until set, then the domain's own.
 pub fn domain_policies<B: Backend>(store: &B) {
     let cfg = Config::default();
@@ -217,7 +276,7 @@ macro_rules! contract_tests {
         }
         $crate::contract_tests!(@each $fresh;
             unknown_mailbox_is_none, writes_round_trip, concurrent_writers_lose_nothing,
-            records_grow_and_go, domain_policies, list_in_pages);
+            records_grow_and_go, oversized_mailboxes_are_refused, domain_policies, list_in_pages);
     };
     (@each $fresh:expr; $($check:ident),*) => {
         $(

@@ -107,6 +107,11 @@ fn login_code(env: &Env, user: &str, pw: &str, code: &str) -> bool {
     env.login("mail", user, &format!("{pw}{code}")).ok()
 }
 
+/// A scratch code as users type it: its 8 digits with a dash in the middle.
+fn dashed(code: &str) -> String {
+    format!("{}-{}", &code[..4], &code[4..])
+}
+
 #[test]
 fn a_debian_file_logs_in_with_the_original_secret_and_its_scratch_code_once() {
     let env = Env::new();
@@ -134,16 +139,116 @@ fn a_debian_file_logs_in_with_the_original_secret_and_its_scratch_code_once() {
     assert!(login_code(&env, ALICE, PW, &code));
     assert!(!login_code(&env, ALICE, PW, &code), "each code once");
 
-    // A scratch code from the file: once.
-    assert!(login_code(&env, ALICE, PW, &scratch[2]));
-    assert!(!login_code(&env, ALICE, PW, &scratch[2]), "a scratch code works once");
+    // A scratch code from the file, typed with a dash in the middle: once.
+    assert!(login_code(&env, ALICE, PW, &dashed(&scratch[2])));
+    assert!(
+        !login_code(&env, ALICE, PW, &dashed(&scratch[2])),
+        "a scratch code works once"
+    );
     let logs = env.logs().join("\n");
-    assert!(logs.contains("method=recovery_code"), "{logs}");
+    assert!(logs.contains("method=scratch_code"), "{logs}");
     let status = ctl(&env, &["status", ALICE, "--json"]).json();
     assert_eq!(status["recovery_codes_left"], 4);
     // The others still work, and the password alone does not.
-    assert!(login_code(&env, ALICE, PW, &scratch[4]));
+    assert!(login_code(&env, ALICE, PW, &dashed(&scratch[4])));
     assert_eq!(env.login("mail", ALICE, PW).auth, PAM_AUTH_ERR);
+    // Without the dash the 8 digits are no scratch code: they could not be
+    // told from a password ending in digits plus a TOTP code, so a wrong
+    // guess in that form could not be counted.
+    assert!(!login_code(&env, ALICE, PW, &scratch[3]));
+    assert_eq!(ctl(&env, &["status", ALICE, "--json"]).json()["recovery_codes_left"], 3);
+}
+
+/// A lock-out made for this test: 3 wrong codes block the mailbox until
+/// `mfa-ctl unlock`.
+const BLOCK_AFTER_3: &str = "[lockout]\nafter = 3\nbackoff = \"1h\"\nmax_backoff = \"1h\"\nblock_after = 3\n";
+
+/// Guesses at a scratch code after the right password, in the form the
+/// codes are typed in (`1234-5678`), are cut off by `split` whether or not
+/// they match and counted by `verify` like wrong TOTP codes, so they run
+/// into the lock-out: 9×10^7 values per code is too few to go uncounted.
+/// The right code then logs in once, and only once.
+#[test]
+fn wrong_scratch_code_guesses_are_counted_and_lock_the_mailbox() {
+    let env = Env::quick(BLOCK_AFTER_3);
+    env.set_password(ALICE, PW);
+    let file = input_dir(&env, "home").join("ga");
+    google_authenticator(&file, DEBIAN);
+    let (_, scratch) = ga_contents(&file);
+    assert_eq!(
+        ctl(&env, &["import", "google-authenticator", ALICE, path(&file)]).code,
+        0
+    );
+    env.logs();
+    let status = || ctl(&env, &["status", ALICE, "--json"]).json();
+
+    // google-authenticator's codes never start with 0: these are all wrong.
+    for (i, guess) in ["0000-0001", "0000-0002", "0000-0003"].iter().enumerate() {
+        assert_eq!(env.login("mail", ALICE, &format!("{PW}{guess}")).auth, PAM_AUTH_ERR);
+        assert_eq!(
+            status()["failures"].as_u64(),
+            Some(i as u64 + 1),
+            "guess {guess} counted"
+        );
+    }
+    let logs = env.logs().join("\n");
+    assert_eq!(
+        logs.matches("result=refused reason=\"wrong code\" factor=scratch_code")
+            .count(),
+        3,
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("0000-000") && !logs.contains("0000000"),
+        "no guess is logged: {logs}"
+    );
+    assert_eq!(status()["lock"], "blocked");
+    // Blocked: the right code is refused too, and nothing of it is spent.
+    let right = format!("{PW}{}", dashed(&scratch[0]));
+    assert_eq!(env.login("mail", ALICE, &right).auth, PAM_MAXTRIES);
+    assert_eq!(status()["recovery_codes_left"], 5);
+
+    assert_eq!(ctl(&env, &["unlock", ALICE]).code, 0);
+    assert!(env.login("mail", ALICE, &right).ok(), "the right code, once");
+    assert_eq!(status()["failures"], 0);
+    assert_eq!(env.login("mail", ALICE, &right).auth, PAM_AUTH_ERR, "and only once");
+    assert_eq!(status()["failures"], 1, "a used code again is a wrong code");
+    assert_eq!(status()["recovery_codes_left"], 4);
+    let logs = env.logs().join("\n");
+    assert!(logs.contains("method=scratch_code recovery_codes_left=4"), "{logs}");
+}
+
+/// The dashed form is never the end of a password plus a TOTP code (a 6-,
+/// 7- or 8-digit code has no dash 5th from the end), so taking it for a
+/// scratch code changes nothing for passwords that end in digits, or even
+/// in `dddd-dddd`, followed by the code.
+#[test]
+fn passwords_ending_in_digits_still_log_in_with_a_scratch_set() {
+    let env = Env::quick(BLOCK_AFTER_3);
+    let file = input_dir(&env, "home").join("ga");
+    google_authenticator(&file, DEBIAN);
+    let (secret, scratch) = ga_contents(&file);
+    for (i, pw) in ["Summer2024", "pw1234-5678", "12345678", "pw-1234-56"]
+        .iter()
+        .enumerate()
+    {
+        let user = format!("user{i}@{DOMAIN}");
+        env.set_password(&user, pw);
+        assert_eq!(
+            ctl(&env, &["import", "google-authenticator", &user, path(&file)]).code,
+            0
+        );
+        let t = fresh(30, 8);
+        let code = oath_code(&["-b"], &secret, t);
+        assert!(login_code(&env, &user, pw, &code), "{pw} + code");
+        // And a scratch code after such a password.
+        assert!(login_code(&env, &user, pw, &dashed(&scratch[1])), "{pw} + scratch code");
+        let s = ctl(&env, &["status", &user, "--json"]).json();
+        assert_eq!(
+            (s["failures"].as_u64(), s["recovery_codes_left"].as_u64()),
+            (Some(0), Some(4))
+        );
+    }
 }
 
 #[test]
@@ -234,7 +339,7 @@ fn short_secrets_only_when_allowed() {
     );
     let t = fresh(30, 8);
     assert!(login_code(&env, ALICE, PW, &oath_code(&["-b"], secret, t)));
-    assert!(login_code(&env, ALICE, PW, "12345678"), "its scratch code");
+    assert!(login_code(&env, ALICE, PW, "1234-5678"), "its scratch code");
     // The same secret is weak for the library too (what `list --weak` uses).
     let admin = env.admin();
     let record = admin
@@ -559,6 +664,199 @@ fn a_list_of_users_and_home_folders() {
     ));
 }
 
+/// A path that goes through a symbolic link anywhere is not read, in a
+/// list, a folder or on the command line: whoever controls a folder on the
+/// way (a user's own home) could point the import at another user's file.
+/// Nor is a file with a second hard link: another name for a file that may
+/// be someone else's (root's own secret file of another user, say).
+#[test]
+fn symbolic_links_in_a_path_and_hard_links_are_not_followed() {
+    use std::os::unix::fs::symlink;
+    let env = Env::new();
+    let base = input_dir(&env, "homes");
+    for folder in ["alice", "mallory", "trudy", "victim", "ga"] {
+        std::fs::create_dir(base.join(folder)).unwrap();
+    }
+    google_authenticator(&base.join("alice/.google_authenticator"), DEBIAN);
+    google_authenticator(&base.join("victim/secret"), DEBIAN);
+    // mallory's home holds a link to alice's; another home is a link itself.
+    symlink(base.join("alice"), base.join("mallory/link")).unwrap();
+    symlink(base.join("alice"), base.join("linkhome")).unwrap();
+    // trudy's secret file is another name for the victim's.
+    std::fs::hard_link(base.join("victim/secret"), base.join("trudy/.google_authenticator")).unwrap();
+    let list = base.join("users.list");
+    std::fs::write(
+        &list,
+        "alice alice
+mallory mallory/link
+mallory2 mallory/link/.google_authenticator
+mallory3 linkhome
+trudy trudy
+",
+    )
+    .unwrap();
+    let r = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--list",
+            path(&list),
+            "--domain",
+            DOMAIN,
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    let imported: Vec<&str> = v["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mailbox"].as_str().unwrap())
+        .collect();
+    assert_eq!(imported, ["alice@example.org"], "{v}");
+    let kinds: Vec<(&str, &str)> = v["skipped_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["mailbox"].as_str().unwrap(), s["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("mallory@example.org", "symlink"),
+            ("mallory2@example.org", "symlink"),
+            ("mallory3@example.org", "symlink"),
+            ("trudy@example.org", "hard_link"),
+        ],
+        "{v}"
+    );
+    let text = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--list",
+            path(&list),
+            "--domain",
+            DOMAIN,
+        ],
+    )
+    .stdout;
+    assert!(text.contains("symbolic link") && text.contains("hard link"), "{text}");
+    for who in ["mallory", "mallory2", "mallory3", "trudy"] {
+        let s = ctl(&env, &["status", &format!("{who}@{DOMAIN}"), "--json"]).json();
+        assert_eq!(s["state"], "disabled", "{who}");
+    }
+
+    // A folder of files: a hard link in it is skipped like a symbolic link.
+    google_authenticator(&base.join("ga/bob"), DEBIAN);
+    std::fs::hard_link(base.join("victim/secret"), base.join("ga/carol")).unwrap();
+    symlink(base.join("victim/secret"), base.join("ga/dave")).unwrap();
+    let v = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--dir",
+            path(&base.join("ga")),
+            "--domain",
+            DOMAIN,
+            "--json",
+        ],
+    )
+    .json();
+    let mut kinds: Vec<&str> = v["skipped_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        (v["imported"].as_u64(), kinds),
+        (Some(1), vec!["hard_link", "symlink"]),
+        "{v}"
+    );
+
+    // Named through a link on the command line: refused as a whole.
+    symlink(base.join("ga"), base.join("ga-link")).unwrap();
+    let users = input_dir(&env, "oath");
+    std::fs::write(users.join("users.oath"), format!("HOTP/T30 erin - {HEX_KEY}\n")).unwrap();
+    symlink(&users, base.join("oath-link")).unwrap();
+    let before = env.snapshot();
+    for args in [
+        vec!["--dir", path(&base.join("ga-link")), "--domain", DOMAIN],
+        vec!["erin", path(&base.join("mallory/link/.google_authenticator"))],
+    ] {
+        let r = ctl(&env, &[&["import", "google-authenticator"][..], &args].concat());
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("symbolic link") && r.stderr.contains("real path"),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = ctl(&env, &["import", "oath", path(&base.join("oath-link/users.oath"))]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    assert_eq!(env.snapshot(), before, "nothing written");
+}
+
+/// The owner check takes a user name for a name: a file named `54321` (or
+/// a list line for user `54321`) owned by uid 54321 is not "the user's own
+/// file" unless a user is called 54321. Whoever has uid 54321 must not
+/// enrol mailbox 54321@ by writing a file there.
+#[test]
+fn numeric_user_names_are_names_not_uids() {
+    let env = Env::new();
+    assert!(
+        !Command::new("getent")
+            .args(["passwd", "54321"])
+            .status()
+            .unwrap()
+            .success(),
+        "this test needs no user named or numbered 54321"
+    );
+    let dir = input_dir(&env, "ga");
+    google_authenticator(&dir.join("54321"), DEBIAN);
+    std::os::unix::fs::chown(dir.join("54321"), Some(54321), None).unwrap();
+    let list = env.dir.path().join("users.list");
+    std::fs::write(&list, format!("54321 {}\n", dir.join("54321").display())).unwrap();
+    let before = env.snapshot();
+    for how in ["--dir", "--list"] {
+        let from = if how == "--dir" { path(&dir) } else { path(&list) };
+        let v = ctl(
+            &env,
+            &[
+                "import",
+                "google-authenticator",
+                how,
+                from,
+                "--domain",
+                DOMAIN,
+                "--json",
+            ],
+        )
+        .json();
+        assert_eq!(v["imported"], 0, "{how}: {v}");
+        assert_eq!(v["skipped_entries"][0]["kind"], "owner", "{how}: {v}");
+    }
+    let r = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "54321@example.org",
+            path(&dir.join("54321")),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("owned by uid 54321"), "{}", r.stderr);
+    assert_eq!(env.snapshot(), before);
+}
+
 #[test]
 fn a_disabled_domain_refuses_imports() {
     let env = Env::new();
@@ -727,6 +1025,309 @@ fn a_pam_oath_users_file() {
         PW,
         &oath_code(&[], "00112233445566778899", fresh(30, 8))
     ));
+}
+
+/// A secret far longer than any token's (here 2 MiB of key in a pam_oath
+/// line, or a 60 KiB first line in a google-authenticator file) is refused
+/// with the reason, before it could make a mailbox the store cannot read
+/// back; the other users of the file come in as usual.
+#[test]
+fn huge_secrets_are_refused() {
+    let env = Env::new();
+    env.set_password(ALICE, PW);
+    let huge = "ab".repeat(2 << 20);
+    let file = users_file(&env, &format!("HOTP/T30 huge - {huge}\nHOTP/T30 alice - {HEX_KEY}\n"));
+    let r = ctl(&env, &["import", "oath", path(&file), "--domain", DOMAIN, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["mailboxes"][0]["mailbox"], ALICE, "{v}");
+    assert_eq!(v["skipped_entries"][0]["kind"], "long_secret", "{v}");
+    assert!(
+        v["skipped_entries"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than the 512"),
+        "{v}"
+    );
+    assert!(!r.stdout.contains("abababab") && !r.stderr.contains("abababab"));
+    assert_eq!(
+        ctl(&env, &["status", "huge@example.org", "--json"]).json()["state"],
+        "disabled"
+    );
+    assert!(login_code(&env, ALICE, PW, &oath_code(&[], HEX_KEY, fresh(30, 8))));
+
+    let ga = input_dir(&env, "ga").join("bob");
+    std::fs::write(&ga, format!("{}\n\" TOTP_AUTH\n", "A".repeat(60 * 1024))).unwrap();
+    std::fs::set_permissions(&ga, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let r = ctl(&env, &["import", "google-authenticator", "bob", path(&ga)]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("more than the 512"), "{}", r.stderr);
+}
+
+/// Lines whose fields are missing or shifted (no user, a key where the user
+/// should be, a password in the user's place) are reported by line number
+/// and reason only: no field of such a line is shown as a mailbox name,
+/// in the text or in --json, since it may be a password or a key.
+#[test]
+fn malformed_oath_lines_show_no_field() {
+    let env = Env::new();
+    let pw = "Pl41nT3xtPw";
+    let file = users_file(
+        &env,
+        &format!(
+            "HOTP/T30 {pw}1 {HEX_KEY}\n\
+             HOTP/T30\t{HEX_KEY2}\t-\t{HEX_KEY}\n\
+             HOTP/E {pw}2 {HEX_KEY}\n\
+             XOTP/T30 {pw}3 {HEX_KEY}\n\
+             HOTP/T30 p@ss@{pw}4 - {HEX_KEY}\n\
+             HOTP/T30 + {HEX_KEY}\n\
+             HOTP/T30 {pw}5\n\
+             HOTP/T30 carol {pw}6 {HEX_KEY}\n"
+        ),
+    );
+    let text = ctl(&env, &["import", "oath", path(&file), "--domain", DOMAIN]);
+    let json = ctl(
+        &env,
+        &["import", "oath", path(&file), "--domain", DOMAIN, "--json", "--dry-run"],
+    );
+    assert_eq!((text.code, json.code), (0, 0), "{}{}", text.stderr, json.stderr);
+    for shown in [&text.stdout, &text.stderr, &json.stdout, &json.stderr] {
+        for secret in [pw, HEX_KEY, HEX_KEY2, &HEX_KEY[..16], &HEX_KEY2[..16]] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+    }
+    let v = json.json();
+    assert_eq!(v["mailboxes"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["mailboxes"][0]["mailbox"], "carol@example.org");
+    let mut skipped: Vec<(String, Value, String)> = v["skipped_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let line = s["source"].as_str().unwrap().rsplit(':').next().unwrap().to_string();
+            (line, s["mailbox"].clone(), s["kind"].as_str().unwrap().to_string())
+        })
+        .collect();
+    skipped.sort_by(|a, b| a.0.cmp(&b.0));
+    let want = [
+        ("1", "incomplete"),
+        ("2", "shifted_fields"),
+        ("3", "hotp"),
+        ("4", "unknown_type"),
+        ("5", "mailbox_name"),
+        ("6", "shifted_fields"),
+        ("7", "incomplete"),
+    ];
+    assert_eq!(skipped.len(), want.len(), "{v}");
+    for ((line, mailbox, kind), (want_line, want_kind)) in skipped.iter().zip(want) {
+        assert_eq!((line.as_str(), kind.as_str()), (want_line, want_kind), "{v}");
+        assert!(mailbox.is_null(), "line {line}: {mailbox}");
+    }
+}
+
+/// Edits a google-authenticator file as `f` says, keeping its mode.
+fn edit_ga(file: &Path, f: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(file).unwrap();
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(file, f(text)).unwrap();
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o400)).unwrap();
+}
+
+/// A used step far in the future in DISALLOW_REUSE (no code google-
+/// authenticator could have seen by now) would, as the replay guard,
+/// refuse every code of the user until then: it is ignored and noted, and
+/// the user logs in with the app's code. A step google-authenticator could
+/// have seen still blocks its code.
+#[test]
+fn future_reuse_steps_do_not_lock_the_user_out() {
+    let env = Env::new();
+    env.set_password(ALICE, PW);
+    env.set_password("bob@example.org", PW);
+    let dir = input_dir(&env, "ga");
+    google_authenticator(&dir.join("alice"), DEBIAN);
+    google_authenticator(&dir.join("bob"), DEBIAN);
+    let t = fresh(30, 8);
+    edit_ga(&dir.join("alice"), |text| {
+        text.replace("\" DISALLOW_REUSE\n", "\" DISALLOW_REUSE 99999999999\n")
+    });
+    edit_ga(&dir.join("bob"), |text| {
+        text.replace("\" DISALLOW_REUSE\n", &format!("\" DISALLOW_REUSE {}\n", t / 30))
+    });
+    let r = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--dir",
+            path(&dir),
+            "--domain",
+            DOMAIN,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("later than google-authenticator could have accepted"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("alice@example.org"), "{}", r.stdout);
+    let (alice, _) = ga_contents(&dir.join("alice"));
+    let (bob, _) = ga_contents(&dir.join("bob"));
+    assert!(login_code(&env, ALICE, PW, &oath_code(&["-b"], &alice, t)));
+    assert!(
+        !login_code(&env, "bob@example.org", PW, &oath_code(&["-b"], &bob, t)),
+        "a step used there is used here"
+    );
+}
+
+/// google-authenticator writes at most 10 scratch codes; a file with an
+/// 11th is refused whole, with the reason and no code shown.
+#[test]
+fn more_than_ten_scratch_codes_are_refused() {
+    let env = Env::new();
+    let file = input_dir(&env, "home").join("ga");
+    google_authenticator(&file, &["-t", "-d", "-r", "3", "-R", "30", "-w", "3", "-e", "10"]);
+    let (_, codes) = ga_contents(&file);
+    assert_eq!(codes.len(), 10);
+    let before = env.snapshot();
+    edit_ga(&file, |text| format!("{text}12345678\n"));
+    let r = ctl(&env, &["import", "google-authenticator", ALICE, path(&file)]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("more than 10 scratch codes"), "{}", r.stderr);
+    assert!(!codes.iter().any(|c| r.stderr.contains(c.as_str())) && !r.stderr.contains("12345678"));
+    assert_eq!(env.snapshot(), before);
+}
+
+/// Attack: many guesses at a scratch code at once, each in its own login,
+/// to slip past the counter between its read and its write. Every one is
+/// counted under the mailbox's lock: exactly `block_after` count, the rest
+/// meet the block, and none gets in. Then one right code raced by 8 logins
+/// at once logs in exactly once.
+#[test]
+fn scratch_code_guesses_raced_in_parallel() {
+    let env = Env::quick(BLOCK_AFTER_3);
+    env.set_password(ALICE, PW);
+    let file = input_dir(&env, "home").join("ga");
+    google_authenticator(&file, DEBIAN);
+    let (_, scratch) = ga_contents(&file);
+    assert_eq!(
+        ctl(&env, &["import", "google-authenticator", ALICE, path(&file)]).code,
+        0
+    );
+    let guesses: Vec<String> = (0..12).map(|i| format!("{PW}0000-{i:04}")).collect();
+    let barrier = std::sync::Barrier::new(guesses.len());
+    let results: Vec<i32> = std::thread::scope(|s| {
+        let hs: Vec<_> = guesses
+            .iter()
+            .map(|typed| {
+                let barrier = &barrier;
+                let env = &env;
+                s.spawn(move || {
+                    barrier.wait();
+                    env.login("mail", ALICE, typed).auth
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(results.iter().all(|r| *r != PAM_SUCCESS), "{results:?}");
+    let status = ctl(&env, &["status", ALICE, "--json"]).json();
+    assert_eq!(
+        (status["failures"].as_u64(), status["lock"].as_str()),
+        (Some(3), Some("blocked"))
+    );
+    assert_eq!(results.iter().filter(|r| **r == PAM_MAXTRIES).count(), 9, "{results:?}");
+
+    assert_eq!(ctl(&env, &["unlock", ALICE]).code, 0);
+    let right = format!("{PW}{}", dashed(&scratch[0]));
+    let barrier = std::sync::Barrier::new(8);
+    let results: Vec<i32> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    env.login("mail", ALICE, &right).auth
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|r| **r == PAM_SUCCESS).count(), 1, "{results:?}");
+    let status = ctl(&env, &["status", ALICE, "--json"]).json();
+    assert_eq!(status["recovery_codes_left"], 4);
+}
+
+/// Attack: files that are no files. A FIFO, a device, /proc and a folder
+/// where a secret file should be: refused by what they are, without being
+/// opened for reading (a FIFO would hang the import), and nothing of their
+/// content shown.
+#[test]
+fn odd_files_are_refused_without_reading_them() {
+    let env = Env::new();
+    let dir = input_dir(&env, "ga");
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    std::fs::create_dir(dir.join("afolder")).unwrap();
+    let list = env.dir.path().join("users.list");
+    std::fs::write(
+        &list,
+        format!(
+            "fifo {}\nnull /dev/null\nenv /proc/self/environ\nhome {}\n",
+            fifo.display(),
+            dir.join("afolder").display()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let r = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--list",
+            path(&list),
+            "--domain",
+            DOMAIN,
+            "--json",
+        ],
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "no hang");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    let kinds: Vec<&str> = v["skipped_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    // /proc/self is a link; the folder has no .google_authenticator.
+    assert_eq!(kinds, ["not_regular", "not_regular", "symlink", "unreadable"], "{v}");
+    assert_eq!(v["imported"], 0);
+    assert!(!r.stdout.contains("PATH="), "{}", r.stdout);
+    let r = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--dir",
+            path(&dir),
+            "--domain",
+            DOMAIN,
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    let kinds: Vec<&str> = v["skipped_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["not_regular", "not_regular"], "{v}");
+    let r = ctl(&env, &["import", "oath", path(&fifo)]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
 }
 
 /// Without --domain, bare user names get the configured default_domain.

@@ -342,3 +342,38 @@ fn wide_networks_are_refused() {
         assert!(err.contains(says), "{bad}: {err}");
     }
 }
+
+/// An import that replaces the seed ends the old seed's sessions (its tab's
+/// string is an ended session, not wrong codes), and an imported mailbox
+/// gets webmail sessions like an enrolled one.
+#[test]
+fn an_import_replacing_the_seed_ends_sessions_and_imported_mailboxes_get_them() {
+    let (env, secret) = world("");
+    let typed = format!("{PW}{}", oathtool(&secret, fresh_step(6)));
+    assert!(from(&env, "mail", &typed, WEBMAIL).ok());
+    let hex = "3132333435363738393031323334353637383930";
+    let users = env.dir.path().join("users.oath");
+    std::fs::write(&users, format!("HOTP/T30 alice - {hex}\n")).unwrap();
+    let out = env.mfa_ctl(&[
+        "import",
+        "oath",
+        users.to_str().unwrap(),
+        "--domain",
+        DOMAIN,
+        "--replace",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(sessions_json(&env)["sessions"].as_array().unwrap().is_empty());
+    env.logs();
+    assert_eq!(from(&env, "mail", &typed, WEBMAIL).auth, PAM_AUTH_ERR);
+    let logs = env.logs().join("\n");
+    assert!(logs.contains("reason=\"webmail session ended"), "{logs}");
+    let code = std::process::Command::new("oathtool")
+        .args(["--totp", hex, "-N", &format!("@{}", fresh_step(6))])
+        .output()
+        .unwrap();
+    let typed2 = format!("{PW}{}", String::from_utf8(code.stdout).unwrap().trim());
+    assert!(from(&env, "mail", &typed2, WEBMAIL).ok());
+    assert!(from(&env, "mail", &typed2, WEBMAIL).ok());
+    assert_eq!(sessions_json(&env)["sessions"].as_array().unwrap().len(), 1);
+}

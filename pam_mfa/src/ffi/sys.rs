@@ -13,6 +13,13 @@ pub fn uid_of(name: &str) -> Option<u32> {
     if let Ok(uid) = name.parse::<u32>() {
         return Some(uid);
     }
+    uid_of_name(name)
+}
+
+/// The uid of the user called `name` (getpwnam_r), numeric or not: where a
+/// name comes from a file or a mailbox, `1000` is whoever is called 1000,
+/// not uid 1000.
+pub fn uid_of_name(name: &str) -> Option<u32> {
     let cname = std::ffi::CString::new(name).ok()?;
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: `passwd` is plain old data; an all-zero value is valid and getpwnam_r overwrites it.
@@ -21,6 +28,29 @@ pub fn uid_of(name: &str) -> Option<u32> {
     // SAFETY: every pointer refers to a live local of the right type, and `buf.len()` is the true size of the scratch buffer.
     let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
     (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
+}
+
+/// `openat(2)` of one path component `name` in the folder `dir` (the current
+/// folder when `None`), with `flags` and O_CLOEXEC. With O_NOFOLLOW it never
+/// follows a symbolic link, which walking a path one component at a time
+/// needs and std's `open` cannot do for the components before the last.
+pub fn openat(
+    dir: Option<&std::fs::File>,
+    name: &std::ffi::OsStr,
+    flags: libc::c_int,
+) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    let cname =
+        std::ffi::CString::new(name.as_bytes()).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `cname` is a live NUL-terminated string, and `dirfd` is AT_FDCWD or the descriptor of a `File` borrowed for this call.
+    let fd = unsafe { libc::openat(dirfd, cname.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat: open, and owned by nothing else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 /// Local time as syslog (RFC 3164) writes it: `Nov 23 14:05:09`.
@@ -59,4 +89,20 @@ pub fn clock_synchronised() -> Option<bool> {
         return None;
     }
     Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Numbers are uids for `store_owner` only; by name, no user is "0".
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(uid_of_name("root"), Some(0));
+        assert_eq!(uid_of("root"), Some(0));
+        assert_eq!(uid_of("0"), Some(0));
+        assert_eq!(uid_of_name("0"), None);
+        assert_eq!(uid_of_name("54321"), None);
+        assert_eq!(uid_of_name("no\0such"), None);
+    }
 }

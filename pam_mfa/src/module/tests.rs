@@ -387,10 +387,11 @@ fn user_changed_after_verify_is_refused_by_account() {
     assert_eq!(w.call(&mut h, ""), Code::PAM_AUTH_ERR);
 }
 
-/// `prompt` with imported scratch codes: 8 digits answered for a mailbox
-/// with 6-digit TOTP codes are a scratch code (used once); for a mailbox
-/// whose TOTP codes have 8 digits they are the TOTP code, even when a
-/// scratch code has the same digits, and no scratch code is spent.
+/// `prompt` with imported scratch codes: answered `1234-5678`, as after a
+/// password, they are a scratch code (used once; a wrong one counted);
+/// 8 bare digits are a TOTP code, even for a mailbox whose TOTP codes have
+/// 8 digits and a scratch code with the same digits, and no scratch code
+/// is spent then.
 #[test]
 fn prompt_tells_scratch_codes_from_eight_digit_totp_codes() {
     let w = World::new();
@@ -413,9 +414,12 @@ fn prompt_tells_scratch_codes_from_eight_digit_totp_codes() {
     let state = || w.admin.store.read_mailbox(&mb).unwrap().unwrap().state;
 
     set_up(6, "60500093");
-    assert_eq!(answer("60500093"), Code::PAM_SUCCESS, "a scratch code");
+    assert_eq!(answer("60500093"), Code::PAM_AUTH_ERR, "bare digits are a TOTP code");
+    assert_eq!((state().failures, state().recovery_used.len()), (1, 0));
+    assert_eq!(answer("6050-0093"), Code::PAM_SUCCESS, "a scratch code");
     assert_eq!(state().recovery_used, [0]);
-    assert_eq!(answer("60500093"), Code::PAM_AUTH_ERR, "used once only");
+    assert_eq!(answer("6050-0093"), Code::PAM_AUTH_ERR, "used once only");
+    assert_eq!(state().failures, 1, "and counted when tried again");
 
     set_up(8, "00000000");
     let g = w.record().totp.unwrap().generator().unwrap();
@@ -424,4 +428,11 @@ fn prompt_tells_scratch_codes_from_eight_digit_totp_codes() {
     assert_eq!(answer(&code), Code::PAM_SUCCESS, "the 8-digit TOTP code");
     assert_eq!(state().last_step, Some(step), "accepted as the TOTP code");
     assert!(state().recovery_used.is_empty(), "no scratch code spent");
+    let dashed = format!("{}-{}", &code[..4], &code[4..]);
+    assert_eq!(
+        answer(&dashed),
+        Code::PAM_SUCCESS,
+        "dashed, the same digits are the scratch code"
+    );
+    assert_eq!(state().recovery_used, [0]);
 }

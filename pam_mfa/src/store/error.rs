@@ -22,6 +22,9 @@ pub enum StoreError {
     Unsafe { path: PathBuf, why: String },
     /// The content does not parse.
     Damaged { path: PathBuf, why: String },
+    /// A write that would make the mailbox larger than the store reads back
+    /// ([`super::records::MAX_JSON`]); nothing was written.
+    TooLarge { mailbox: String, size: usize, limit: usize },
     Io {
         path: PathBuf,
         op: &'static str,
@@ -110,6 +113,12 @@ impl fmt::Display for StoreError {
                 f,
                 "{} is damaged ({why}); restore it from a backup, or remove it and re-run the mfa-ctl command that made it",
                 path.display()
+            ),
+            StoreError::TooLarge { mailbox, size, limit } => write!(
+                f,
+                "mailbox {mailbox} would take {size} bytes, more than the {limit} the store reads back, so nothing \
+                 was written; what grows a mailbox is its app passwords (mfa-ctl app-password list/revoke) and the \
+                 logins it keeps ([state] keep_logins)"
             ),
             StoreError::Io { path, op, err } => write!(f, "cannot {op} {}: {err}", path.display()),
             StoreError::Unreachable { server, why } => write!(

@@ -511,7 +511,7 @@ impl Store {
         } else {
             decode(&path, &bytes)?
         };
-        Ok(Some(Locked::new(self, path, file, content, pos)))
+        Ok(Some(Locked::new(self, &opened.mailbox, path, file, content, pos)))
     }
 
     /// Removes the mailbox's file under its lock without reading it (it may
@@ -545,7 +545,7 @@ impl Store {
             return Ok(None);
         }
         let path = self.mailbox_path(mb);
-        let locked = |file, content, pos| Locked::new(self, path.clone(), file, content, pos);
+        let locked = |file, content, pos| Locked::new(self, mb, path.clone(), file, content, pos);
         // Twice at most: a file created by someone else between our two looks.
         for _ in 0..2 {
             if let Some((file, meta)) = fsio::open_locked(&path, self.owners, fsio::LockMode::Exclusive)? {
@@ -646,6 +646,7 @@ pub enum Durability {
 /// Dropping it releases the lock.
 pub struct Locked<'s> {
     store: &'s Store,
+    mailbox: Mailbox,
     path: PathBuf,
     /// `None` once the file is removed (an empty mailbox).
     file: Option<File>,
@@ -665,9 +666,17 @@ impl Drop for Locked<'_> {
 }
 
 impl<'s> Locked<'s> {
-    fn new(store: &'s Store, path: PathBuf, file: File, content: MailboxFile, pos: slots::Pos) -> Locked<'s> {
+    fn new(
+        store: &'s Store,
+        mailbox: &Mailbox,
+        path: PathBuf,
+        file: File,
+        content: MailboxFile,
+        pos: slots::Pos,
+    ) -> Locked<'s> {
         Locked {
             store,
+            mailbox: mailbox.clone(),
             path,
             file: Some(file),
             pos,
@@ -732,6 +741,13 @@ impl<'s> Locked<'s> {
             return Ok(());
         }
         let json = encode(&self.path, &content)?;
+        if json.len() > records::MAX_JSON {
+            return Err(StoreError::TooLarge {
+                mailbox: self.mailbox.to_string(),
+                size: json.len(),
+                limit: records::MAX_JSON,
+            });
+        }
         let pos = self.pos;
         let seq = pos.seq.saturating_add(1);
         let sync = self.store.durable || durability == Durability::Synced;

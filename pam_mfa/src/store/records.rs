@@ -13,6 +13,17 @@ use crate::totp::TotpSeed;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The most a mailbox's JSON (record and state together) may take: exactly
+/// what the file store's two copies of it hold within
+/// [`super::fsio::MAX_FILE`], the largest file it reads back (a slot is its
+/// header and the JSON, rounded up to whole [`super::slots::SLOT_UNIT`]s,
+/// and half of `MAX_FILE` is a whole number of them). Every backend refuses to write more, so
+/// no write leaves a mailbox that reads then refuse, and a copy between
+/// backends never meets one the other cannot hold. Real mailboxes take a
+/// few KiB; what could grow one this far is thousands of app passwords or
+/// logins kept.
+pub const MAX_JSON: usize = super::fsio::MAX_FILE as usize / 2 - super::slots::HEADER_LEN;
+
 /// Everything the store knows about one mailbox: one file, one lock.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +40,24 @@ impl MailboxFile {
         serde_json::to_string(self)
             .map(zeroize::Zeroizing::new)
             .map_err(|e| format!("cannot encode: {e}"))
+    }
+
+    /// Bytes of [`MailboxFile::to_json`], counted without building it (no
+    /// copy of the secrets is made).
+    pub fn json_len(&self) -> Result<usize, String> {
+        struct Counter(usize);
+        impl std::io::Write for Counter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 = self.0.saturating_add(buf.len());
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut n = Counter(0);
+        serde_json::to_writer(&mut n, self).map_err(|e| format!("cannot encode: {e}"))?;
+        Ok(n.0)
     }
 
     /// `Err` names what is wrong (never the content: it could be a secret).

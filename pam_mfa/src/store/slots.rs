@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 
 pub const MAGIC: &str = "pam_mfa-mailbox 1 ";
 pub const SLOT_UNIT: usize = 4096;
-const HEADER_LEN: usize = MAGIC.len() + 16 + 1 + 8 + 1 + 64 + 1;
+/// The bytes of a slot before its JSON.
+pub const HEADER_LEN: usize = MAGIC.len() + 16 + 1 + 8 + 1 + 64 + 1;
 
 /// Where the newest copy of a state is, for the next write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

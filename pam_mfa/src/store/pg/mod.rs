@@ -748,6 +748,19 @@ impl PgLock<'_> {
     /// sealed).
     fn store_content(&mut self, content: MailboxFile, record_changed: bool) -> Result<(), StoreError> {
         let mb = &self.mailbox;
+        // The file store's limit: what one backend holds, the other must too.
+        let size = content.json_len().map_err(|why| StoreError::Database {
+            what: format!("encoding mailbox {mb}"),
+            why,
+            fix: "report this as a bug",
+        })?;
+        if size > crate::store::records::MAX_JSON {
+            return Err(StoreError::TooLarge {
+                mailbox: mb.to_string(),
+                size,
+                limit: crate::store::records::MAX_JSON,
+            });
+        }
         let encode_state = |s: &MailboxState| {
             serde_json::to_string(s).map_err(|e| StoreError::Database {
                 what: format!("encoding mailbox {mb}'s login state"),
