@@ -62,7 +62,9 @@ def check_dependencies():
     try:
         import selenium  # noqa: F401
     except ImportError:
-        missing.append("Python's selenium module (Debian package python3-selenium; run the suite with /usr/bin/python3)")
+        missing.append(
+            "Python's selenium module (Debian package python3-selenium; run the suite with /usr/bin/python3)"
+        )
     if missing:
         raise MissingDependency(
             "the webmail end-to-end case needs: " + "; ".join(missing) + ". Install them with: bash tests/deps.sh"
@@ -80,7 +82,8 @@ define('INSTALL_PATH', __DIR__ . '/app/');
 define('RCMAIL_CONFIG_DIR', INSTALL_PATH . 'config');
 
 $path = rawurldecode(parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH) ?? '/');
-$static = '#^/(skins|program/js|program/resources|plugins)/[^?]*\.(js|css|map|png|gif|jpg|svg|ico|woff2?|ttf|eot|html)$#';
+$static = '#^/(skins|program/js|program/resources|plugins)/'
+    . '[^?]*\.(js|css|map|png|gif|jpg|svg|ico|woff2?|ttf|eot|html)$#';
 if (preg_match($static, $path) && strpos($path, '..') === false) {
     return false; // served as a file from the document root, app/
 }

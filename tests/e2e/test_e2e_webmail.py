@@ -130,7 +130,9 @@ class Sender:
         finally:
             s.quit()
         if not wait_for_delivery(self.world, to, before + 1):
-            raise AssertionError(f"a message to {to} did not arrive through Postfix within 30 s\n{self.world.log('postfix')}")
+            raise AssertionError(
+                f"a message to {to} did not arrive through Postfix within 30 s\n{self.world.log('postfix')}"
+            )
 
 
 # The page's state, as Roundcube's client sees it. `msgs` are the messages
@@ -403,7 +405,10 @@ class WebmailUser:
             if body_text in text:
                 return
             time.sleep(0.25)
-        self.fail(f"open '{subject}': the preview does not show {body_text!r} within {ACTION_TIMEOUT} s (it shows {text[:300]!r})")
+        self.fail(
+            f"open '{subject}': the preview does not show {body_text!r} within {ACTION_TIMEOUT} s"
+            f" (it shows {text[:300]!r})"
+        )
 
     def send(self, to, subject, body):
         """Writes a message in Roundcube's compose screen and sends it
@@ -470,6 +475,12 @@ class WebmailCase(unittest.TestCase):
     def logins(self, mailbox):
         _, out = self.world.mfa_ctl("logins", mailbox)
         return out["logins"] if isinstance(out, dict) else []
+
+    def sessions(self, mailbox):
+        """The open webmail sessions of `mailbox` (mfa-ctl sessions --json)."""
+        _, out = self.world.mfa_ctl("sessions", mailbox)
+        self.assertIsInstance(out, dict, f"mfa-ctl sessions --json printed {out!r}")
+        return out["sessions"]
 
 
 class WindowOff(WebmailCase):
@@ -547,7 +558,9 @@ class WindowOff(WebmailCase):
         u.check_mail()
         entries = self.logins(u.mailbox)
         self.assertTrue(entries and all(e["result"] == "ok" for e in entries), f"app password logins: {entries}")
-        self.assertTrue(all(e["ip"] == WEBMAIL_IP for e in entries), f"the webmail's logins come from {WEBMAIL_IP}: {entries}")
+        self.assertTrue(
+            all(e["ip"] == WEBMAIL_IP for e in entries), f"the webmail's logins come from {WEBMAIL_IP}: {entries}"
+        )
         # The app password revoked while the session is open: the server
         # refuses the next re-login, and the plugin ends the session (here a
         # message opened in the preview frame).
@@ -599,10 +612,12 @@ class WindowOn(WebmailCase):
         before = len(world.maildir_messages(b.mailbox))
         a.send(b.mailbox, sent_subject, "Written in the browser, sent through Postfix.")
         self.assertTrue(
-            wait_for_delivery(world, b.mailbox, before + 1), f"the message sent from Roundcube did not arrive\n{world.log('postfix')}"
+            wait_for_delivery(world, b.mailbox, before + 1),
+            f"the message sent from Roundcube did not arrive\n{world.log('postfix')}",
         )
-        smtp = [e for e in self.logins(a.mailbox) if e["service"] == world.service("smtp")]
-        self.assertTrue(smtp, f"sending from Roundcube did not log in to SMTP through pam_mfa: {self.logins(a.mailbox)}")
+        entries = self.logins(a.mailbox)
+        smtp = [e for e in entries if e["service"] == world.service("smtp")]
+        self.assertTrue(smtp, f"sending from Roundcube did not log in to SMTP through pam_mfa: {entries}")
         self.assertEqual({(e["ip"], e["result"]) for e in smtp}, {(WEBMAIL_IP, "ok")}, f"SMTP logins: {smtp}")
         b.reload(expect_subject=sent_subject)
         b.open_message(sent_subject, "Written in the browser")
@@ -634,15 +649,24 @@ class WindowOn(WebmailCase):
             methods = {e["method"] for e in entries}
             self.assertIn("webmail_session", methods, f"{u.name}: no reuse recorded as webmail_session: {entries}")
             self.assertTrue(all(e["ip"] == WEBMAIL_IP for e in entries), f"{u.name}: {entries}")
-        _, sessions = world.mfa_ctl("sessions", a.mailbox)
-        self.assertIn(WEBMAIL_IP, json.dumps(sessions), f"mfa-ctl sessions does not list the webmail session: {sessions}")
+        # One open session each, from the webmail's address (all the logins
+        # of a Roundcube session reuse the one string).
+        for u in (a, b):
+            open_ = self.sessions(u.mailbox)
+            self.assertEqual([s["client"] for s in open_], [WEBMAIL_IP], f"{u.name}: mfa-ctl sessions: {open_}")
 
         # From outside the webmail network the same typed string is a replay.
-        self.assertFalse(imap_login(world, b.mailbox, b.typed, "127.0.0.1"), "the webmail string accepted from 127.0.0.1")
+        self.assertFalse(
+            imap_login(world, b.mailbox, b.typed, "127.0.0.1"), "the webmail string accepted from 127.0.0.1"
+        )
         outside = [e for e in self.logins(b.mailbox) if e["ip"] == "127.0.0.1"]
-        self.assertTrue(outside and outside[0]["result"] != "ok", f"the refusal from 127.0.0.1 is not recorded: {outside}")
+        self.assertTrue(
+            outside and outside[0]["result"] != "ok", f"the refusal from 127.0.0.1 is not recorded: {outside}"
+        )
         # ... while an IMAP client on the webmail's address may reuse it.
-        self.assertTrue(imap_login(world, b.mailbox, b.typed, WEBMAIL_IP), "the string refused from the webmail's address")
+        self.assertTrue(
+            imap_login(world, b.mailbox, b.typed, WEBMAIL_IP), "the string refused from the webmail's address"
+        )
         b.check_mail()
 
         # mfa-ctl logout ends a's sessions: the next click shows the login page.
@@ -650,7 +674,9 @@ class WindowOn(WebmailCase):
         a.click_refresh()
         a.expect_login_page("the first click after mfa-ctl logout")
         self.assertFalse(imap_login(world, a.mailbox, a.typed, WEBMAIL_IP), "a's string accepted after logout")
-        # b's session is another mailbox's: still working.
+        self.assertEqual(self.sessions(a.mailbox), [], "mfa-ctl sessions still lists a session after logout")
+        # b's session is another mailbox's: still open, still working.
+        self.assertEqual(len(self.sessions(b.mailbox)), 1, "logout of a ended b's session")
         b.reload(expect_subject=inbox_subject)
         print(f"; inbox screenshot {shot}", end="")
 
