@@ -12,4 +12,6 @@ if ! cargo build --quiet -p pam_mfa -p mfa-ctl; then
 fi
 export E2E_TARGET="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 export PYTHONDONTWRITEBYTECODE=1
-exec timeout --kill-after=30 900 python3 -u tests/e2e/run.py "$@"
+# Debian's Python: the webmail case drives Chromium with Debian's
+# python3-selenium, which another python3 first on PATH would not see.
+exec timeout --kill-after=30 900 /usr/bin/python3 -u tests/e2e/run.py "$@"

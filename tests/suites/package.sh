@@ -4,7 +4,8 @@
 #   1. `make deb`; lintian on the .deb (no errors, no warnings);
 #      `dpkg -i` (+ `apt-get install -f` for dependencies);
 #   2. checks every installed file, its mode and owner, the conffile, the
-#      store (0700 root), the man pages, and that nothing is switched on;
+#      store (0700 root), the man pages, the Roundcube plugin where its README
+#      says (PHP that parses), and that nothing is switched on;
 #   3. runs the INSTALLED `mfa-ctl --help`, enrols a mailbox with it and logs
 #      in through libpam (pamtester) with a service file in /etc/pam.d that
 #      names the module by its bare name `pam_mfa.so`: password+code from
@@ -31,7 +32,7 @@ step() { echo "-- package: $*"; }
 
 # ---- preconditions: every tool present, nothing of ours already installed --
 [ "$(id -u)" = 0 ] || fail "run as root: this test installs and purges the pam-mfa package"
-for tool in make cargo dpkg-buildpackage dh lintian pamtester oathtool openssl man python3 apt-get; do
+for tool in make cargo dpkg-buildpackage dh lintian pamtester oathtool openssl man python3 php apt-get; do
   command -v "$tool" >/dev/null || fail "'$tool' is missing: run 'bash tests/deps.sh' (cargo: rustup)"
 done
 MULTIARCH=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
@@ -108,6 +109,16 @@ check_installed() {
   (cd packaging/examples && find . -type f) | while read -r f; do
     expect_mode "/usr/share/doc/pam-mfa/examples/$f" 644 root:root
     cmp -s "packaging/examples/$f" "/usr/share/doc/pam-mfa/examples/$f" || fail "example $f differs from packaging/examples/$f"
+  done
+  # The Roundcube plugin, a folder to copy as it is into Roundcube's plugins
+  # (its README names this path), uncompressed, and PHP that parses.
+  local plugin=/usr/share/doc/pam-mfa/examples/roundcube/pam_mfa
+  for f in pam_mfa.php localization/en_US.inc localization/de_DE.inc README.md composer.json; do
+    expect_mode "$plugin/$f" 644 root:root
+  done
+  grep -q "$plugin" "$plugin/README.md" || fail "the Roundcube plugin's README does not name where it is installed"
+  for f in "$plugin/pam_mfa.php" "$plugin"/localization/*.inc; do
+    php -l "$f" >/dev/null 2>&1 || fail "$f: $(php -l "$f" 2>&1)"
   done
   # The installed program runs and is the one we built.
   /usr/sbin/mfa-ctl --help >"$TMP/help" || fail "mfa-ctl --help failed"
