@@ -264,12 +264,7 @@ fn a_step_size_of_60_seconds_is_carried_over() {
     assert_eq!((v["period"].as_u64(), v["digits"].as_u64()), (Some(60), Some(6)));
     assert_eq!(v["outcome"], "imported");
     // -D (reuse allowed): noted, since pam_mfa accepts each code once.
-    let kinds: Vec<&str> = v["notes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["kind"].as_str().unwrap())
-        .collect();
+    let kinds = strings(&v, "notes", "kind");
     assert!(kinds.contains(&"reuse_allowed"), "{kinds:?}");
     let t = fresh(60, 8);
     let code = oath_code(&["-b", "-s", "60s"], &secret, t);
@@ -572,12 +567,7 @@ fn a_folder_with_broken_files() {
     )
     .json();
     assert_eq!((v["unchanged"].as_u64(), v["skipped"].as_u64()), (Some(2), Some(6)));
-    let mut kinds: Vec<&str> = v["skipped_entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["kind"].as_str().unwrap())
-        .collect();
+    let mut kinds = strings(&v, "skipped_entries", "kind");
     kinds.sort();
     assert_eq!(
         kinds,
@@ -641,19 +631,9 @@ fn a_list_of_users_and_home_folders() {
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let v = r.json();
-    let imported: Vec<&str> = v["mailboxes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["mailbox"].as_str().unwrap())
-        .collect();
+    let imported = strings(&v, "mailboxes", "mailbox");
     assert_eq!(imported, ["alice@example.org", "bob@example.org"]);
-    let kinds: Vec<&str> = v["skipped_entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["kind"].as_str().unwrap())
-        .collect();
+    let kinds = strings(&v, "skipped_entries", "kind");
     assert_eq!(kinds, ["unreadable", "list_line"], "{v}");
     let (alice, _) = ga_contents(&base.join("alice/.google_authenticator"));
     assert!(login_code(
@@ -709,12 +689,7 @@ trudy trudy
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let v = r.json();
-    let imported: Vec<&str> = v["mailboxes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["mailbox"].as_str().unwrap())
-        .collect();
+    let imported = strings(&v, "mailboxes", "mailbox");
     assert_eq!(imported, ["alice@example.org"], "{v}");
     let kinds: Vec<(&str, &str)> = v["skipped_entries"]
         .as_array()
@@ -767,12 +742,7 @@ trudy trudy
         ],
     )
     .json();
-    let mut kinds: Vec<&str> = v["skipped_entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["kind"].as_str().unwrap())
-        .collect();
+    let mut kinds = strings(&v, "skipped_entries", "kind");
     kinds.sort();
     assert_eq!(
         (v["imported"].as_u64(), kinds),
@@ -1004,12 +974,7 @@ fn a_pam_oath_users_file() {
     )
     .json();
     assert_eq!((v["imported"].as_u64(), v["unchanged"].as_u64()), (Some(1), Some(3)));
-    let mut kinds: Vec<&str> = v["skipped_entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["kind"].as_str().unwrap())
-        .collect();
+    let mut kinds = strings(&v, "skipped_entries", "kind");
     kinds.sort();
     assert_eq!(kinds, ["another_token", "hotp", "too_short_secret", "unknown_type"]);
     let frank = v["mailboxes"]
@@ -1294,12 +1259,7 @@ fn odd_files_are_refused_without_reading_them() {
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "no hang");
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let v = r.json();
-    let kinds: Vec<&str> = v["skipped_entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["kind"].as_str().unwrap())
-        .collect();
+    let kinds = strings(&v, "skipped_entries", "kind");
     // /proc/self is a link; the folder has no .google_authenticator.
     assert_eq!(kinds, ["not_regular", "not_regular", "symlink", "unreadable"], "{v}");
     assert_eq!(v["imported"], 0);
@@ -1318,12 +1278,7 @@ fn odd_files_are_refused_without_reading_them() {
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let v = r.json();
-    let kinds: Vec<&str> = v["skipped_entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["kind"].as_str().unwrap())
-        .collect();
+    let kinds = strings(&v, "skipped_entries", "kind");
     assert_eq!(kinds, ["not_regular", "not_regular"], "{v}");
     let r = ctl(&env, &["import", "oath", path(&fifo)]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
@@ -1436,4 +1391,14 @@ fn bulk_import_100k() {
         PW,
         &oath_code(&["-b"], &secret, fresh(30, 8))
     ));
+}
+
+/// The `key` of every element of the JSON array `v[list]`.
+fn strings<'a>(v: &'a Value, list: &str, key: &str) -> Vec<&'a str> {
+    v[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[key].as_str().unwrap())
+        .collect()
 }

@@ -45,19 +45,7 @@ impl MailboxFile {
     /// Bytes of [`MailboxFile::to_json`], counted without building it (no
     /// copy of the secrets is made).
     pub fn json_len(&self) -> Result<usize, String> {
-        struct Counter(usize);
-        impl std::io::Write for Counter {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0 = self.0.saturating_add(buf.len());
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut n = Counter(0);
-        serde_json::to_writer(&mut n, self).map_err(|e| format!("cannot encode: {e}"))?;
-        Ok(n.0)
+        json_len(self).map_err(|e| format!("cannot encode: {e}"))
     }
 
     /// `Err` names what is wrong (never the content: it could be a secret).
@@ -86,6 +74,25 @@ pub fn json_error(e: &serde_json::Error) -> String {
         _ => "it is not valid JSON".into(),
     };
     format!("{what} (column {})", e.column())
+}
+
+/// Bytes serde_json writes for `value`, counted without building them: a
+/// buffer for a secret is then sized exactly, and no partial copy is left
+/// behind by a growing one.
+pub fn json_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, serde_json::Error> {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Counter(0);
+    serde_json::to_writer(&mut n, value)?;
+    Ok(n.0)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

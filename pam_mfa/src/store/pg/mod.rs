@@ -348,9 +348,8 @@ impl PgStore {
             why: e.to_string(),
             fix: "report this as a bug",
         };
-        let mut size = Counter(0);
-        serde_json::to_writer(&mut size, record).map_err(encode_error)?;
-        let mut json = Zeroizing::new(Vec::with_capacity(size.0));
+        let size = crate::store::records::json_len(record).map_err(encode_error)?;
+        let mut json = Zeroizing::new(Vec::with_capacity(size));
         serde_json::to_writer(&mut *json, record).map_err(encode_error)?;
         self.key()?
             .seal(mb.as_str(), &json)
@@ -597,19 +596,6 @@ impl PgStore {
         c.run_raw(limit, async |cl: &Client| cl.batch_execute("COMMIT").await)
             .map_err(|f| step("committing the schema set-up", f))?;
         Ok(made)
-    }
-}
-
-/// Counts what serde_json writes, to size the buffer of a secret exactly.
-struct Counter(usize);
-
-impl std::io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 = self.0.saturating_add(buf.len());
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
