@@ -123,7 +123,7 @@ fn admin_message(f: &mut fmt::Formatter<'_>, e: &AdminError) -> fmt::Result {
                  mfa-ctl list --weak lists such mailboxes)"
             ),
             Refusal::ImportWouldReplace { .. } => write!(f, "{r}; --replace imports it anyway"),
-            Refusal::ImportRefused { .. } => write!(f, "{r}"),
+            Refusal::ImportRefused { .. } | Refusal::ImportAfterDisable { .. } => write!(f, "{r}"),
             Refusal::WrongEnrolmentCode { .. }
             | Refusal::WrongCode { .. }
             | Refusal::CodeReplayed

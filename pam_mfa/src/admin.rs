@@ -123,6 +123,10 @@ pub enum Refusal {
         mailbox: String,
         codes_only: bool,
     },
+    /// The mailbox had MFA that was switched off since.
+    ImportAfterDisable {
+        mailbox: String,
+    },
 }
 
 /// A request that cannot be carried out as given.
@@ -258,6 +262,12 @@ impl fmt::Display for Refusal {
                 f,
                 "{mailbox} has this secret already, with other recovery codes (made since the last import, or \
                  scratch codes that have changed); importing would replace them"
+            ),
+            Refusal::ImportAfterDisable { mailbox } => write!(
+                f,
+                "{mailbox} had MFA, and it was switched off since (mfa-ctl disable: a lost or stolen phone?); \
+                 the file may hold the secret given up. Ask the user to enrol, or import with --replace if this \
+                 secret is the one to use"
             ),
         }
     }
@@ -1427,6 +1437,7 @@ fn refusal_kind(r: &Refusal) -> &'static str {
     match r {
         Refusal::DomainDisabled { .. } => "domain_disabled",
         Refusal::ImportWouldReplace { .. } => "would_replace",
+        Refusal::ImportAfterDisable { .. } => "switched_off",
         _ => "refused",
     }
 }
@@ -1474,18 +1485,34 @@ impl Admin {
             None => self.store.read_mailbox(mb)?.unwrap_or_default(),
         };
         let has_seed = record.totp.as_ref().is_some_and(|t| same_seed(t, &seed));
-        // A file without scratch codes leaves recovery codes made since alone.
-        let has_codes = hashes.is_empty()
-            || record
-                .recovery
-                .as_ref()
-                .is_some_and(|r| r.scratch && r.hashes == hashes);
+        // The codes the mailbox keeps: the file's scratch codes, unless it
+        // holds them already, or (same secret) the user has replaced them
+        // with ours since (`mfa-ctl recovery-codes`, as the README advises).
+        let ours_since = has_seed && record.recovery.as_ref().is_some_and(|r| !r.scratch);
+        let has_codes = ours_since
+            || if hashes.is_empty() {
+                // A file without scratch codes leaves codes made since alone,
+                // unless the secret changes: then they go with the old one.
+                has_seed || record.recovery.is_none()
+            } else {
+                record
+                    .recovery
+                    .as_ref()
+                    .is_some_and(|r| r.scratch && r.hashes == hashes)
+            };
+        // MFA an admin switched off (`disable`, a lost or stolen phone):
+        // the file may hold the very secret that was given up.
+        let switched_off = !record.enrolled() && state.last_step.is_some();
         let outcome = if has_seed && has_codes {
             ImportOutcome::Unchanged
-        } else if !record.enrolled() {
+        } else if !record.enrolled() && !switched_off {
             ImportOutcome::Imported
         } else if opts.replace {
             ImportOutcome::Replaced
+        } else if switched_off {
+            return Ok(Err(Refusal::ImportAfterDisable {
+                mailbox: mb.to_string(),
+            }));
         } else {
             return Ok(Err(Refusal::ImportWouldReplace {
                 mailbox: mb.to_string(),
@@ -1496,25 +1523,53 @@ impl Admin {
             let mut next = record.clone();
             next.totp = Some(seed.clone());
             next.pending = None;
-            next.recovery = if token.scratch_codes.is_empty() {
-                None
-            } else {
-                Some(recovery::from_codes(mb.as_str(), &token.scratch_codes, now)?)
-            };
             let mut next_state = state.clone();
-            lockout::reset(&mut next_state);
-            next_state.recovery_set = None;
-            next_state.recovery_used.clear();
-            // The replay guard is the secret's: steps the old module used
-            // (google-authenticator's DISALLOW_REUSE), and ours if the
-            // secret and its step size stay the same.
-            let same_steps = record.totp.as_ref().is_some_and(|t| {
-                crate::secret::ct_eq(t.secret.as_bytes(), seed.secret.as_bytes()) && t.period == seed.period
-            });
-            let ours = state.last_step.filter(|_| same_steps);
+            if !has_codes {
+                // A code used here stays used in the new set (a code's hash
+                // is the same in every set of the mailbox): the file may
+                // still list codes the old module never saw used.
+                let used: Vec<&String> = record
+                    .recovery
+                    .iter()
+                    .flat_map(|set| {
+                        state
+                            .recovery_used_of(&set.id)
+                            .iter()
+                            .filter_map(|&i| set.hashes.get(usize::from(i)))
+                    })
+                    .collect();
+                let set = if token.scratch_codes.is_empty() {
+                    None
+                } else {
+                    Some(recovery::from_codes(mb.as_str(), &token.scratch_codes, now)?)
+                };
+                next_state.recovery_set = set.as_ref().map(|s| s.id.clone());
+                next_state.recovery_used = set
+                    .iter()
+                    .flat_map(|s| s.hashes.iter().enumerate())
+                    .filter(|(_, h)| used.contains(h))
+                    .filter_map(|(i, _)| u16::try_from(i).ok())
+                    .collect();
+                next.recovery = set;
+            }
+            if !has_seed {
+                // A new secret starts with a clean slate; the same secret
+                // keeps its failures and block, whatever the file says.
+                lockout::reset(&mut next_state);
+                // As a new enrolment: the old seed's webmail sessions end.
+                self.end_sessions(mb, &mut next_state, now)?;
+            }
+            // The replay guard: steps the old module used (its
+            // DISALLOW_REUSE), and ours, kept whatever the secret (a past
+            // step blocks no future code): a secret given up and imported
+            // again must not accept its used codes once more. Ours is
+            // counted in the old seed's step size (the file's, when the
+            // mailbox has no seed now) and never past the current step.
+            let old_period = record.totp.as_ref().map_or(seed.period, |t| t.period).max(1);
+            let ours = state
+                .last_step
+                .map(|s| (s.saturating_mul(old_period) / seed.period.max(1)).min(now / seed.period.max(1)));
             next_state.last_step = ours.max(token.last_step);
-            // As a new enrolment: the old seed's webmail sessions end.
-            self.end_sessions(mb, &mut next_state, now)?;
             webmail::ensure_key(&mut next)?;
             lock.write(&next, &next_state)?;
             self.audit(&format!(
@@ -1601,6 +1656,14 @@ impl Admin {
                 u if u.ends_with('~') => Err((
                     "file_name",
                     "a temporary file google-authenticator left behind".to_string(),
+                )),
+                // The file's owner is checked against the name as written:
+                // `Alice` (a system user of that name) must not stand for
+                // the mailbox `alice`, whose own file would then be a
+                // duplicate.
+                u if u.chars().any(|c| c.is_uppercase()) => Err((
+                    "file_name",
+                    "has upper-case letters; mailbox names are lower case, and the file of user alice must be named alice".to_string(),
                 )),
                 // Whoever may put a file in the folder must not enrol a
                 // mailbox of another domain by naming it so.

@@ -1402,3 +1402,146 @@ fn strings<'a>(v: &'a Value, list: &str, key: &str) -> Vec<&'a str> {
         .map(|e| e[key].as_str().unwrap())
         .collect()
 }
+
+fn status(env: &Env, mb: &str) -> Value {
+    ctl(env, &["status", mb, "--json"]).json()
+}
+
+/// The same file imported again with --replace, after the user spent a
+/// scratch code, replaced the scratch codes with ours (as the README
+/// advises) and an attacker ran the mailbox into the block: nothing of
+/// that is undone (the secret is the same).
+#[test]
+fn replace_with_the_same_secret_undoes_nothing() {
+    let env = Env::quick(BLOCK_AFTER_3);
+    env.set_password(ALICE, PW);
+    let file = input_dir(&env, "home").join("ga");
+    google_authenticator(&file, DEBIAN);
+    let (_, scratch) = ga_contents(&file);
+    assert_eq!(
+        ctl(&env, &["import", "google-authenticator", ALICE, path(&file)]).code,
+        0
+    );
+    let login = |typed: &str| env.login("mail", ALICE, &format!("{PW}{typed}")).ok();
+    assert!(login(&dashed(&scratch[0])));
+    let ours = ctl(&env, &["--json", "recovery-codes", ALICE]).json();
+    let our_code = ours["codes"][0].as_str().unwrap().to_string();
+    for g in ["abcd-efgh-jkm2", "abcd-efgh-jkm3", "abcd-efgh-jkm4"] {
+        assert!(!login(g));
+    }
+    assert_eq!(status(&env, ALICE)["lock"], "blocked");
+    let r = ctl(
+        &env,
+        &[
+            "--json",
+            "import",
+            "google-authenticator",
+            ALICE,
+            path(&file),
+            "--replace",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["outcome"], "unchanged", "{}", r.stdout);
+    assert_eq!(status(&env, ALICE)["lock"], "blocked");
+    assert!(ctl(&env, &["unlock", ALICE]).code == 0);
+    assert!(!login(&dashed(&scratch[0])), "a used scratch code stays used");
+    assert!(login(&our_code), "the codes made since are kept");
+}
+
+/// google-authenticator drops a scratch code from its file when it is used
+/// there; the import of the changed file keeps the codes used here used.
+#[test]
+fn codes_used_here_stay_used_when_the_file_changes() {
+    let env = Env::quick("");
+    env.set_password(ALICE, PW);
+    let file = input_dir(&env, "home").join("ga");
+    google_authenticator(&file, DEBIAN);
+    let (_, scratch) = ga_contents(&file);
+    assert_eq!(
+        ctl(&env, &["import", "google-authenticator", ALICE, path(&file)]).code,
+        0
+    );
+    let login = |typed: &str| env.login("mail", ALICE, &format!("{PW}{typed}")).ok();
+    assert!(login(&dashed(&scratch[0])));
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&file, text.replace(&format!("{}\n", scratch[4]), "")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let r = ctl(
+        &env,
+        &["import", "google-authenticator", ALICE, path(&file), "--replace"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!login(&dashed(&scratch[0])), "used here: still used");
+    assert!(!login(&dashed(&scratch[4])), "dropped by the file: gone");
+    assert!(login(&dashed(&scratch[1])));
+}
+
+/// A stolen phone: MFA switched off by an admin; running the same import
+/// again does not bring the given-up secret back (refused without
+/// --replace), and with --replace the replay guard is kept.
+#[test]
+fn a_rerun_after_disable_is_refused_and_keeps_the_replay_guard() {
+    let env = Env::quick("");
+    env.set_password(ALICE, PW);
+    let home = input_dir(&env, "ga");
+    let file = home.join("alice");
+    google_authenticator(&file, DEBIAN);
+    let (secret, _) = ga_contents(&file);
+    let dir_import = |extra: &[&str]| {
+        let mut args = vec![
+            "import",
+            "google-authenticator",
+            "--dir",
+            path(&home),
+            "--domain",
+            DOMAIN,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        ctl(&env, &args)
+    };
+    assert_eq!(dir_import(&[]).json()["imported"], 1);
+    let code = oathtool(&secret, fresh(30, 12));
+    assert!(env.login("mail", ALICE, &format!("{PW}{code}")).ok());
+    assert_eq!(ctl(&env, &["disable", ALICE, "--force"]).code, 0);
+    let r = dir_import(&[]);
+    let v = r.json();
+    assert_eq!(v["imported"], 0, "{v}");
+    assert_eq!(strings(&v, "skipped_entries", "kind"), ["switched_off"], "{v}");
+    assert_eq!(status(&env, ALICE)["state"], "disabled", "{v}");
+    assert_eq!(dir_import(&["--replace"]).json()["replaced"], 1);
+    assert!(
+        !env.login("mail", ALICE, &format!("{PW}{code}")).ok(),
+        "the code used before the disable is a replay"
+    );
+}
+
+/// In a folder, a file's owner is checked against its name as written; a
+/// name with capitals (a system user `ALICE`) never stands for `alice`.
+#[test]
+fn file_names_with_capitals_name_no_mailbox() {
+    let env = Env::new();
+    let dir = input_dir(&env, "ga");
+    google_authenticator(&dir.join("ALICE"), DEBIAN);
+    google_authenticator(&dir.join("alice"), DEBIAN);
+    let (secret, _) = ga_contents(&dir.join("alice"));
+    let v = ctl(
+        &env,
+        &[
+            "import",
+            "google-authenticator",
+            "--dir",
+            path(&dir),
+            "--domain",
+            DOMAIN,
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(strings(&v, "mailboxes", "mailbox"), ["alice@example.org"], "{v}");
+    assert_eq!(strings(&v, "skipped_entries", "kind"), ["file_name"], "{v}");
+    env.set_password(ALICE, PW);
+    assert!(login_code(&env, ALICE, PW, &oathtool(&secret, fresh(30, 6))));
+}
