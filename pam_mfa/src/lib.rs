@@ -11,6 +11,7 @@
 //! | rate limit / lock-out | [`lockout`] |
 //! | password+code splitting | [`split`] |
 //! | required/optional/disabled | [`policy`] |
+//! | codes by text message: numbers, limits | [`sms`] |
 //! | what any store must do | [`store::backend`] |
 //! | files, locking, atomic writes | [`store`] |
 //! | PAM entry points, all `unsafe` | [`ffi`] ([`ffi::pam`], [`ffi::sys`]) |
@@ -41,6 +42,7 @@ pub mod policy;
 pub mod recovery;
 pub mod seal;
 pub mod secret;
+pub mod sms;
 pub mod split;
 pub mod store;
 pub mod text;
