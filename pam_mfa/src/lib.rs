@@ -12,6 +12,7 @@
 //! | password+code splitting | [`split`] |
 //! | required/optional/disabled | [`policy`] |
 //! | codes by text message: numbers, limits | [`sms`] |
+//! | running the delivery command | [`deliver`] |
 //! | what any store must do | [`store::backend`] |
 //! | files, locking, atomic writes | [`store`] |
 //! | PAM entry points, all `unsafe` | [`ffi`] ([`ffi::pam`], [`ffi::sys`]) |
@@ -28,6 +29,7 @@ pub mod args;
 pub mod clock;
 pub mod config;
 pub mod decide;
+pub mod deliver;
 pub mod doctor;
 pub mod duration;
 pub mod ffi;
