@@ -124,6 +124,16 @@ fn admin_message(f: &mut fmt::Formatter<'_>, e: &AdminError) -> fmt::Result {
             ),
             Refusal::ImportWouldReplace { .. } => write!(f, "{r}; --replace imports it anyway"),
             Refusal::ImportRefused { .. } => write!(f, "{r}"),
+            Refusal::NoSmsNumber { mailbox } => write!(f, "{r}; add one with: mfa-ctl sms add {mailbox} NUMBER"),
+            Refusal::NoSmsPending { mailbox } | Refusal::SmsConfirmTriesUsedUp { mailbox } => {
+                write!(f, "{r}; text a new code with: mfa-ctl sms add {mailbox} NUMBER")
+            }
+            Refusal::SmsLastFactor { .. } => write!(f, "{r} (--force)"),
+            Refusal::SmsNumberAlreadyConfirmed { .. }
+            | Refusal::SmsResendTooSoon { .. }
+            | Refusal::SmsHourlyCap { .. }
+            | Refusal::WrongSmsCode { .. }
+            | Refusal::SmsCodeExpired { .. } => write!(f, "{r}"),
             Refusal::WrongEnrolmentCode { .. }
             | Refusal::WrongCode { .. }
             | Refusal::CodeReplayed

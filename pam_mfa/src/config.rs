@@ -226,7 +226,7 @@ pub struct SmsConfig {
     /// How long a sent code is valid.
     #[serde(deserialize_with = "de_duration")]
     pub code_lifetime: u64,
-    /// No new message while the last one is younger than this.
+    /// No new message while the code sent last is unused and younger than this.
     #[serde(deserialize_with = "de_duration")]
     pub resend_after: u64,
     /// Messages per mailbox within any hour.

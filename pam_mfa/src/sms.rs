@@ -275,10 +275,13 @@ fn recent(state: &MailboxState, now: u64) -> impl Iterator<Item = u64> + '_ {
         .filter(move |at| now.saturating_sub(*at) < HOUR)
 }
 
-/// Whether a text may be sent to the mailbox at `now`.
+/// Whether a text may be sent to the mailbox at `now`: not while the code
+/// sent last is unused and younger than `resend_after` (once it is typed
+/// in, or its number confirmed, the next login may need a new one at
+/// once), and never more than `max_per_hour` within an hour.
 pub fn may_send(state: &MailboxState, cfg: &SmsConfig, now: u64) -> Result<(), Limit> {
-    if let Some(last) = recent(state, now).max() {
-        let until = last.saturating_add(cfg.resend_after);
+    if let Some(last) = state.sms_code.as_ref().filter(|s| !s.used) {
+        let until = last.at.saturating_add(cfg.resend_after);
         if now < until {
             return Err(Limit::ResendTooSoon { until });
         }
@@ -484,9 +487,21 @@ mod tests {
             Err(Limit::HourlyCap { until: T + HOUR })
         );
         assert_eq!(may_send(&s, &c, T + HOUR), Ok(()), "the first send is an hour old");
+        // A code typed in lifts the resend block (not the hourly cap).
+        record_send(&mut s, &rec, MB, NUM, Purpose::Login, "555555", T + 2 * HOUR);
+        assert_eq!(
+            may_send(&s, &c, T + 2 * HOUR + 1),
+            Err(Limit::ResendTooSoon {
+                until: T + 2 * HOUR + 60
+            })
+        );
+        if let Some(sent) = s.sms_code.as_mut() {
+            sent.used = true;
+        }
+        assert_eq!(may_send(&s, &c, T + 2 * HOUR + 1), Ok(()));
         // Old sends are forgotten as new ones are recorded: the list stays short.
-        record_send(&mut s, &rec, MB, NUM, Purpose::Login, "444444", T + 3 * HOUR);
-        assert_eq!(s.sms_sent, [T + 3 * HOUR]);
+        record_send(&mut s, &rec, MB, NUM, Purpose::Login, "444444", T + 3 * HOUR + 1);
+        assert_eq!(s.sms_sent, [T + 3 * HOUR + 1]);
         // resend_after = 0: only the hourly cap.
         let c0 = SmsConfig {
             resend_after: 0,

@@ -411,6 +411,7 @@ fn clock_extremes_on_the_pure_decision() {
             service: "imap",
             rhost: None,
             now,
+            new_sms_code: None,
         };
         let policy = DomainPolicy::default_for(Policy::Required);
         let factor = Factor::Totp(code.clone());
