@@ -10,6 +10,6 @@ if ! cargo build --quiet -p pam_mfa -p mfa-ctl; then
   echo "0 passed, 1 failed"
   exit 1
 fi
-export E2E_TARGET="$PWD/target/debug"
+export E2E_TARGET="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 export PYTHONDONTWRITEBYTECODE=1
 exec timeout --kill-after=30 900 python3 -u tests/e2e/run.py "$@"
