@@ -20,6 +20,9 @@ PACKAGES=(
   postgresql
   # end-to-end suite and demo (tests/e2e, packaging/demo.sh): real Dovecot and Postfix
   dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix
+  # the shipped HTTP delivery command for codes by text message, run by the
+  # end-to-end suite (packaging/examples/sms/pam_mfa-send-sms-http)
+  curl
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
