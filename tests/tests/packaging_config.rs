@@ -40,6 +40,13 @@ fn shipped_config_mentions_every_key() {
         "[state]",
         "keep_logins = ",
         "durable = ",
+        "#[sms]",
+        "#command = ",
+        "#timeout = ",
+        "#code_lifetime = ",
+        "#resend_after = ",
+        "#max_per_hour = ",
+        "#message = ",
         "#[postgres]",
         "#url = ",
         "#password_file = ",
@@ -71,7 +78,8 @@ fn commented_examples_parse_when_uncommented() {
         .lines()
         .map(|l| {
             let bare = l.trim_start_matches('#');
-            if l.starts_with("#[postgres]") || (l.starts_with('#') && bare.contains(" = ") && !l.starts_with("# ")) {
+            let header = l.starts_with("#[postgres]") || l.starts_with("#[sms]");
+            if header || (l.starts_with('#') && bare.contains(" = ") && !l.starts_with("# ")) {
                 bare.to_string()
             } else {
                 l.to_string()
@@ -84,4 +92,14 @@ fn commented_examples_parse_when_uncommented() {
     assert_eq!(c.backend, pam_mfa::config::BackendKind::Postgres);
     assert!(pg.url.contains("pam_mfa_login@") && pg.admin_url.unwrap().contains("pam_mfa_admin@"));
     assert_eq!((pg.connect_timeout, pg.statement_timeout), (2, 2));
+    // The text-message section: its values are the defaults of a section
+    // that names a command.
+    let sms = c.sms.unwrap();
+    assert_eq!(
+        sms,
+        pam_mfa::config::SmsConfig {
+            command: "/usr/local/sbin/pam_mfa-send-sms".into(),
+            ..Default::default()
+        }
+    );
 }
