@@ -135,8 +135,9 @@ pub enum AdminCommand {
     ///
     /// What a hosting panel calls when its user clicks "text me a code"
     /// (the panel must have checked who is asking). The same limits as a
-    /// login without a code: none while the last text is younger than
-    /// sms.resend_after, at most sms.max_per_hour, none to a locked mailbox;
+    /// login without a code: none while the code texted last is unused and
+    /// younger than sms.resend_after, at most sms.max_per_hour, none to a
+    /// locked mailbox;
     /// a new code replaces the one sent before. Exit status: 0 sent; 1
     /// refused (no number, a limit, locked; nothing sent); 2 the delivery
     /// command failed, timed out or is missing or unsafe (the attempt still
