@@ -307,9 +307,16 @@ fn a_slow_command_is_killed_at_the_timeout() {
         .trim()
         .parse()
         .unwrap();
-    for pid in [msg.pid, child] {
-        assert!(gone(pid), "process {pid} of the delivery command is still running");
-    }
+    // The command was this process's child: reaped, not even a zombie.
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", msg.pid)).exists(),
+        "the delivery command {} was not reaped",
+        msg.pid
+    );
+    assert!(
+        gone(child),
+        "what the delivery command started ({child}) is still running"
+    );
 }
 
 fn gone(pid: u32) -> bool {
@@ -360,14 +367,9 @@ fn a_missing_or_unsafe_command_is_refused_with_what_to_fix() {
     assert!(logs.contains("does not exist; install it or fix sms.command"), "{logs}");
 }
 
-/// 16 processes log in with the password alone at once: one text, whatever
-/// the store (files: the mailbox lock; PostgreSQL: the row's version).
-#[test]
-fn parallel_logins_text_once() {
-    let gw = Gateway::new();
-    let env = env_with(&gw, "resend_after = \"60s\"\nmax_per_hour = 60\n");
-    give_number(&env);
-    let n = 16;
+/// `n` processes each logging in once with `typed`, at the same moment;
+/// their pam_authenticate results.
+fn parallel_logins(env: &Env, n: usize, typed: &str) -> Vec<i32> {
     let mut workers: Vec<_> = (0..n)
         .map(|_| {
             let mut child = Command::new(env!("CARGO_BIN_EXE_login_worker"))
@@ -386,21 +388,59 @@ fn parallel_logins_text_once() {
         })
         .collect();
     for (_, stdin, _) in &mut workers {
-        writeln!(stdin, "mail\t{ALICE}\t{PW}").unwrap();
+        writeln!(stdin, "mail\t{ALICE}\t{typed}").unwrap();
         stdin.flush().unwrap();
     }
-    for (mut child, stdin, mut stdout) in workers {
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert!(line.starts_with(&format!("{PAM_AUTH_ERR} ")), "{line}");
-        drop(stdin);
-        child.wait().unwrap();
-    }
+    workers
+        .into_iter()
+        .map(|(mut child, stdin, mut stdout)| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            drop(stdin);
+            child.wait().unwrap();
+            line.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+/// 16 processes log in with the password alone at once: one text, whatever
+/// the store (files: the mailbox lock; PostgreSQL: the row's version).
+#[test]
+fn parallel_logins_text_once() {
+    let gw = Gateway::new();
+    let env = env_with(&gw, "resend_after = \"60s\"\nmax_per_hour = 60\n");
+    give_number(&env);
+    let n = 16;
+    let results = parallel_logins(&env, n, PW);
+    assert_eq!(results, vec![PAM_AUTH_ERR; n]);
     let msgs = gw.messages();
     assert_eq!(msgs.len(), 1, "{n} parallel logins sent {} texts", msgs.len());
     let logs = env.logs().join("\n");
     assert_eq!(logs.matches("reason=\"code sent by sms\"").count(), 1, "{logs}");
     assert!(env.login("mail", ALICE, &format!("{PW}{}", msgs[0].code())).ok());
+}
+
+/// One texted code raced by 16 processes: exactly one logs in, the others
+/// are replays (not counted).
+#[test]
+fn one_texted_code_raced_logs_in_once() {
+    let gw = Gateway::new();
+    let env = env_with(&gw, "");
+    give_number(&env);
+    assert_eq!(env.login("mail", ALICE, PW).auth, PAM_AUTH_ERR);
+    let code = gw.one_more(0).code().to_string();
+    let n = 16;
+    let results = parallel_logins(&env, n, &format!("{PW}{code}"));
+    assert_eq!(results.iter().filter(|r| **r == PAM_SUCCESS).count(), 1, "{results:?}");
+    let admin = env.admin();
+    let state = admin
+        .store
+        .read_mailbox(&admin.mailbox(ALICE).unwrap())
+        .unwrap()
+        .unwrap()
+        .state;
+    assert_eq!(state.failures, 0, "replays were counted as failures");
+    assert_eq!(gw.messages().len(), 1);
 }
 
 /// With `verify prompt` (a service that speaks the conversation), an empty
@@ -553,4 +593,125 @@ fn removing_the_only_factor_of_a_required_domain() {
     );
     assert_eq!(env.login("mail", ALICE, PW).auth, PAM_AUTH_ERR);
     assert_eq!(gw.messages().len(), 1);
+}
+
+// ---- the host process ----
+
+const CHILD_ENV: &str = "PAM_MFA_SMS_TEST_CHILD";
+
+/// Runs the ignored test `name` alone in a process of its own (its threads,
+/// children and signal dispositions are what it checks).
+fn run_child(name: &str) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--test-threads=1", "--nocapture"])
+        .env(CHILD_ENV, name)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains(&format!("CHILD {name} OK")),
+        "child {name}:\n{text}"
+    );
+}
+
+fn in_child(name: &str) -> bool {
+    std::env::var(CHILD_ENV).is_ok_and(|v| v == name)
+}
+
+/// This process's threads, its children (of every thread), and its
+/// ignored and caught signals: what a login inside a host must leave as it
+/// found it.
+fn host() -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut threads = Vec::new();
+    let mut children = Vec::new();
+    for e in std::fs::read_dir("/proc/self/task").unwrap() {
+        let e = e.unwrap();
+        threads.push(e.file_name().to_string_lossy().into_owned());
+        let c = std::fs::read_to_string(e.path().join("children")).unwrap_or_default();
+        children.extend(c.split_whitespace().map(str::to_string));
+    }
+    threads.sort();
+    let signals = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("SigIgn:") || l.starts_with("SigCgt:"))
+        .map(str::to_string)
+        .collect();
+    (threads, children, signals)
+}
+
+/// Texting inside the host process leaves no thread, no child (not even a
+/// zombie) and no changed signal disposition behind, whether the command
+/// succeeds, fails or is killed at its timeout.
+#[test]
+fn the_host_process_is_left_as_it_was() {
+    run_child("child_host");
+}
+
+#[test]
+#[ignore = "run by the_host_process_is_left_as_it_was in a process of its own"]
+fn child_host() {
+    if !in_child("child_host") {
+        return;
+    }
+    let ok = Gateway::new();
+    let failing = Gateway::with("exit 1");
+    let slow = Gateway::with("sleep 30");
+    let env = env_with(&ok, "resend_after = 0\ntimeout = \"1s\"\n");
+    give_number(&env);
+    env.logs();
+    let before = host();
+    assert!(before.1.is_empty(), "children before: {before:?}");
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    for gw in [&ok, &failing, &slow] {
+        let text = config.replace(&ok.command.display().to_string(), &gw.command.display().to_string());
+        let tmp = env.dir.path().join("next.toml");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&tmp, &env.config).unwrap();
+        assert_eq!(env.login("mail", ALICE, PW).auth, PAM_AUTH_ERR);
+        assert_eq!(gw.messages().len(), 1, "{}", gw.command.display());
+        assert_eq!(host(), before, "after a login texting through {}", gw.command.display());
+    }
+    let logs = env.logs().join("\n");
+    assert_eq!(logs.matches("reason=\"code sent by sms\"").count(), 1, "{logs}");
+    assert_eq!(logs.matches("reason=\"code could not be sent\"").count(), 2, "{logs}");
+    println!("CHILD child_host OK");
+}
+
+/// A host that ignores SIGCHLD (its children are reaped by the kernel, so
+/// their exit status is lost): the send counts as failed, promptly, with a
+/// log line that says why.
+#[test]
+fn a_host_that_ignores_sigchld_fails_closed() {
+    run_child("child_sigchld_ignored");
+}
+
+#[test]
+#[ignore = "run by a_host_that_ignores_sigchld_fails_closed in a process of its own"]
+fn child_sigchld_ignored() {
+    if !in_child("child_sigchld_ignored") {
+        return;
+    }
+    let gw = Gateway::new();
+    let env = env_with(&gw, "resend_after = 0\n");
+    give_number(&env);
+    env.logs();
+    // SAFETY: setting a signal's disposition to SIG_IGN, in a process of
+    // this test's own (no other test runs in it).
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let t = Instant::now();
+    assert_eq!(env.login("mail", ALICE, PW).auth, PAM_AUTH_ERR);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(gw.messages().len(), 1);
+    let logs = env.logs().join("\n");
+    assert!(
+        logs.contains("reason=\"code could not be sent\"") && logs.contains("(SIGCHLD ignored or handled)"),
+        "{logs}"
+    );
+    println!("CHILD child_sigchld_ignored OK");
 }
