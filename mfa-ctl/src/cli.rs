@@ -347,12 +347,15 @@ pub enum SmsCmd {
     /// its leading 0, 8 to 15 digits (spaces and dashes between them are
     /// fine), e.g. +49 151 23456789. A number already confirmed stays in
     /// force until the new one is confirmed, so a mistyped number locks
-    /// nobody out. Held to the same limits as login codes.
+    /// nobody out. Held to the same limits as login codes. A mailbox that
+    /// has MFA on (the app or a number) needs --code or --force.
     Add {
         #[arg(value_name = "MAILBOX")]
         mailbox: String,
         #[arg(value_name = "NUMBER", allow_hyphen_values = true)]
         number: String,
+        #[command(flatten)]
+        proof: ProofArgs,
     },
     /// Turn the pending number on with the code texted to it
     Confirm {
@@ -362,14 +365,39 @@ pub enum SmsCmd {
         code: String,
     },
     /// Remove the mailbox's number (confirmed or pending)
+    ///
+    /// A confirmed number that is the mailbox's only second factor (no app)
+    /// is removed only with --code or --force, as disable asks; in a domain
+    /// that requires MFA only with --force (its logins then fail until it
+    /// enrols again).
     Remove {
         #[arg(value_name = "MAILBOX")]
         mailbox: String,
-        /// Also where the number is the only second factor of a mailbox in
-        /// a domain that requires MFA (its logins then fail until it enrols)
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        proof: ProofArgs,
     },
+}
+
+/// Proof that the user may change a mailbox's factors, where MFA is on.
+#[derive(Debug, Args)]
+pub struct ProofArgs {
+    /// A current code: the one the app shows, or one texted to the
+    /// mailbox's confirmed number (mfa-ctl send-code)
+    #[arg(long, value_name = "CODE", conflicts_with = "force")]
+    pub code: Option<String>,
+    /// Admin override, e.g. for a lost phone (logged)
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl ProofArgs {
+    pub fn proof(&self) -> pam_mfa::admin::Proof<'_> {
+        match (&self.code, self.force) {
+            (Some(c), _) => pam_mfa::admin::Proof::Code(c),
+            (None, true) => pam_mfa::admin::Proof::Force,
+            (None, false) => pam_mfa::admin::Proof::None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -587,6 +615,9 @@ mod tests {
         assert_eq!(number, "+49 151 2345 6789");
         assert!(Cli::try_parse_from(["mfa-ctl", "sms", "confirm", "a@b.c", "123456"]).is_ok());
         assert!(Cli::try_parse_from(["mfa-ctl", "sms", "remove", "a@b.c", "--force"]).is_ok());
+        let add = ["mfa-ctl", "sms", "add", "a@b.c", "+4915123456789"];
+        assert!(Cli::try_parse_from([&add[..], &["--code", "123456"]].concat()).is_ok());
+        assert!(Cli::try_parse_from([&add[..], &["--code", "1", "--force"]].concat()).is_err());
         assert!(Cli::try_parse_from(["mfa-ctl", "send-code", "a@b.c"]).is_ok());
         assert!(Cli::try_parse_from(["mfa-ctl", "sms", "add", "a@b.c"]).is_err());
     }

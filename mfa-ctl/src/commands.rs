@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::show::{self, Reply, list_or, when, when_or};
 use crate::{enroll, qr};
 use pam_mfa::admin::{
-    Admin, AppPasswordView, DomainView, Enrolment, LockState, LoginNeeds, LoginView, MfaState, SentView, Status,
+    Admin, AppPasswordView, DomainView, Enrolment, LockState, LoginNeeds, LoginView, MfaState, Proof, SentView, Status,
 };
 use pam_mfa::doctor::{self, Finding, Level};
 use pam_mfa::duration;
@@ -56,12 +56,15 @@ pub fn run(admin: &Admin, command: AdminCommand, ui: &Ui, now: u64) -> Result<Re
         AdminCommand::AppPassword(AppPasswordCmd::Revoke { mailbox, label }) => {
             app_password_revoke(admin, &admin.mailbox(&mailbox)?, &label)
         }
-        AdminCommand::Sms(SmsCmd::Add { mailbox, number }) => sms_add(admin, &admin.mailbox(&mailbox)?, &number, now),
+        AdminCommand::Sms(SmsCmd::Add { mailbox, number, proof }) => {
+            let mb = admin.mailbox(&mailbox)?;
+            sms_add(admin, &mb, &number, proof.proof(), now)
+        }
         AdminCommand::Sms(SmsCmd::Confirm { mailbox, code }) => {
             sms_confirm(admin, &admin.mailbox(&mailbox)?, &code, now)
         }
-        AdminCommand::Sms(SmsCmd::Remove { mailbox, force }) => {
-            sms_remove(admin, &admin.mailbox(&mailbox)?, force, now)
+        AdminCommand::Sms(SmsCmd::Remove { mailbox, proof }) => {
+            sms_remove(admin, &admin.mailbox(&mailbox)?, proof.proof(), now)
         }
         AdminCommand::SendCode(a) => send_code(admin, &admin.mailbox(&a.mailbox)?, now),
         AdminCommand::Logins { mailbox, limit } => logins(admin, &admin.mailbox(&mailbox)?, limit),
@@ -429,8 +432,8 @@ fn app_password_revoke(admin: &Admin, mb: &Mailbox, label: &str) -> Result<Reply
 
 // ---- codes by text message ----
 
-fn sms_add(admin: &Admin, mb: &Mailbox, number: &str, now: u64) -> Result<Reply> {
-    let sent = admin.sms_add(mb, number, now)?;
+fn sms_add(admin: &Admin, mb: &Mailbox, number: &str, proof: Proof<'_>, now: u64) -> Result<Reply> {
+    let sent = admin.sms_add(mb, number, proof, now)?;
     let human = format!(
         "A confirmation code was texted to {} for {mb}. The number is pending until it is confirmed with:\n  \
          mfa-ctl sms confirm {mb} CODE\nThe code is valid until {}.\n",
@@ -453,8 +456,9 @@ fn sms_confirm(admin: &Admin, mb: &Mailbox, code: &str, now: u64) -> Result<Repl
     ))
 }
 
-fn sms_remove(admin: &Admin, mb: &Mailbox, force: bool, now: u64) -> Result<Reply> {
-    let removed = admin.sms_remove(mb, force)?;
+fn sms_remove(admin: &Admin, mb: &Mailbox, proof: Proof<'_>, now: u64) -> Result<Reply> {
+    let force = proof == Proof::Force;
+    let removed = admin.sms_remove(mb, proof, now)?;
     let after = admin.status(mb, now)?;
     let mut human = format!("The number {removed} is removed from {mb}; no more codes are texted to it.\n");
     if after.login_needs == LoginNeeds::EnrolmentRequired {

@@ -129,6 +129,10 @@ fn admin_message(f: &mut fmt::Formatter<'_>, e: &AdminError) -> fmt::Result {
                 write!(f, "{r}; text a new code with: mfa-ctl sms add {mailbox} NUMBER")
             }
             Refusal::SmsLastFactor { .. } => write!(f, "{r} (--force)"),
+            Refusal::ProofNeeded { mailbox } => write!(
+                f,
+                "{r}: --code CODE (the app's, or one texted with: mfa-ctl send-code {mailbox}), or --force"
+            ),
             Refusal::SmsNumberAlreadyConfirmed { .. }
             | Refusal::SmsResendTooSoon { .. }
             | Refusal::SmsHourlyCap { .. }

@@ -166,6 +166,11 @@ pub enum Refusal {
     SmsConfirmTriesUsedUp {
         mailbox: String,
     },
+    /// The mailbox has MFA on: changing its factors needs a current code
+    /// (or an admin's override).
+    ProofNeeded {
+        mailbox: String,
+    },
     /// Removing the number would leave a mailbox of a `required` domain
     /// without MFA.
     SmsLastFactor {
@@ -349,6 +354,11 @@ impl fmt::Display for Refusal {
             Refusal::SmsConfirmTriesUsedUp { mailbox } => write!(
                 f,
                 "the code sent to confirm the number of {mailbox} was mistyped too often and is void"
+            ),
+            Refusal::ProofNeeded { mailbox } => write!(
+                f,
+                "{mailbox} has MFA on: changing its number needs a current code, from the app or texted to the \
+                 number it has, or an admin's override"
             ),
             Refusal::SmsLastFactor { mailbox, domain } => write!(
                 f,
@@ -595,6 +605,16 @@ pub struct AppPasswordView {
     pub last_rhost: Option<String>,
 }
 
+/// What proves the user may change a mailbox's factors, where MFA is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof<'a> {
+    None,
+    /// A current code: the app's, or one texted to the confirmed number.
+    Code(&'a str),
+    /// An admin's override (logged).
+    Force,
+}
+
 /// A code sent by text message, as shown to admins and panels (never the code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SentView {
@@ -828,7 +848,7 @@ impl Admin {
         let mut record = lock.record().cloned().unwrap_or_default();
         let mut state = lock.state().clone();
         if !force {
-            self.prove_possession(&mut lock, mb, code.unwrap_or_default(), &record, &state, now)?;
+            state = self.prove_possession(&mut lock, mb, code.unwrap_or_default(), &record, &state, now)?;
         }
         let was = record.mfa_on() || record.pending.is_some() || record.sms.is_some();
         record.totp = None;
@@ -844,10 +864,13 @@ impl Admin {
         Ok(())
     }
 
-    /// The code that proves the user holds the phone, checked by the same
-    /// decision as a login's code (lock-out, window, replay, a wrong code
-    /// counted once per step), so switching MFA off is no easier a target
-    /// for guessing than logging in. A refusal's new state is written.
+    /// The code that proves the user holds the phone (an app code, or one
+    /// texted to the confirmed number), checked by the same decision as a
+    /// login's code (lock-out, window, replay, a wrong code counted once per
+    /// step), so switching MFA off or changing a factor is no easier a
+    /// target for guessing than logging in. A refusal's new state is
+    /// written; an acceptance's (the code used) is returned, for the caller
+    /// to write with its change.
     fn prove_possession(
         &self,
         lock: &mut AnyLock<'_>,
@@ -856,7 +879,7 @@ impl Admin {
         record: &MailboxRecord,
         state: &MailboxState,
         now: u64,
-    ) -> Result<()> {
+    ) -> Result<MailboxState> {
         if !record.mfa_on() {
             return Err(Refusal::NotEnrolled {
                 mailbox: mb.to_string(),
@@ -873,7 +896,7 @@ impl Admin {
         let factor = Factor::Totp(totp::clean_code(code));
         let decision = decide::decide_code(&req, Some(&factor), record, state, &self.cfg);
         let refusal = match decision.outcome {
-            Outcome::Accepted(_) => return Ok(()),
+            Outcome::Accepted(_) => return Ok(decision.state.unwrap_or_else(|| state.clone())),
             Outcome::Refused(r) => r,
         };
         if let Some(next) = &decision.state {
@@ -1130,8 +1153,11 @@ impl Admin {
     /// until [`Self::sms_confirm`], so a mistyped number never locks anyone
     /// out; a number already confirmed stays in force meanwhile. Sends are
     /// held to the same limits as a login's, so a panel that offers this to
-    /// its users cannot be used to text arbitrary numbers at will.
-    pub fn sms_add(&self, mb: &Mailbox, number: &str, now: u64) -> Result<SentView> {
+    /// its users cannot be used to text arbitrary numbers at will. A
+    /// mailbox that has MFA on (the app, or a number) gets a number only
+    /// with a current code or `Force` (an admin, logged): otherwise whoever
+    /// has the password and the panel could add their own phone.
+    pub fn sms_add(&self, mb: &Mailbox, number: &str, proof: Proof<'_>, now: u64) -> Result<SentView> {
         let number = sms::parse_number(number).map_err(Invalid::PhoneNumber)?;
         let sms_cfg = self.sms_config()?;
         self.check_enrolment_allowed(mb)?;
@@ -1146,7 +1172,11 @@ impl Admin {
                 }
                 .into());
             }
+            if record.mfa_on() {
+                state = self.prove(&mut lock, mb, proof, &record, &state, now)?;
+            }
             sms::may_send(&state, sms_cfg, now).map_err(|l| Self::limit_refusal(mb, l, now))?;
+            let mfa_was_on = record.mfa_on();
             let mut rec = match record.sms.take() {
                 Some(r) => r,
                 None => SmsRecord::new()?,
@@ -1158,9 +1188,33 @@ impl Admin {
             // Stored before it is sent: the limits hold even if this process
             // dies in between.
             lock.write(&record, &state)?;
+            if proof == Proof::Force && mfa_was_on {
+                self.audit(&format!("sms add: mailbox={mb} force=true"));
+            }
             code
         };
         self.send_text(mb, &number, &code, Purpose::Confirm, now)
+    }
+
+    /// What [`Proof`] asks for, on a mailbox that has MFA on: the state
+    /// after the code was used, or a refusal.
+    fn prove(
+        &self,
+        lock: &mut AnyLock<'_>,
+        mb: &Mailbox,
+        proof: Proof<'_>,
+        record: &MailboxRecord,
+        state: &MailboxState,
+        now: u64,
+    ) -> Result<MailboxState> {
+        match proof {
+            Proof::Code(code) => self.prove_possession(lock, mb, code, record, state, now),
+            Proof::Force => Ok(state.clone()),
+            Proof::None => Err(Refusal::ProofNeeded {
+                mailbox: mb.to_string(),
+            }
+            .into()),
+        }
     }
 
     /// `mfa-ctl sms confirm`: the code sent by [`Self::sms_add`] turns the
@@ -1247,10 +1301,11 @@ impl Admin {
 
     /// `mfa-ctl sms remove`: forgets the number (confirmed or pending) and
     /// any code sent; the send times stay, so removing and adding a number
-    /// again does not reset the limits. Refused, unless `force`, where the
-    /// number is a `required` domain's mailbox's only factor. Returns the
-    /// number removed, masked.
-    pub fn sms_remove(&self, mb: &Mailbox, force: bool) -> Result<String> {
+    /// again does not reset the limits. A confirmed number that is the
+    /// mailbox's only factor is removed only with a current code or
+    /// `Force`, as `disable` asks (it turns MFA off), and in a `required`
+    /// domain only with `Force`. Returns the number removed, masked.
+    pub fn sms_remove(&self, mb: &Mailbox, proof: Proof<'_>, now: u64) -> Result<String> {
         let policy = self.store.policy_for(mb.domain(), &self.cfg)?;
         let none = || -> AdminError {
             Refusal::NoSmsNumber {
@@ -1261,16 +1316,22 @@ impl Admin {
         let mut lock = self.store.lock(mb, OnMissing::Skip)?.ok_or_else(none)?;
         let mut record = lock.record().cloned().unwrap_or_default();
         let mut state = lock.state().clone();
-        let Some(rec) = record.sms.take() else {
+        let Some(rec) = record.sms.clone() else {
             return Err(none());
         };
-        if !force && rec.number.is_some() && !record.enrolled() && policy.policy == Policy::Required {
+        let force = proof == Proof::Force;
+        let only_factor = rec.number.is_some() && !record.enrolled();
+        if only_factor && !force && policy.policy == Policy::Required {
             return Err(Refusal::SmsLastFactor {
                 mailbox: mb.to_string(),
                 domain: mb.domain().to_string(),
             }
             .into());
         }
+        if only_factor {
+            state = self.prove(&mut lock, mb, proof, &record, &state, now)?;
+        }
+        record.sms = None;
         state.sms_code = None;
         lock.write(&record, &state)?;
         let removed = rec

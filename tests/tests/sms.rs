@@ -51,8 +51,13 @@ fn env_with(gw: &Gateway, sms_keys: &str) -> Env {
 /// Gives alice a number with the real mfa-ctl: `sms add` texts a code,
 /// `sms confirm` with it turns the number on. Returns the confirmation message.
 fn add_number(env: &Env, gw: &Gateway) -> Message {
+    add_number_with(env, gw, NUMBER, &[])
+}
+
+/// [`add_number`] for `number`, with `proof` (`--code CODE`, `--force`).
+fn add_number_with(env: &Env, gw: &Gateway, number: &str, proof: &[&str]) -> Message {
     let before = gw.messages().len();
-    let added = env.mfa_ctl(&["sms", "add", ALICE, NUMBER]);
+    let added = env.mfa_ctl(&[&["sms", "add", ALICE, number][..], proof].concat());
     assert!(added.status.success(), "{}", out_text(&added));
     let msg = gw.one_more(before);
     assert_eq!(msg.purpose(), "confirm");
@@ -539,21 +544,70 @@ fn the_app_and_a_number_side_by_side() {
     let gw = Gateway::new();
     let env = env_with(&gw, "resend_after = 0\n");
     let secret = env.enroll(ALICE);
-    add_number(&env, &gw);
-    let t = fresh_step(6);
-    assert!(env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t))).ok());
+    // MFA is on: a number is added only with a current code (or --force).
+    let o = env.mfa_ctl(&["sms", "add", ALICE, NUMBER]);
+    assert_eq!(o.status.code(), Some(1), "{}", out_text(&o));
+    assert!(out_text(&o).contains("--code CODE"), "{}", out_text(&o));
+    assert!(gw.messages().is_empty(), "texted without proof");
+    let t = fresh_step(8);
+    add_number_with(&env, &gw, NUMBER, &["--code", &oathtool(&secret, t)]);
+    // That code was used up by the proof: it does not log in.
+    assert_eq!(
+        env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t))).auth,
+        PAM_AUTH_ERR
+    );
     assert_eq!(env.login("mail", ALICE, PW).auth, PAM_AUTH_ERR);
     let msg = gw.one_more(1);
     assert!(env.login("mail", ALICE, &format!("{PW}{}", msg.code())).ok());
-    // Removing the number leaves the app.
+    // Removing the number leaves the app (no proof needed: MFA stays on).
     assert!(env.mfa_ctl(&["sms", "remove", ALICE]).status.success());
     assert_eq!(env.login("mail", ALICE, PW).auth, PAM_AUTH_ERR);
     assert_eq!(gw.messages().len(), 2, "no text after the number is removed");
-    let t = fresh_step(6);
+    // The next step's code: later than the step the proof used.
     assert!(
         env.login("mail", ALICE, &format!("{PW}{}", oathtool(&secret, t + 30)))
             .ok()
     );
+}
+
+/// With only a number, changing or removing it needs a code texted to it
+/// (or an admin's --force): the password and a panel are not enough.
+#[test]
+fn changing_the_only_number_needs_a_texted_code() {
+    let gw = Gateway::new();
+    let env = env_with(&gw, "resend_after = 0\n");
+    add_number(&env, &gw);
+    let o = env.mfa_ctl(&["sms", "add", ALICE, "+15551234567"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out_text(&o));
+    let o = env.mfa_ctl(&["sms", "remove", ALICE]);
+    assert_eq!(o.status.code(), Some(1), "{}", out_text(&o));
+    assert_eq!(gw.messages().len(), 1, "nothing texted without proof");
+    // A wrong code is counted like a login's.
+    let o = env.mfa_ctl(&["sms", "add", ALICE, "+15551234567", "--code", "000000"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out_text(&o));
+    assert!(out_text(&o).contains("not the code sent"), "{}", out_text(&o));
+    let admin = env.admin();
+    let mb = admin.mailbox(ALICE).unwrap();
+    assert_eq!(admin.store.read_mailbox(&mb).unwrap().unwrap().state.failures, 1);
+    // A code texted to the number in force proves it; the new number is
+    // pending, the old one stays on until the new one is confirmed.
+    assert!(env.mfa_ctl(&["send-code", ALICE]).status.success());
+    let login_code = gw.one_more(1).code().to_string();
+    let confirm = add_number_with(&env, &gw, "+1 555 123 4567", &["--code", &login_code]);
+    assert_eq!(confirm.env["PAM_MFA_TO"], "+15551234567");
+    // The texted code was used up by the proof.
+    assert_eq!(
+        env.login("mail", ALICE, &format!("{PW}{login_code}")).auth,
+        PAM_AUTH_ERR
+    );
+    let status = out_text(&env.mfa_ctl(&["status", ALICE]));
+    assert!(status.contains("+1 *** *** 4567"), "{status}");
+    // Removing the only number: with a code texted to it.
+    assert_eq!(env.login("mail", ALICE, PW).auth, PAM_AUTH_ERR);
+    let code = gw.messages().last().unwrap().code().to_string();
+    let o = env.mfa_ctl(&["sms", "remove", ALICE, "--code", &code]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    assert!(env.login("mail", ALICE, PW).ok(), "MFA off: the password alone");
 }
 
 /// A descriptor the host process left open without close-on-exec is not
