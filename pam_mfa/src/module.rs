@@ -440,6 +440,8 @@ fn prompt_for_factor(pam: &mut dyn PamApi, prompt: &str, digits: u8) -> Option<F
 }
 
 const PROMPT: &str = "Verification code: ";
+/// For a mailbox with a number: says how to get a code.
+const PROMPT_SMS: &str = "Verification code (leave empty to get one by text message): ";
 const PROMPT_AGAIN: &str = "Verification code (sent by text message): ";
 
 /// Where `verify` gets the factor from.
@@ -585,7 +587,10 @@ fn decide_locked(
                 }
                 (Some(found), _) => found.factor.clone(),
                 (None, Some(f)) => f,
-                (None, None) if args.prompt && needs_code => prompt_for_factor(pam, PROMPT, digits),
+                (None, None) if args.prompt && needs_code => {
+                    let texts = record.and_then(MailboxRecord::sms_number).is_some() && ctx.cfg.sms.is_some();
+                    prompt_for_factor(pam, if texts { PROMPT_SMS } else { PROMPT }, digits)
+                }
                 (None, None) => None,
             };
         } else if split.is_some_and(|found| decide::needs_code(policy, found.record.as_ref(), ctx.now) != needs_code) {

@@ -487,7 +487,7 @@ fn prompt_texts_a_code_on_an_empty_answer_and_asks_again() {
         asked,
         [
             "Password: ",
-            "Verification code: ",
+            "Verification code (leave empty to get one by text message): ",
             "Verification code (sent by text message): "
         ]
     );
