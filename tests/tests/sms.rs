@@ -408,6 +408,31 @@ fn parallel_logins(env: &Env, n: usize, typed: &str) -> Vec<i32> {
         .collect()
 }
 
+/// `mfa-ctl doctor` finds a delivery command that would not be run.
+#[test]
+fn doctor_checks_the_delivery_command() {
+    let gw = Gateway::new();
+    let env = env_with(&gw, "");
+    let service = env.confdir.join("mail");
+    let service = service.to_str().unwrap();
+    let doctor = |env: &Env| {
+        let mut cmd = mfa_ctl_command(&env.config);
+        cmd.args(["doctor", "--pam-file", service]).env("PAM_MFA_DOVECONF", "");
+        out_text(&cmd.output().unwrap())
+    };
+    let fine = doctor(&env);
+    assert!(!fine.contains("delivery command"), "{fine}");
+    std::fs::set_permissions(&gw.command, std::fs::Permissions::from_mode(0o757)).unwrap();
+    let text = doctor(&env);
+    assert!(
+        text.contains("ERROR") && text.contains("delivery command") && text.contains("run: chmod go-w"),
+        "{text}"
+    );
+    std::fs::remove_file(&gw.command).unwrap();
+    let text = doctor(&env);
+    assert!(text.contains("does not exist"), "{text}");
+}
+
 /// 16 processes log in with the password alone at once: one text, whatever
 /// the store (files: the mailbox lock; PostgreSQL: the row's version).
 #[test]
