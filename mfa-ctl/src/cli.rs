@@ -273,6 +273,67 @@ impl From<PolicyArg> for pam_mfa::policy::Policy {
     }
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SmsCmd {
+    /// Text a confirmation code to NUMBER; it stays pending until confirmed
+    ///
+    /// NUMBER in E.164 form: + and the country code, then the number without
+    /// its leading 0, 8 to 15 digits (spaces and dashes between them are
+    /// fine), e.g. +49 151 23456789. A number already confirmed stays in
+    /// force until the new one is confirmed, so a mistyped number locks
+    /// nobody out. Held to the same limits as login codes. A mailbox that
+    /// has MFA on (the app or a number) needs --code or --force.
+    Add {
+        #[arg(value_name = "MAILBOX")]
+        mailbox: String,
+        #[arg(value_name = "NUMBER", allow_hyphen_values = true)]
+        number: String,
+        #[command(flatten)]
+        proof: ProofArgs,
+    },
+    /// Turn the pending number on with the code texted to it
+    Confirm {
+        #[arg(value_name = "MAILBOX")]
+        mailbox: String,
+        #[arg(value_name = "CODE")]
+        code: String,
+    },
+    /// Remove the mailbox's number (confirmed or pending)
+    ///
+    /// A confirmed number that is the mailbox's only second factor (no app)
+    /// is removed only with --code or --force, as disable asks; in a domain
+    /// that requires MFA only with --force (its logins then fail until it
+    /// enrols again).
+    Remove {
+        #[arg(value_name = "MAILBOX")]
+        mailbox: String,
+        #[command(flatten)]
+        proof: ProofArgs,
+    },
+}
+
+/// Proof that the user may change a mailbox's factors, where MFA is on.
+#[derive(Debug, Args)]
+pub struct ProofArgs {
+    /// A current code: the one the app shows, or one texted to the
+    /// mailbox's confirmed number (mfa-ctl send-code)
+    #[arg(long, value_name = "CODE", conflicts_with = "force")]
+    pub code: Option<String>,
+    /// Admin override, e.g. for a lost phone (logged)
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl ProofArgs {
+    pub fn proof(&self) -> pam_mfa::admin::Proof<'_> {
+        match (&self.code, self.force) {
+            (Some(c), _) => pam_mfa::admin::Proof::Code(c),
+            (None, true) => pam_mfa::admin::Proof::Force,
+            (None, false) => pam_mfa::admin::Proof::None,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct EnrollArgs {
     #[arg(value_name = "MAILBOX")]
@@ -337,67 +398,6 @@ pub enum AppPasswordCmd {
         #[arg(value_name = "LABEL")]
         label: String,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SmsCmd {
-    /// Text a confirmation code to NUMBER; it stays pending until confirmed
-    ///
-    /// NUMBER in E.164 form: + and the country code, then the number without
-    /// its leading 0, 8 to 15 digits (spaces and dashes between them are
-    /// fine), e.g. +49 151 23456789. A number already confirmed stays in
-    /// force until the new one is confirmed, so a mistyped number locks
-    /// nobody out. Held to the same limits as login codes. A mailbox that
-    /// has MFA on (the app or a number) needs --code or --force.
-    Add {
-        #[arg(value_name = "MAILBOX")]
-        mailbox: String,
-        #[arg(value_name = "NUMBER", allow_hyphen_values = true)]
-        number: String,
-        #[command(flatten)]
-        proof: ProofArgs,
-    },
-    /// Turn the pending number on with the code texted to it
-    Confirm {
-        #[arg(value_name = "MAILBOX")]
-        mailbox: String,
-        #[arg(value_name = "CODE")]
-        code: String,
-    },
-    /// Remove the mailbox's number (confirmed or pending)
-    ///
-    /// A confirmed number that is the mailbox's only second factor (no app)
-    /// is removed only with --code or --force, as disable asks; in a domain
-    /// that requires MFA only with --force (its logins then fail until it
-    /// enrols again).
-    Remove {
-        #[arg(value_name = "MAILBOX")]
-        mailbox: String,
-        #[command(flatten)]
-        proof: ProofArgs,
-    },
-}
-
-/// Proof that the user may change a mailbox's factors, where MFA is on.
-#[derive(Debug, Args)]
-pub struct ProofArgs {
-    /// A current code: the one the app shows, or one texted to the
-    /// mailbox's confirmed number (mfa-ctl send-code)
-    #[arg(long, value_name = "CODE", conflicts_with = "force")]
-    pub code: Option<String>,
-    /// Admin override, e.g. for a lost phone (logged)
-    #[arg(long)]
-    pub force: bool,
-}
-
-impl ProofArgs {
-    pub fn proof(&self) -> pam_mfa::admin::Proof<'_> {
-        match (&self.code, self.force) {
-            (Some(c), _) => pam_mfa::admin::Proof::Code(c),
-            (None, true) => pam_mfa::admin::Proof::Force,
-            (None, false) => pam_mfa::admin::Proof::None,
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -115,15 +115,6 @@ fn admin_message(f: &mut fmt::Formatter<'_>, e: &AdminError) -> fmt::Result {
             Refusal::NoSuchAppPassword { mailbox, .. } => {
                 write!(f, "{r} (see: mfa-ctl app-password list {mailbox})")
             }
-            Refusal::ImportRefused {
-                kind: "short_secret", ..
-            } => write!(
-                f,
-                "{r}; --allow-short-secrets imports it anyway (then ask the user to enrol again: \
-                 mfa-ctl list --weak lists such mailboxes)"
-            ),
-            Refusal::ImportWouldReplace { .. } => write!(f, "{r}; --replace imports it anyway"),
-            Refusal::ImportRefused { .. } => write!(f, "{r}"),
             Refusal::NoSmsNumber { mailbox } => write!(f, "{r}; add one with: mfa-ctl sms add {mailbox} NUMBER"),
             Refusal::NoSmsPending { mailbox } | Refusal::SmsConfirmTriesUsedUp { mailbox } => {
                 write!(f, "{r}; text a new code with: mfa-ctl sms add {mailbox} NUMBER")
@@ -138,6 +129,15 @@ fn admin_message(f: &mut fmt::Formatter<'_>, e: &AdminError) -> fmt::Result {
             | Refusal::SmsHourlyCap { .. }
             | Refusal::WrongSmsCode { .. }
             | Refusal::SmsCodeExpired { .. } => write!(f, "{r}"),
+            Refusal::ImportRefused {
+                kind: "short_secret", ..
+            } => write!(
+                f,
+                "{r}; --allow-short-secrets imports it anyway (then ask the user to enrol again: \
+                 mfa-ctl list --weak lists such mailboxes)"
+            ),
+            Refusal::ImportWouldReplace { .. } => write!(f, "{r}; --replace imports it anyway"),
+            Refusal::ImportRefused { .. } => write!(f, "{r}"),
             Refusal::WrongEnrolmentCode { .. }
             | Refusal::WrongCode { .. }
             | Refusal::CodeReplayed

@@ -50,6 +50,12 @@ pub enum AdminError {
         error: SeedError,
     },
     Random(RandomError),
+    /// Codes by text message are asked for, but the configuration has no
+    /// `[sms]` section.
+    SmsNotConfigured,
+    /// The text with a code was not sent (the send still counts toward the
+    /// limits: a gateway may have charged for it).
+    NotSent(crate::deliver::DeliveryError),
     /// A file or folder to import from cannot be read.
     ImportRead {
         path: PathBuf,
@@ -61,12 +67,6 @@ pub enum AdminError {
         done: usize,
         error: Box<AdminError>,
     },
-    /// Codes by text message are asked for, but the configuration has no
-    /// `[sms]` section.
-    SmsNotConfigured,
-    /// The text with a code was not sent (the send still counts toward the
-    /// limits: a gateway may have charged for it).
-    NotSent(crate::deliver::DeliveryError),
 }
 
 /// A "no": the request was understood and the rules forbid it now.
@@ -113,20 +113,6 @@ pub enum Refusal {
     NoSuchAppPassword {
         mailbox: String,
         label: String,
-    },
-    /// A file, or the token in it, cannot be imported as it is (`kind`: a
-    /// stable name for scripts). `mailbox` is empty for a list or users file.
-    ImportRefused {
-        mailbox: String,
-        source: String,
-        kind: &'static str,
-        reason: String,
-    },
-    /// The mailbox has MFA with another secret (or, `codes_only`, this
-    /// secret with other recovery codes): an import would replace it.
-    ImportWouldReplace {
-        mailbox: String,
-        codes_only: bool,
     },
     /// The mailbox has no confirmed number for codes by text message.
     NoSmsNumber {
@@ -176,6 +162,20 @@ pub enum Refusal {
     SmsLastFactor {
         mailbox: String,
         domain: String,
+    },
+    /// A file, or the token in it, cannot be imported as it is (`kind`: a
+    /// stable name for scripts). `mailbox` is empty for a list or users file.
+    ImportRefused {
+        mailbox: String,
+        source: String,
+        kind: &'static str,
+        reason: String,
+    },
+    /// The mailbox has MFA with another secret (or, `codes_only`, this
+    /// secret with other recovery codes): an import would replace it.
+    ImportWouldReplace {
+        mailbox: String,
+        codes_only: bool,
     },
 }
 
@@ -245,17 +245,17 @@ impl fmt::Display for AdminError {
                 write!(f, "the pending secret of {mailbox} is unusable ({error})")
             }
             AdminError::Random(e) => write!(f, "{e}"),
+            AdminError::SmsNotConfigured => f.write_str(
+                "codes by text message are not configured: the configuration has no [sms] section with the \
+                 delivery command (see pam_mfa.toml(5))",
+            ),
+            AdminError::NotSent(e) => write!(f, "the code was not sent: {e}"),
             AdminError::ImportRead { path, error } => write!(f, "{}: {error}", path.display()),
             AdminError::ImportStopped { done, error } => write!(
                 f,
                 "{error}; the import stopped after {done} entries: every mailbox imported so far is complete and \
                  the rest untouched, so the same command run again finishes it"
             ),
-            AdminError::SmsNotConfigured => f.write_str(
-                "codes by text message are not configured: the configuration has no [sms] section with the \
-                 delivery command (see pam_mfa.toml(5))",
-            ),
-            AdminError::NotSent(e) => write!(f, "the code was not sent: {e}"),
         }
     }
 }
@@ -288,34 +288,6 @@ impl fmt::Display for Refusal {
             Refusal::NoSuchAppPassword { mailbox, label } => {
                 write!(f, "{mailbox} has no app password labelled '{label}'")
             }
-            Refusal::ImportRefused {
-                mailbox,
-                source,
-                reason,
-                ..
-            } => {
-                if mailbox.is_empty() {
-                    write!(f, "{source}: {reason}")
-                } else {
-                    write!(f, "{source}: not imported for {mailbox}: {reason}")
-                }
-            }
-            Refusal::ImportWouldReplace {
-                mailbox,
-                codes_only: false,
-            } => write!(
-                f,
-                "{mailbox} already has MFA with another secret; importing would replace it (and the entry its \
-                 user's app has now would stop working)"
-            ),
-            Refusal::ImportWouldReplace {
-                mailbox,
-                codes_only: true,
-            } => write!(
-                f,
-                "{mailbox} has this secret already, with other recovery codes (made since the last import, or \
-                 scratch codes that have changed); importing would replace them"
-            ),
             Refusal::NoSmsNumber { mailbox } => {
                 write!(f, "{mailbox} has no confirmed number for codes by text message")
             }
@@ -364,6 +336,34 @@ impl fmt::Display for Refusal {
                 f,
                 "the number is the only second factor of {mailbox}, and the domain {domain} requires MFA: \
                  without it no login of {mailbox} works"
+            ),
+            Refusal::ImportRefused {
+                mailbox,
+                source,
+                reason,
+                ..
+            } => {
+                if mailbox.is_empty() {
+                    write!(f, "{source}: {reason}")
+                } else {
+                    write!(f, "{source}: not imported for {mailbox}: {reason}")
+                }
+            }
+            Refusal::ImportWouldReplace {
+                mailbox,
+                codes_only: false,
+            } => write!(
+                f,
+                "{mailbox} already has MFA with another secret; importing would replace it (and the entry its \
+                 user's app has now would stop working)"
+            ),
+            Refusal::ImportWouldReplace {
+                mailbox,
+                codes_only: true,
+            } => write!(
+                f,
+                "{mailbox} has this secret already, with other recovery codes (made since the last import, or \
+                 scratch codes that have changed); importing would replace them"
             ),
         }
     }
