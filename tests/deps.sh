@@ -23,6 +23,9 @@ PACKAGES=(
   # webmail case (tests/e2e/test_e2e_webmail.py): Debian's Roundcube on PHP's
   # built-in server, driven by headless Chromium through Selenium
   php-cli php-cgi roundcube-core roundcube-sqlite3 chromium chromium-driver python3-selenium
+  # the shipped HTTP delivery command for codes by text message, run by the
+  # end-to-end suite (packaging/examples/sms/pam_mfa-send-sms-http)
+  curl
 )
 # Installed first, in an apt-get call of their own: with PHP's CGI binary in
 # place, roundcube's dependency on `php` is met without Apache's PHP module.

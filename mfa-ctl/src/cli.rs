@@ -119,6 +119,31 @@ pub enum AdminCommand {
     #[command(subcommand)]
     AppPassword(AppPasswordCmd),
 
+    /// Codes by text message: a number to text login codes to, for users
+    /// without an authenticator app
+    ///
+    /// The message goes out through the delivery command of the
+    /// configuration's [sms] section (pam_mfa.toml(5)); pam_mfa never talks
+    /// to a gateway itself. A mailbox may have the app, a number, or both;
+    /// a confirmed number counts as enrolled for the domain policy. A login
+    /// with the right password and no code texts a code to the number; the
+    /// user then logs in with the password followed by that code.
+    #[command(subcommand)]
+    Sms(SmsCmd),
+
+    /// Text a login code to a mailbox's number now
+    ///
+    /// What a hosting panel calls when its user clicks "text me a code"
+    /// (the panel must have checked who is asking). The same limits as a
+    /// login without a code: none while the code texted last is unused and
+    /// younger than sms.resend_after, at most sms.max_per_hour, none to a
+    /// locked mailbox;
+    /// a new code replaces the one sent before. Exit status: 0 sent; 1
+    /// refused (no number, a limit, locked; nothing sent); 2 the delivery
+    /// command failed, timed out or is missing or unsafe (the attempt still
+    /// counts toward the limits), or another error.
+    SendCode(MailboxArg),
+
     /// Recent logins of a mailbox, newest first
     Logins {
         #[arg(value_name = "MAILBOX")]
@@ -258,6 +283,67 @@ impl From<PolicyArg> for pam_mfa::policy::Policy {
             PolicyArg::Required => pam_mfa::policy::Policy::Required,
             PolicyArg::Optional => pam_mfa::policy::Policy::Optional,
             PolicyArg::Disabled => pam_mfa::policy::Policy::Disabled,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SmsCmd {
+    /// Text a confirmation code to NUMBER; it stays pending until confirmed
+    ///
+    /// NUMBER in E.164 form: + and the country code, then the number without
+    /// its leading 0, 8 to 15 digits (spaces and dashes between them are
+    /// fine), e.g. +49 151 23456789. A number already confirmed stays in
+    /// force until the new one is confirmed, so a mistyped number locks
+    /// nobody out. Held to the same limits as login codes. A mailbox that
+    /// has MFA on (the app or a number) needs --code or --force.
+    Add {
+        #[arg(value_name = "MAILBOX")]
+        mailbox: String,
+        #[arg(value_name = "NUMBER", allow_hyphen_values = true)]
+        number: String,
+        #[command(flatten)]
+        proof: ProofArgs,
+    },
+    /// Turn the pending number on with the code texted to it
+    Confirm {
+        #[arg(value_name = "MAILBOX")]
+        mailbox: String,
+        #[arg(value_name = "CODE")]
+        code: String,
+    },
+    /// Remove the mailbox's number (confirmed or pending)
+    ///
+    /// A confirmed number that is the mailbox's only second factor (no app)
+    /// is removed only with --code or --force, as disable asks; in a domain
+    /// that requires MFA only with --force (its logins then fail until it
+    /// enrols again).
+    Remove {
+        #[arg(value_name = "MAILBOX")]
+        mailbox: String,
+        #[command(flatten)]
+        proof: ProofArgs,
+    },
+}
+
+/// Proof that the user may change a mailbox's factors, where MFA is on.
+#[derive(Debug, Args)]
+pub struct ProofArgs {
+    /// A current code: the one the app shows, or one texted to the
+    /// mailbox's confirmed number (mfa-ctl send-code)
+    #[arg(long, value_name = "CODE", conflicts_with = "force")]
+    pub code: Option<String>,
+    /// Admin override, e.g. for a lost phone (logged)
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl ProofArgs {
+    pub fn proof(&self) -> pam_mfa::admin::Proof<'_> {
+        match (&self.code, self.force) {
+            (Some(c), _) => pam_mfa::admin::Proof::Code(c),
+            (None, true) => pam_mfa::admin::Proof::Force,
+            (None, false) => pam_mfa::admin::Proof::None,
         }
     }
 }
@@ -550,6 +636,22 @@ mod tests {
         };
         assert_eq!(o.domain.as_deref(), Some("b.c"));
         assert!(parse(&["oath", "/etc/users.oath"]).is_ok(), "domain optional");
+    }
+
+    #[test]
+    fn sms_forms() {
+        let c = Cli::try_parse_from(["mfa-ctl", "sms", "add", "a@b.c", "+49 151 2345 6789"]).unwrap();
+        let Command::Admin(AdminCommand::Sms(SmsCmd::Add { number, .. })) = c.command else {
+            panic!("parsed as {:?}", c.command)
+        };
+        assert_eq!(number, "+49 151 2345 6789");
+        assert!(Cli::try_parse_from(["mfa-ctl", "sms", "confirm", "a@b.c", "123456"]).is_ok());
+        assert!(Cli::try_parse_from(["mfa-ctl", "sms", "remove", "a@b.c", "--force"]).is_ok());
+        let add = ["mfa-ctl", "sms", "add", "a@b.c", "+4915123456789"];
+        assert!(Cli::try_parse_from([&add[..], &["--code", "123456"]].concat()).is_ok());
+        assert!(Cli::try_parse_from([&add[..], &["--code", "1", "--force"]].concat()).is_err());
+        assert!(Cli::try_parse_from(["mfa-ctl", "send-code", "a@b.c"]).is_ok());
+        assert!(Cli::try_parse_from(["mfa-ctl", "sms", "add", "a@b.c"]).is_err());
     }
 
     #[test]

@@ -3,12 +3,12 @@
 //! the policy and the code checks are the library's, shared with the module.
 //! The JSON forms are the library's views, serialised as they are.
 
-use crate::cli::{AdminCommand, AppPasswordCmd, DisableArgs, DoctorArgs, DomainCmd, EnrollArgs, StoreCmd};
+use crate::cli::{AdminCommand, AppPasswordCmd, DisableArgs, DoctorArgs, DomainCmd, EnrollArgs, SmsCmd, StoreCmd};
 use crate::error::Error;
 use crate::show::{self, Reply, list_or, when, when_or};
 use crate::{enroll, qr};
 use pam_mfa::admin::{
-    Admin, AppPasswordView, DomainView, Enrolment, LockState, LoginNeeds, LoginView, MfaState, Status,
+    Admin, AppPasswordView, DomainView, Enrolment, LockState, LoginNeeds, LoginView, MfaState, Proof, SentView, Status,
 };
 use pam_mfa::doctor::{self, Finding, Level};
 use pam_mfa::duration;
@@ -59,6 +59,17 @@ pub fn run(admin: &Admin, command: AdminCommand, ui: &Ui, now: u64) -> Result<Re
         AdminCommand::AppPassword(AppPasswordCmd::Revoke { mailbox, label }) => {
             app_password_revoke(admin, &admin.mailbox(&mailbox)?, &label)
         }
+        AdminCommand::Sms(SmsCmd::Add { mailbox, number, proof }) => {
+            let mb = admin.mailbox(&mailbox)?;
+            sms_add(admin, &mb, &number, proof.proof(), now)
+        }
+        AdminCommand::Sms(SmsCmd::Confirm { mailbox, code }) => {
+            sms_confirm(admin, &admin.mailbox(&mailbox)?, &code, now)
+        }
+        AdminCommand::Sms(SmsCmd::Remove { mailbox, proof }) => {
+            sms_remove(admin, &admin.mailbox(&mailbox)?, proof.proof(), now)
+        }
+        AdminCommand::SendCode(a) => send_code(admin, &admin.mailbox(&a.mailbox)?, now),
         AdminCommand::Logins { mailbox, limit } => logins(admin, &admin.mailbox(&mailbox)?, limit),
         AdminCommand::Unlock(a) => unlock(admin, &admin.mailbox(&a.mailbox)?, now),
         AdminCommand::Sessions(a) => sessions(admin, &admin.mailbox(&a.mailbox)?, now),
@@ -257,6 +268,9 @@ fn status(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {
 fn status_human(s: &Status) -> String {
     let mb = &s.mailbox;
     let state = match s.state {
+        MfaState::Pending if s.sms_pending.is_some() => {
+            format!("pending (a number waits for the code texted to it; finish with: mfa-ctl sms confirm {mb} CODE)")
+        }
         MfaState::Pending => {
             format!("pending (a secret was shown but not confirmed; finish with: mfa-ctl enroll {mb} --confirm CODE)")
         }
@@ -267,7 +281,16 @@ fn status_human(s: &Status) -> String {
         MfaState::Enabled | MfaState::Disabled => s.state.to_string(),
     };
     let needs = match s.login_needs {
-        LoginNeeds::Code => "password followed by the code from the app".to_string(),
+        LoginNeeds::Code => match (s.app, s.sms.is_some()) {
+            (true, true) => "password followed by the code from the app, or by a code texted to the phone \
+                 (a login with the password alone texts one)"
+                .to_string(),
+            (false, true) => {
+                "password followed by the code texted to the phone (a login with the password alone texts one)"
+                    .to_string()
+            }
+            _ => "password followed by the code from the app".to_string(),
+        },
         LoginNeeds::PasswordOnly => match s.grace_ends {
             Some(ends) => format!(
                 "password only, until {} (grace period; then MFA is required)",
@@ -301,9 +324,16 @@ fn status_human(s: &Status) -> String {
         s.policy.policy.to_string()
     };
     let last = s.last_login.as_ref().map_or_else(|| "-".to_string(), login_line);
+    let sms = match (&s.sms, &s.sms_pending) {
+        (Some(n), None) => n.clone(),
+        (Some(n), Some(p)) => format!("{n} ({p} waiting for its code: mfa-ctl sms confirm {mb} CODE)"),
+        (None, Some(p)) => format!("none; {p} waiting for its code: mfa-ctl sms confirm {mb} CODE"),
+        (None, None) => "none".to_string(),
+    };
     format!(
         "mailbox:         {mb}\nMFA:             {state}\ndomain policy:   {policy}\nlogin needs:     {needs}\n\
-         lock-out:        {lock}\nrecovery codes:  {} left\napp passwords:   {}\nlast login:      {last}\n",
+         lock-out:        {lock}\ntext messages:   {sms}\nrecovery codes:  {} left\napp passwords:   {}\n\
+         last login:      {last}\n",
         s.recovery_codes_left, s.app_passwords
     )
 }
@@ -415,6 +445,60 @@ fn app_password_revoke(admin: &Admin, mb: &Mailbox, label: &str) -> Result<Reply
         ),
         json!({"mailbox": mb.as_str(), "label": label, "revoked": true}),
     ))
+}
+
+// ---- codes by text message ----
+
+fn sms_add(admin: &Admin, mb: &Mailbox, number: &str, proof: Proof<'_>, now: u64) -> Result<Reply> {
+    let sent = admin.sms_add(mb, number, proof, now)?;
+    let human = format!(
+        "A confirmation code was texted to {} for {mb}. The number is pending until it is confirmed with:\n  \
+         mfa-ctl sms confirm {mb} CODE\nThe code is valid until {}.\n",
+        sent.to,
+        when(sent.expires)
+    );
+    Ok(Reply::new(human, json!({"state": MfaState::Pending, "sent": sent})))
+}
+
+fn sms_confirm(admin: &Admin, mb: &Mailbox, code: &str, now: u64) -> Result<Reply> {
+    let number = admin.sms_confirm(mb, code, now)?;
+    let human = format!(
+        "Codes by text message are now on for {mb} ({number}). A login with the password alone texts a code; \
+         the user then logs in with the password immediately followed by that code.\n\
+         For a lost phone, print recovery codes now: mfa-ctl recovery-codes {mb}\n"
+    );
+    Ok(Reply::new(
+        human,
+        json!({"mailbox": mb.as_str(), "sms": number, "state": MfaState::Enabled}),
+    ))
+}
+
+fn sms_remove(admin: &Admin, mb: &Mailbox, proof: Proof<'_>, now: u64) -> Result<Reply> {
+    let force = proof == Proof::Force;
+    let removed = admin.sms_remove(mb, proof, now)?;
+    let after = admin.status(mb, now)?;
+    let mut human = format!("The number {removed} is removed from {mb}; no more codes are texted to it.\n");
+    if after.login_needs == LoginNeeds::EnrolmentRequired {
+        human.push_str(&format!(
+            "The domain {} requires MFA: logins of {mb} are refused until it enrols again (mfa-ctl enroll {mb}, or mfa-ctl sms add {mb} NUMBER).\n",
+            mb.domain()
+        ));
+    }
+    Ok(Reply::new(
+        human,
+        json!({"mailbox": mb.as_str(), "removed": removed, "forced": force, "state": after.state,
+               "login_needs": after.login_needs}),
+    ))
+}
+
+fn send_code(admin: &Admin, mb: &Mailbox, now: u64) -> Result<Reply> {
+    let sent: SentView = admin.send_code(mb, now)?;
+    let human = format!(
+        "A login code was texted to {} for {mb}; it is valid until {}, once.\n",
+        sent.to,
+        when(sent.expires)
+    );
+    Ok(Reply::new(human, json!(sent)))
 }
 
 // ---- logins, lock-out, store ----

@@ -115,6 +115,20 @@ fn admin_message(f: &mut fmt::Formatter<'_>, e: &AdminError) -> fmt::Result {
             Refusal::NoSuchAppPassword { mailbox, .. } => {
                 write!(f, "{r} (see: mfa-ctl app-password list {mailbox})")
             }
+            Refusal::NoSmsNumber { mailbox } => write!(f, "{r}; add one with: mfa-ctl sms add {mailbox} NUMBER"),
+            Refusal::NoSmsPending { mailbox } | Refusal::SmsConfirmTriesUsedUp { mailbox } => {
+                write!(f, "{r}; text a new code with: mfa-ctl sms add {mailbox} NUMBER")
+            }
+            Refusal::SmsLastFactor { .. } => write!(f, "{r} (--force)"),
+            Refusal::ProofNeeded { mailbox } => write!(
+                f,
+                "{r}: --code CODE (the app's, or one texted with: mfa-ctl send-code {mailbox}), or --force"
+            ),
+            Refusal::SmsNumberAlreadyConfirmed { .. }
+            | Refusal::SmsResendTooSoon { .. }
+            | Refusal::SmsHourlyCap { .. }
+            | Refusal::WrongSmsCode { .. }
+            | Refusal::SmsCodeExpired { .. } => write!(f, "{r}"),
             Refusal::ImportRefused {
                 kind: "short_secret", ..
             } => write!(

@@ -8,7 +8,7 @@
 use crate::error::Error;
 use crate::show::{self, Reply, when_or};
 use indicatif::{ProgressBar, ProgressStyle};
-use pam_mfa::admin::{Admin, MfaState, Status};
+use pam_mfa::admin::{Admin, Status};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -81,7 +81,7 @@ pub fn list(admin: &Admin, domain: Option<&str>, weak: bool, json: bool, now: u6
 fn cells(s: &Status) -> Vec<String> {
     let secret = if s.weak {
         "weak"
-    } else if s.state == MfaState::Enabled {
+    } else if s.app {
         "ok"
     } else {
         "-"

@@ -65,6 +65,9 @@ pub struct Config {
     pub postgres: Option<PostgresConfig>,
     /// Webmail sessions (see `webmail`); off unless networks are listed.
     pub webmail: WebmailConfig,
+    /// Codes by text message: the delivery command and the limits. Unset:
+    /// no code is ever sent (mailboxes with a number cannot log in).
+    pub sms: Option<SmsConfig>,
 }
 
 impl Config {
@@ -141,6 +144,7 @@ impl Default for Config {
             backend: BackendKind::Files,
             postgres: None,
             webmail: WebmailConfig::default(),
+            sms: None,
         }
     }
 }
@@ -251,6 +255,85 @@ impl Default for StateConfig {
             keep_logins: 20,
             durable: true,
         }
+    }
+}
+
+/// `[sms]`: how codes by text message are sent and how often.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsConfig {
+    /// The delivery command: an absolute path to a program owned by root
+    /// and writable by nobody else, run without a shell or arguments, with
+    /// the message in its environment (see [`crate::deliver`]).
+    pub command: PathBuf,
+    /// How long the command may run before it is killed (and the code
+    /// counts as not sent).
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: u64,
+    /// How long a sent code is valid.
+    #[serde(deserialize_with = "de_duration")]
+    pub code_lifetime: u64,
+    /// No new message while the code sent last is unused and younger than this.
+    #[serde(deserialize_with = "de_duration")]
+    pub resend_after: u64,
+    /// Messages per mailbox within any hour.
+    pub max_per_hour: u32,
+    /// The text sent; `{code}`, `{issuer}` and `{minutes}` (the lifetime)
+    /// are filled in.
+    pub message: String,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            command: PathBuf::new(),
+            timeout: 10,
+            code_lifetime: 300,
+            resend_after: 60,
+            max_per_hour: 5,
+            message: "{code} is your {issuer} login code. It expires in {minutes} minutes.".to_string(),
+        }
+    }
+}
+
+impl SmsConfig {
+    fn check(&self) -> Result<(), String> {
+        if self.command.as_os_str().is_empty() {
+            return Err("[sms] needs command = the absolute path of the delivery command (see pam_mfa.toml(5))".into());
+        }
+        if !self.command.is_absolute() {
+            return Err(format!("sms.command = {:?} must be an absolute path", self.command));
+        }
+        if self.command.as_os_str().as_encoded_bytes().contains(&0) {
+            return Err("sms.command may not contain a NUL character".into());
+        }
+        let bounded = [
+            (
+                "timeout",
+                self.timeout,
+                1,
+                60,
+                "the login waits this long for the command",
+            ),
+            ("code_lifetime", self.code_lifetime, 1, 3600, "5m is usual"),
+            ("resend_after", self.resend_after, 0, 3600, "60s is usual"),
+        ];
+        for (key, secs, min, max, why) in bounded {
+            if !(min..=max).contains(&secs) {
+                return Err(format!(
+                    "sms.{key} = {secs}s: use {} to {} ({why})",
+                    crate::duration::format(min),
+                    crate::duration::format(max)
+                ));
+            }
+        }
+        if !(1..=60).contains(&self.max_per_hour) {
+            return Err(format!(
+                "sms.max_per_hour = {}: use 1 to 60 (each message costs money; 5 is usual)",
+                self.max_per_hour
+            ));
+        }
+        crate::sms::check_message(&self.message)
     }
 }
 
@@ -520,6 +603,9 @@ impl Config {
                 "webmail.services: {bad:?} is not a PAM service name as libpam passes it: lower case letters, digits, - and _ (e.g. \"imap\", \"smtp\")"
             ));
         }
+        if let Some(sms) = &self.sms {
+            sms.check()?;
+        }
         if let Some(pg) = &self.postgres {
             for (key, secs) in [
                 ("connect_timeout", pg.connect_timeout),
@@ -605,6 +691,35 @@ durable = false
         assert!(msg.contains("NIST"), "{msg}");
         assert!(Config::parse("store = \"relative\"").is_err());
         assert!(Config::parse("default_policy = \"sometimes\"").is_err());
+    }
+
+    #[test]
+    fn sms_section() {
+        let c = Config::parse(
+            "[sms]\ncommand = \"/usr/local/sbin/pam_mfa-send-sms\"\ntimeout = \"10s\"\ncode_lifetime = \"5m\"\n\
+             resend_after = \"60s\"\nmax_per_hour = 5\n",
+        )
+        .unwrap();
+        let sms = c.sms.unwrap();
+        assert_eq!(sms.command, PathBuf::from("/usr/local/sbin/pam_mfa-send-sms"));
+        assert_eq!(
+            (sms.timeout, sms.code_lifetime, sms.resend_after, sms.max_per_hour),
+            (10, 300, 60, 5)
+        );
+        assert_eq!(Config::parse("").unwrap().sms, None, "no section: nothing is ever sent");
+        for (text, why) in [
+            ("[sms]\n", "needs command"),
+            ("[sms]\ncommand = \"send-sms\"\n", "absolute path"),
+            ("[sms]\ncommand = \"/x\"\ntimeout = \"2m\"\n", "sms.timeout"),
+            ("[sms]\ncommand = \"/x\"\ncode_lifetime = \"2h\"\n", "sms.code_lifetime"),
+            ("[sms]\ncommand = \"/x\"\ncode_lifetime = 0\n", "sms.code_lifetime"),
+            ("[sms]\ncommand = \"/x\"\nmax_per_hour = 0\n", "sms.max_per_hour"),
+            ("[sms]\ncommand = \"/x\"\nmessage = \"hello\"\n", "{code}"),
+            ("[sms]\ncommand = \"/x\"\nsurprise = 1\n", "surprise"),
+        ] {
+            let (_, msg) = Config::parse(text).unwrap_err();
+            assert!(msg.contains(why), "{text}: {msg}");
+        }
     }
 
     proptest::proptest! {

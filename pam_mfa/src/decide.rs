@@ -10,9 +10,10 @@ use crate::lockout::{self, Lock};
 use crate::policy::{self, DomainPolicy, NoCodeReason, Requirement};
 use crate::recovery;
 use crate::secret;
+use crate::sms::{self, Limit, Purpose};
 use crate::split::Factor;
 use crate::store::records::{LastUse, Login, LoginResult, MailboxRecord, MailboxState, Method};
-use crate::totp::{CodeCheck, SeedError};
+use crate::totp::{CodeCheck, SeedError, TotpSeed};
 use crate::webmail;
 
 /// One login attempt, as the module saw it.
@@ -26,6 +27,11 @@ pub struct Request<'a> {
     /// The keyed hash of the whole typed string (`webmail::tag`), when
     /// `split` found the login may be a webmail session's.
     pub webmail_tag: Option<&'a str>,
+    /// A fresh code to text if this login asks for one (no code typed, a
+    /// confirmed number, within the limits). The caller draws it from the
+    /// OS RNG, so the decision itself stays a pure function; `None` sends
+    /// nothing.
+    pub new_sms_code: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +54,8 @@ pub enum Accept {
         index: usize,
         left: usize,
     },
+    /// The code sent by text message.
+    Sms,
     PasswordOnly(NoCodeReason),
 }
 
@@ -68,6 +76,31 @@ pub enum Refusal {
     Locked(Lock),
     /// The stored seed is unusable: an admin must look (fail closed).
     BadSeed(SeedError),
+    /// No code typed: `new_sms_code` was recorded as sent to `to`; the
+    /// caller delivers it once this state is stored.
+    CodeSent {
+        to: String,
+    },
+    /// No code typed, and the text with one could not be delivered (the
+    /// caller's verdict after [`Refusal::CodeSent`]; `why` is for the log).
+    SmsNotSent {
+        why: String,
+    },
+    /// No code typed; none sent, the last text being younger than
+    /// `resend_after`.
+    SmsResendTooSoon {
+        until: u64,
+    },
+    /// No code typed; none sent, `max_per_hour` being reached.
+    SmsHourlyCap {
+        until: u64,
+    },
+    /// The code sent by text message, typed after `code_lifetime`.
+    SmsExpired,
+    /// The code sent by text message, accepted once already.
+    SmsReplayed,
+    /// The mailbox has a number but the configuration has no `[sms]`.
+    SmsNotConfigured,
 }
 
 impl Refusal {
@@ -82,6 +115,13 @@ impl Refusal {
             Refusal::Locked(Lock::Backoff { .. }) => LoginResult::BackingOff,
             Refusal::Locked(Lock::Blocked) => LoginResult::Blocked,
             Refusal::BadSeed(_) => LoginResult::BadSeed,
+            Refusal::CodeSent { .. } => LoginResult::CodeSentBySms,
+            Refusal::SmsNotSent { .. } => LoginResult::SmsNotSent,
+            Refusal::SmsResendTooSoon { .. } => LoginResult::SmsResendTooSoon,
+            Refusal::SmsHourlyCap { .. } => LoginResult::SmsHourlyCap,
+            Refusal::SmsExpired => LoginResult::SmsExpired,
+            Refusal::SmsReplayed => LoginResult::Replayed,
+            Refusal::SmsNotConfigured => LoginResult::SmsNotConfigured,
         }
     }
 
@@ -123,7 +163,7 @@ fn login(req: &Request, method: Method, result: LoginResult) -> Login {
 /// Whether a login of this mailbox must give a code now: `split` cuts one
 /// off and `verify` (with `prompt`) asks for one only then.
 pub fn needs_code(policy: &DomainPolicy, record: Option<&MailboxRecord>, now: u64) -> bool {
-    policy::requirement(policy, record.is_some_and(MailboxRecord::enrolled), now) == Requirement::Code
+    policy::requirement(policy, record.is_some_and(MailboxRecord::mfa_on), now) == Requirement::Code
 }
 
 /// What a login that got the password right may do, given the factor typed
@@ -137,7 +177,7 @@ pub fn decide(
     state: &MailboxState,
     cfg: &Config,
 ) -> Decision {
-    let enrolled = record.is_some_and(MailboxRecord::enrolled);
+    let enrolled = record.is_some_and(MailboxRecord::mfa_on);
     let keep = cfg.state.keep_logins;
     let mut next = state.clone();
     let finish = |outcome: Outcome, next: MailboxState| Decision {
@@ -182,7 +222,7 @@ fn decide_webmail(
     window: u64,
     tag: &str,
 ) -> Decision {
-    let usable = record.totp.as_ref().is_some_and(|s| s.generator().is_ok())
+    let usable = record.totp.as_ref().is_none_or(|s| s.generator().is_ok())
         && lockout::lock(state, &cfg.lockout, req.now).is_none();
     if usable && webmail::find_open(state, tag, cfg, window, req.now).is_some() {
         let mut next = state.clone();
@@ -217,7 +257,7 @@ fn decide_webmail(
         };
     }
     let mut d = decide_code(req, factor, record, state, cfg);
-    if let (Outcome::Accepted(Accept::Code { .. }), Some(next)) = (&d.outcome, d.state.as_mut()) {
+    if let (Outcome::Accepted(Accept::Code { .. } | Accept::Sms), Some(next)) = (&d.outcome, d.state.as_mut()) {
         webmail::open(
             next,
             tag.to_string(),
@@ -231,9 +271,10 @@ fn decide_webmail(
 }
 
 /// The second factor of a mailbox that must give one: lock-out, seed,
-/// window, replay, failure counting. `mfa-ctl disable --code` checks its
-/// code here too, so proving possession to switch MFA off is held to the
-/// same rules as a login.
+/// window, replay, failure counting, and codes by text message (sending one
+/// when none was typed, accepting the one sent). `mfa-ctl disable --code`
+/// checks its code here too, so proving possession to switch MFA off is
+/// held to the same rules as a login.
 pub fn decide_code(
     req: &Request,
     factor: Option<&Factor>,
@@ -242,7 +283,7 @@ pub fn decide_code(
     cfg: &Config,
 ) -> Decision {
     let keep = cfg.state.keep_logins;
-    let mut next = state.clone();
+    let next = state.clone();
     let finish = |outcome: Outcome, mut next: MailboxState| {
         // A block ends the mailbox's webmail sessions: `mfa-ctl unlock`
         // lets the owner in again, not whoever held a session's string.
@@ -256,17 +297,19 @@ pub fn decide_code(
             outcome,
         }
     };
-    let Some(seed) = record.totp.as_ref() else {
+    let sms = record.sms_number();
+    if record.totp.is_none() && sms.is_none() {
         return finish(Outcome::Refused(Refusal::EnrolmentRequired), next);
-    };
+    }
     if let Some(lock) = lockout::lock(state, &cfg.lockout, req.now) {
-        // Not counted and not written: a locked mailbox under attack costs no writes.
+        // Not counted and not written: a locked mailbox under attack costs
+        // no writes, and gets no text message.
         return Decision {
             outcome: Outcome::Refused(Refusal::Locked(lock)),
             state: None,
         };
     }
-    let generator = match seed.generator() {
+    let generator = match record.totp.as_ref().map(TotpSeed::generator).transpose() {
         Ok(g) => g,
         Err(e) => {
             return Decision {
@@ -275,12 +318,20 @@ pub fn decide_code(
             };
         }
     };
-    let method = match factor {
-        Some(Factor::Recovery(_)) => Method::RecoveryCode,
+    // Failed attempts are fingerprinted with a key only the record holds:
+    // the app's seed, or for a mailbox with only a number its text key.
+    let fp_key: &[u8] = match (&generator, sms) {
+        (Some(g), _) => g.key(),
+        (None, Some((s, _))) => s.key.as_bytes(),
+        (None, None) => &[],
+    };
+    let method = match (factor, &generator) {
+        (Some(Factor::Recovery(_)), _) => Method::RecoveryCode,
+        (_, None) => Method::Sms,
         _ => Method::Code,
     };
     let refuse_counted = |mut next: MailboxState, what: &[u8]| {
-        let fp = secret::fingerprint(generator.key(), what);
+        let fp = secret::fingerprint(fp_key, what);
         let counted = lockout::record_failure(&mut next, fp, req.now);
         let r = Refusal::WrongCode {
             failures: next.failures,
@@ -289,44 +340,114 @@ pub fn decide_code(
         next.push_login(login(req, method, r.result()), keep);
         finish(Outcome::Refused(r), next)
     };
+    let refuse_uncounted = |mut next: MailboxState, method: Method, r: Refusal| {
+        next.push_login(login(req, method, r.result()), keep);
+        finish(Outcome::Refused(r), next)
+    };
     match factor {
         None => {
             // Counted once however often it repeats: a client with a stored
-            // password and no code must not lock its owner out.
+            // password and no code must not lock its owner out (nor does
+            // asking for a text again and again).
             let mut next = next;
-            lockout::record_failure(&mut next, secret::fingerprint(generator.key(), b"missing"), req.now);
-            let r = Refusal::CodeMissing;
-            next.push_login(login(req, Method::Code, r.result()), keep);
+            lockout::record_failure(&mut next, secret::fingerprint(fp_key, b"missing"), req.now);
+            let (method, r) = match (sms, cfg.sms.as_ref()) {
+                (None, _) => (Method::Code, Refusal::CodeMissing),
+                (Some(_), None) => (Method::Sms, Refusal::SmsNotConfigured),
+                (Some((sms_rec, number)), Some(sms_cfg)) => match sms::may_send(state, sms_cfg, req.now) {
+                    Err(Limit::ResendTooSoon { until }) => (Method::Sms, Refusal::SmsResendTooSoon { until }),
+                    Err(Limit::HourlyCap { until }) => (Method::Sms, Refusal::SmsHourlyCap { until }),
+                    Ok(()) => match req.new_sms_code {
+                        Some(code) => {
+                            sms::record_send(&mut next, sms_rec, req.mailbox, number, Purpose::Login, code, req.now);
+                            (Method::Sms, Refusal::CodeSent { to: number.to_string() })
+                        }
+                        None => (Method::Sms, Refusal::CodeMissing),
+                    },
+                },
+            };
+            next.push_login(login(req, method, r.result()), keep);
             finish(Outcome::Refused(r), next)
         }
-        Some(Factor::Totp(code)) => match generator.check(code, req.now, cfg.totp.window, state.last_step) {
-            CodeCheck::Fresh { step } => {
-                next.last_step = Some(step);
-                lockout::reset(&mut next);
-                next.push_login(login(req, Method::Code, LoginResult::Ok), keep);
-                finish(Outcome::Accepted(Accept::Code { step }), next)
+        Some(Factor::Totp(code)) => {
+            // The code sent last, if this is it; else the app's code.
+            let sent = state.sms_code.as_ref().filter(|s| s.purpose == Purpose::Login);
+            if let (Some((sms_rec, number)), Some(sent)) = (sms, sent) {
+                let check = |lifetime| {
+                    sms::check(
+                        sms_rec,
+                        sent,
+                        req.mailbox,
+                        number,
+                        Purpose::Login,
+                        code,
+                        lifetime,
+                        req.now,
+                    )
+                };
+                match cfg.sms.as_ref().map(|c| check(c.code_lifetime)) {
+                    Some(sms::Check::Fresh) => {
+                        let mut next = next;
+                        if let Some(s) = next.sms_code.as_mut() {
+                            s.used = true;
+                        }
+                        lockout::reset(&mut next);
+                        next.push_login(login(req, Method::Sms, LoginResult::Ok), keep);
+                        return finish(Outcome::Accepted(Accept::Sms), next);
+                    }
+                    // Not counted, like an app code's replay: a mail client
+                    // opens several connections with the same string.
+                    Some(sms::Check::Used) => return refuse_uncounted(next, Method::Sms, Refusal::SmsReplayed),
+                    // Not counted either: the right code, typed too late.
+                    Some(sms::Check::Expired) => return refuse_uncounted(next, Method::Sms, Refusal::SmsExpired),
+                    Some(sms::Check::NoMatch) => {}
+                    // Without [sms] nothing says how long a code lives: the
+                    // code sent is refused, not counted, and the log says why.
+                    None => {
+                        if check(u64::MAX) != sms::Check::NoMatch {
+                            return refuse_uncounted(next, Method::Sms, Refusal::SmsNotConfigured);
+                        }
+                    }
+                }
             }
-            CodeCheck::Replayed { step } => {
-                // Not counted: a replay is no guess, and parallel connections
-                // of one client replay the same string all the time.
-                let r = Refusal::Replayed { step };
-                next.push_login(login(req, Method::Code, r.result()), keep);
-                finish(Outcome::Refused(r), next)
-            }
-            CodeCheck::Wrong => {
-                // The step is part of the fingerprint: a wrong code repeated
-                // within one step (a client retrying) counts once, but one
-                // fixed guess sent every step counts every step. Without it a
-                // guess of a future step's code would be tried for free until
-                // that step came into the window.
-                let mut what = b"code:".to_vec();
+            let Some(generator) = &generator else {
+                // Only a number: a wrong guess at the code sent. The same
+                // guess at the same code counts once; at a newer code, again.
+                let mut what = b"sms:".to_vec();
                 what.extend_from_slice(code.as_bytes());
-                what.extend_from_slice(format!(":step:{}", generator.step_of(req.now)).as_bytes());
+                what.extend_from_slice(format!(":sent:{}", sent.map_or(0, |s| s.at)).as_bytes());
                 let d = refuse_counted(next, &what);
                 zeroize::Zeroize::zeroize(&mut what);
-                d
+                return d;
+            };
+            match generator.check(code, req.now, cfg.totp.window, state.last_step) {
+                CodeCheck::Fresh { step } => {
+                    let mut next = next;
+                    next.last_step = Some(step);
+                    lockout::reset(&mut next);
+                    next.push_login(login(req, Method::Code, LoginResult::Ok), keep);
+                    finish(Outcome::Accepted(Accept::Code { step }), next)
+                }
+                CodeCheck::Replayed { step } => {
+                    // Not counted: a replay is no guess, and parallel connections
+                    // of one client replay the same string all the time.
+                    refuse_uncounted(next, Method::Code, Refusal::Replayed { step })
+                }
+                CodeCheck::Wrong => {
+                    // The step is part of the fingerprint: a wrong code repeated
+                    // within one step (a client retrying) counts once, but one
+                    // fixed guess sent every step counts every step. Without it a
+                    // guess of a future step's code would be tried for free until
+                    // that step came into the window.
+                    let mut what = b"code:".to_vec();
+                    what.extend_from_slice(code.as_bytes());
+                    what.extend_from_slice(format!(":step:{}", generator.step_of(req.now)).as_bytes());
+                    let d = refuse_counted(next, &what);
+                    zeroize::Zeroize::zeroize(&mut what);
+                    d
+                }
             }
-        },
+        }
         Some(Factor::Recovery(code)) => {
             let set = record.recovery.as_ref();
             let found = set.and_then(|set| {
@@ -335,6 +456,7 @@ pub fn decide_code(
             });
             match found {
                 Some((set, used, index)) => {
+                    let mut next = next;
                     if next.recovery_set.as_deref() != Some(set.id.as_str()) {
                         next.recovery_set = Some(set.id.clone());
                         next.recovery_used.clear();
@@ -425,7 +547,7 @@ pub fn decide_app_password(
 /// already refused the code in `verify`; `account` must never be the reason
 /// an ordinary login fails.
 pub fn account_blocked(record: Option<&MailboxRecord>, state: &MailboxState, cfg: &Config) -> bool {
-    record.is_some_and(MailboxRecord::enrolled) && state.failures >= cfg.lockout.block_after
+    record.is_some_and(MailboxRecord::mfa_on) && state.failures >= cfg.lockout.block_after
 }
 
 #[cfg(test)]
@@ -468,6 +590,7 @@ mod tests {
             rhost: Some("192.0.2.7"),
             now,
             webmail_tag: None,
+            new_sms_code: None,
         }
     }
 
@@ -711,6 +834,337 @@ mod tests {
         );
         assert!(matches!(d.outcome, Outcome::Refused(Refusal::BadSeed(_))));
         assert_eq!(d.state, None);
+    }
+
+    // ---- codes by text message ----
+
+    const NUM: &str = "+4915112344567";
+
+    fn with_number(record: MailboxRecord) -> MailboxRecord {
+        MailboxRecord {
+            sms: Some(crate::sms::SmsRecord {
+                number: Some(NUM.into()),
+                ..crate::sms::SmsRecord::new().unwrap()
+            }),
+            ..record
+        }
+    }
+
+    fn sms_cfg() -> Config {
+        Config {
+            sms: Some(crate::config::SmsConfig {
+                command: "/usr/local/sbin/send".into(),
+                ..Default::default()
+            }),
+            ..cfg()
+        }
+    }
+
+    /// A login at `now` that types nothing and would text `code`.
+    fn ask(now: u64, code: &'static str) -> Request<'static> {
+        Request {
+            new_sms_code: Some(code),
+            webmail_tag: None,
+            ..req(now)
+        }
+    }
+
+    fn typed(code: &str) -> Factor {
+        Factor::Totp(Zeroizing::new(code.into()))
+    }
+
+    #[test]
+    fn no_code_texts_one_which_then_logs_in_once() {
+        let rec = with_number(MailboxRecord::default());
+        let c = sms_cfg();
+        let d = decide(
+            &ask(T, "493817"),
+            None,
+            &optional(),
+            Some(&rec),
+            &MailboxState::default(),
+            &c,
+        );
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::CodeSent { to: NUM.into() }));
+        let s = d.state.unwrap();
+        let sent = s.sms_code.clone().unwrap();
+        assert_eq!((sent.at, sent.used, s.sms_sent.clone()), (T, false, vec![T]));
+        assert!(!sent.hash.contains("493817"));
+        let last = s.logins.last().unwrap();
+        assert_eq!((last.method, last.result), (Method::Sms, LoginResult::CodeSentBySms));
+        // Typed with the password: accepted, and the failure the missing
+        // code counted is cleared.
+        assert_eq!(s.failures, 1);
+        let d = decide(&req(T + 20), Some(&typed("493817")), &optional(), Some(&rec), &s, &c);
+        assert_eq!(d.outcome, Outcome::Accepted(Accept::Sms));
+        let s = d.state.unwrap();
+        assert!(s.sms_code.as_ref().unwrap().used);
+        assert_eq!(s.failures, 0);
+        assert_eq!(s.logins.last().unwrap().method, Method::Sms);
+        // Once only: again it is a replay, not counted.
+        let d = decide(&req(T + 21), Some(&typed("493817")), &optional(), Some(&rec), &s, &c);
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::SmsReplayed));
+        assert_eq!(d.state.unwrap().failures, 0);
+    }
+
+    #[test]
+    fn a_texted_code_lives_code_lifetime() {
+        let rec = with_number(MailboxRecord::default());
+        let c = sms_cfg();
+        let lifetime = c.sms.as_ref().unwrap().code_lifetime;
+        let s = decide(
+            &ask(T, "111222"),
+            None,
+            &optional(),
+            Some(&rec),
+            &MailboxState::default(),
+            &c,
+        )
+        .state
+        .unwrap();
+        let at = |now| decide(&req(now), Some(&typed("111222")), &optional(), Some(&rec), &s, &c);
+        assert_eq!(at(T + lifetime - 1).outcome, Outcome::Accepted(Accept::Sms));
+        let late = at(T + lifetime);
+        assert_eq!(late.outcome, Outcome::Refused(Refusal::SmsExpired));
+        assert_eq!(late.state.unwrap().failures, s.failures, "too late is not a guess");
+    }
+
+    #[test]
+    fn a_newer_text_replaces_the_older_code() {
+        let rec = with_number(MailboxRecord::default());
+        let c = sms_cfg();
+        let s = decide(
+            &ask(T, "111111"),
+            None,
+            &optional(),
+            Some(&rec),
+            &MailboxState::default(),
+            &c,
+        )
+        .state
+        .unwrap();
+        let d = decide(&ask(T + 60, "222222"), None, &optional(), Some(&rec), &s, &c);
+        assert!(matches!(d.outcome, Outcome::Refused(Refusal::CodeSent { .. })));
+        let s = d.state.unwrap();
+        let d = decide(&req(T + 61), Some(&typed("111111")), &optional(), Some(&rec), &s, &c);
+        assert!(matches!(
+            d.outcome,
+            Outcome::Refused(Refusal::WrongCode { counted: true, .. })
+        ));
+        let d = decide(&req(T + 62), Some(&typed("222222")), &optional(), Some(&rec), &s, &c);
+        assert_eq!(d.outcome, Outcome::Accepted(Accept::Sms));
+    }
+
+    #[test]
+    fn the_limits_send_nothing_and_change_no_code() {
+        let rec = with_number(MailboxRecord::default());
+        let c = sms_cfg();
+        let s = decide(
+            &ask(T, "111111"),
+            None,
+            &optional(),
+            Some(&rec),
+            &MailboxState::default(),
+            &c,
+        )
+        .state
+        .unwrap();
+        let d = decide(&ask(T + 59, "999999"), None, &optional(), Some(&rec), &s, &c);
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::SmsResendTooSoon { until: T + 60 }));
+        let after = d.state.unwrap();
+        assert_eq!((&after.sms_code, &after.sms_sent), (&s.sms_code, &s.sms_sent));
+        // The code sent still works.
+        let d = decide(
+            &req(T + 59),
+            Some(&typed("111111")),
+            &optional(),
+            Some(&rec),
+            &after,
+            &c,
+        );
+        assert_eq!(d.outcome, Outcome::Accepted(Accept::Sms));
+        // The hourly cap, with no resend block.
+        let capped = Config {
+            sms: c.sms.clone().map(|s| crate::config::SmsConfig {
+                resend_after: 0,
+                max_per_hour: 2,
+                ..s
+            }),
+            ..c.clone()
+        };
+        let mut s = MailboxState::default();
+        for (i, code) in ["1", "2"].into_iter().enumerate() {
+            let d = decide(&ask(T + i as u64, code), None, &optional(), Some(&rec), &s, &capped);
+            assert!(matches!(d.outcome, Outcome::Refused(Refusal::CodeSent { .. })));
+            s = d.state.unwrap();
+        }
+        let d = decide(&ask(T + 2, "3"), None, &optional(), Some(&rec), &s, &capped);
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::SmsHourlyCap { until: T + 3600 }));
+        assert_eq!(d.state.unwrap().sms_sent, [T, T + 1]);
+        let d = decide(&ask(T + 3600, "4"), None, &optional(), Some(&rec), &s, &capped);
+        assert!(matches!(d.outcome, Outcome::Refused(Refusal::CodeSent { .. })));
+    }
+
+    /// Wrong guesses at a texted code count toward the same lock-out as
+    /// app codes; a locked mailbox gets no text.
+    #[test]
+    fn wrong_texted_codes_lock_out_and_a_locked_mailbox_gets_no_text() {
+        let rec = with_number(MailboxRecord::default());
+        let c = Config {
+            lockout: crate::config::LockoutConfig {
+                after: 2,
+                backoff: 60,
+                max_backoff: 60,
+                block_after: 3,
+            },
+            ..sms_cfg()
+        };
+        let mut s = decide(
+            &ask(T, "123456"),
+            None,
+            &optional(),
+            Some(&rec),
+            &MailboxState::default(),
+            &c,
+        )
+        .state
+        .unwrap();
+        assert_eq!(s.failures, 1, "the missing code");
+        let d = decide(&req(T + 1), Some(&typed("000000")), &optional(), Some(&rec), &s, &c);
+        assert!(matches!(
+            d.outcome,
+            Outcome::Refused(Refusal::WrongCode {
+                failures: 2,
+                counted: true
+            })
+        ));
+        s = d.state.unwrap();
+        assert_eq!(s.logins.last().unwrap().method, Method::Sms);
+        // Backing off: even the right code, and no text either.
+        let d = decide(&req(T + 2), Some(&typed("123456")), &optional(), Some(&rec), &s, &c);
+        assert!(matches!(
+            d.outcome,
+            Outcome::Refused(Refusal::Locked(Lock::Backoff { .. }))
+        ));
+        let d = decide(&ask(T + 120, "777777"), None, &optional(), Some(&rec), &s, &c);
+        assert!(
+            matches!(d.outcome, Outcome::Refused(Refusal::CodeSent { .. })),
+            "back-off over"
+        );
+        let d = decide(&req(T + 61), Some(&typed("111111")), &optional(), Some(&rec), &s, &c);
+        s = d.state.unwrap();
+        assert_eq!(s.failures, 3);
+        let d = decide(&ask(T + 7200, "777777"), None, &optional(), Some(&rec), &s, &c);
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::Locked(Lock::Blocked)));
+        assert_eq!(d.state, None, "nothing written, nothing sent");
+        assert!(account_blocked(Some(&rec), &s, &c));
+    }
+
+    #[test]
+    fn app_and_number_both_log_in() {
+        let rec = with_number(enrolled());
+        let c = sms_cfg();
+        let d = decide(
+            &ask(T, "314159"),
+            None,
+            &optional(),
+            Some(&rec),
+            &MailboxState::default(),
+            &c,
+        );
+        assert!(matches!(d.outcome, Outcome::Refused(Refusal::CodeSent { .. })));
+        let s = d.state.unwrap();
+        let d = decide(&req(T + 1), Some(&code(T)), &optional(), Some(&rec), &s, &c);
+        assert_eq!(d.outcome, Outcome::Accepted(Accept::Code { step: T / 30 }));
+        let d = decide(&req(T + 2), Some(&typed("314159")), &optional(), Some(&rec), &s, &c);
+        assert_eq!(d.outcome, Outcome::Accepted(Accept::Sms));
+        // A wrong one is an app code's wrong guess (counted per step).
+        let d = decide(&req(T + 2), Some(&typed("000001")), &optional(), Some(&rec), &s, &c);
+        assert!(matches!(d.outcome, Outcome::Refused(Refusal::WrongCode { .. })));
+        assert_eq!(d.state.unwrap().logins.last().unwrap().method, Method::Code);
+    }
+
+    #[test]
+    fn a_code_sent_to_confirm_a_number_does_not_log_in() {
+        let rec = with_number(MailboxRecord::default());
+        let c = sms_cfg();
+        let mut s = MailboxState::default();
+        let sms_rec = rec.sms.as_ref().unwrap();
+        crate::sms::record_send(&mut s, sms_rec, MB, NUM, crate::sms::Purpose::Confirm, "271828", T);
+        let d = decide(&req(T + 1), Some(&typed("271828")), &optional(), Some(&rec), &s, &c);
+        assert!(matches!(d.outcome, Outcome::Refused(Refusal::WrongCode { .. })));
+    }
+
+    #[test]
+    fn without_an_sms_section_nothing_is_sent_or_accepted() {
+        let rec = with_number(MailboxRecord::default());
+        let d = decide(
+            &ask(T, "123456"),
+            None,
+            &optional(),
+            Some(&rec),
+            &MailboxState::default(),
+            &cfg(),
+        );
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::SmsNotConfigured));
+        assert!(d.state.unwrap().sms_code.is_none());
+        // A code sent while it was configured: refused, not counted.
+        let s = decide(
+            &ask(T, "123456"),
+            None,
+            &optional(),
+            Some(&rec),
+            &MailboxState::default(),
+            &sms_cfg(),
+        )
+        .state
+        .unwrap();
+        let d = decide(&req(T + 1), Some(&typed("123456")), &optional(), Some(&rec), &s, &cfg());
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::SmsNotConfigured));
+        assert_eq!(d.state.unwrap().failures, s.failures);
+    }
+
+    #[test]
+    fn a_number_counts_as_enrolled_only_once_confirmed() {
+        let c = sms_cfg();
+        let mut rec = with_number(MailboxRecord::default());
+        let required = DomainPolicy::default_for(Policy::Required);
+        assert!(needs_code(&optional(), Some(&rec), T));
+        let d = decide(
+            &ask(T, "123456"),
+            None,
+            &required,
+            Some(&rec),
+            &MailboxState::default(),
+            &c,
+        );
+        assert!(matches!(d.outcome, Outcome::Refused(Refusal::CodeSent { .. })));
+        if let Some(s) = rec.sms.as_mut() {
+            s.pending = s.number.take();
+        }
+        assert!(!needs_code(&optional(), Some(&rec), T));
+        let d = decide(
+            &ask(T, "123456"),
+            None,
+            &optional(),
+            Some(&rec),
+            &MailboxState::default(),
+            &c,
+        );
+        assert!(matches!(d.outcome, Outcome::Accepted(Accept::PasswordOnly(_))));
+        let d = decide(
+            &ask(T, "123456"),
+            None,
+            &required,
+            Some(&rec),
+            &MailboxState::default(),
+            &c,
+        );
+        assert_eq!(d.outcome, Outcome::Refused(Refusal::EnrolmentRequired));
+        assert!(
+            d.state.unwrap().sms_code.is_none(),
+            "a pending number is never texted at login"
+        );
     }
 
     #[test]

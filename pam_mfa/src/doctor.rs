@@ -1624,9 +1624,24 @@ pub fn check_config(named: Option<&Path>) -> (Option<AnyStore>, Vec<Finding>) {
             }
         },
     };
+    let mut findings = Vec::new();
+    if let Some(sms) = &cfg.sms
+        && let Err(e) = crate::deliver::check_trusted(&sms.command, crate::ffi::sys::effective_uid())
+    {
+        findings.push(Finding::error(
+            path,
+            None,
+            format!("{e}; no code can be texted, so logins of mailboxes with a number are refused"),
+            "install the delivery command owned by root, mode 0755, in folders only root can write to (see [sms] \
+             in pam_mfa.toml(5))",
+        ));
+    }
     match AnyStore::open(&cfg, owner) {
-        Ok(store) => (Some(store), Vec::new()),
-        Err(e) => (None, vec![store_finding(&e)]),
+        Ok(store) => (Some(store), findings),
+        Err(e) => {
+            findings.push(store_finding(&e));
+            (None, findings)
+        }
     }
 }
 

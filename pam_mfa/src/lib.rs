@@ -11,6 +11,8 @@
 //! | rate limit / lock-out | [`lockout`] |
 //! | password+code splitting | [`split`] |
 //! | required/optional/disabled | [`policy`] |
+//! | codes by text message: numbers, limits | [`sms`] |
+//! | running the delivery command | [`deliver`] |
 //! | what any store must do | [`store::backend`] |
 //! | files, locking, atomic writes | [`store`] |
 //! | PAM entry points, all `unsafe` | [`ffi`] ([`ffi::pam`], [`ffi::sys`]) |
@@ -28,6 +30,7 @@ pub mod args;
 pub mod clock;
 pub mod config;
 pub mod decide;
+pub mod deliver;
 pub mod doctor;
 pub mod duration;
 pub mod ffi;
@@ -43,6 +46,7 @@ pub mod policy;
 pub mod recovery;
 pub mod seal;
 pub mod secret;
+pub mod sms;
 pub mod split;
 pub mod store;
 pub mod text;

@@ -19,7 +19,7 @@ use crate::log::{Level, Logger};
 use crate::mailbox::Mailbox;
 use crate::policy::{DomainPolicy, NoCodeReason};
 use crate::recovery;
-use crate::secret::SecretBytes;
+use crate::secret::{SecretBytes, SecretString};
 use crate::split::{self, Factor};
 use crate::store::any::{AnyOpened, AnyStore};
 use crate::store::backend::{Backend, MailboxLock, OpenedMailbox};
@@ -119,6 +119,7 @@ impl Ctx {
             rhost: self.rhost.as_deref(),
             now: self.now,
             webmail_tag: None,
+            new_sms_code: None,
         }
     }
 
@@ -402,7 +403,7 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
     let parts = match (&record, needs_code) {
         (Some(rec), true) => {
             let codes = split::Codes {
-                digits: rec.totp.as_ref().map_or(ctx.cfg.totp.digits, |s| s.digits),
+                digits: rec.code_digits(),
                 scratch: rec.recovery.as_ref().is_some_and(|set| set.scratch),
                 is_recovery: |candidate: &str| {
                     rec.recovery.as_ref().is_some_and(|set| {
@@ -444,12 +445,13 @@ fn split_role(pam: &mut dyn PamApi, ctx: &Ctx, memo: &mut Memo) -> Code {
 /// The factor for `verify` when no `split` ran: asked for with `prompt`.
 /// `scratch`: the mailbox holds imported scratch codes, typed `1234-5678`
 /// here as after a password, so that one form means one thing everywhere.
-fn prompt_for_factor(pam: &mut dyn PamApi, args: &Args, needs_code: bool, scratch: bool) -> Option<Factor> {
-    if !(args.prompt && needs_code) {
+/// An empty answer is no code (which texts one to a mailbox with a number).
+fn prompt_for_factor(pam: &mut dyn PamApi, prompt: &str, scratch: bool) -> Option<Factor> {
+    let answer = pam.ask_hidden(prompt).ok()?;
+    let text = std::str::from_utf8(&answer).ok()?;
+    if text.trim().is_empty() {
         return None;
     }
-    let answer = pam.ask_hidden("Verification code: ").ok()?;
-    let text = std::str::from_utf8(&answer).ok()?;
     if let Some(code) = recovery::normalize(text) {
         return Some(Factor::Recovery(code));
     }
@@ -459,8 +461,31 @@ fn prompt_for_factor(pam: &mut dyn PamApi, args: &Args, needs_code: bool, scratc
     Some(Factor::Totp(crate::totp::clean_code(text)))
 }
 
+const PROMPT: &str = "Verification code: ";
+/// For a mailbox with a number: says how to get a code.
+const PROMPT_SMS: &str = "Verification code (leave empty to get one by text message): ";
+const PROMPT_AGAIN: &str = "Verification code (sent by text message): ";
+
+/// Where `verify` gets the factor from.
+enum FactorFrom<'a> {
+    /// What `split` cut off the typed string.
+    Split(&'a SplitFound),
+    /// Asked for with `prompt` (if the module line says so and a code is needed).
+    Prompt,
+    /// Asked already (the second question after a code was texted).
+    Given(Option<Factor>),
+}
+
+/// A code the decision recorded as sent, to deliver now.
+struct Text {
+    to: String,
+    code: SecretString,
+}
+
 /// `verify`: checks the code (window, replay, lock-out) after the password
-/// module accepted the password.
+/// module accepted the password; without a code, texts one to a mailbox
+/// with a confirmed number (the password was checked: nothing is ever sent
+/// before that).
 fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) -> Code {
     let split = memo.split.take();
     let policy = match &split {
@@ -470,102 +495,40 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
             Err(e) => return ctx.store_failed("verify", &e),
         },
     };
-    let changed = || {
-        ctx.store_failed(
-            "verify",
-            &StoreError::ChangedDuringLogin {
-                mailbox: ctx.mailbox.to_string(),
-            },
-        )
+    let from = match &split {
+        Some(found) => FactorFrom::Split(found),
+        None => FactorFrom::Prompt,
     };
-    // The decision is taken on the mailbox as it is now, under its lock,
-    // whatever `split` saw: what `split` read, locked again (a file
-    // followed if it was replaced; a database row written only if it is
-    // still the version read), or a fresh look. A database's optimistic
-    // write that finds the row changed writes nothing: the second round
-    // decides again under a real lock.
-    let mut opened = memo.opened.take();
-    let mut factor = None;
-    let mut first_round = true;
-    let decision = loop {
-        let locked = match opened.take() {
-            Some(o) => match ctx.store.relock(&o) {
-                Ok(Some(l)) => Some(l),
-                Ok(None) => return changed(),
-                Err(e) => return ctx.store_failed("verify", &e),
-            },
-            None => match ctx.store.lock(&ctx.mailbox, OnMissing::Skip) {
-                Ok(l) => l,
-                Err(e) => return ctx.store_failed("verify", &e),
-            },
-        };
-        let needs_code = decide::needs_code(&policy, locked.as_ref().and_then(|l| l.record()), ctx.now);
-        if first_round {
-            factor = match &split {
-                // `split` cut a code off only if one was needed when it
-                // looked; if mfa-ctl set the mailbox up or switched it off
-                // since, the password module judged a string cut for the
-                // other case (fail closed; the user tries again).
-                Some(found) if decide::needs_code(&policy, found.record.as_ref(), ctx.now) != needs_code => {
-                    return changed();
+    let (mut decision, text, scratch, factor) = match decide_locked(pam, args, ctx, &policy, from, memo.opened.take()) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if let Some(text) = text {
+        // Sent after the new state is stored, outside the lock: a parallel
+        // login waits for no gateway, and finds this send when it decides.
+        match send_text(ctx, &text) {
+            Ok(()) => {
+                log_verify(ctx, &decision.outcome, factor.as_ref());
+                // A conversation-speaking service (`prompt`) asks again, once.
+                if args.prompt && split.is_none() {
+                    let again = prompt_for_factor(pam, PROMPT_AGAIN, scratch);
+                    let given;
+                    (decision, given) = match decide_locked(pam, args, ctx, &policy, FactorFrom::Given(again), None) {
+                        Ok((d, _, _, f)) => (d, f),
+                        Err(code) => return code,
+                    };
+                    log_verify(ctx, &decision.outcome, given.as_ref());
                 }
-                Some(found) => found.factor.clone(),
-                None => {
-                    let scratch = locked
-                        .as_ref()
-                        .and_then(|l| l.record())
-                        .and_then(|r| r.recovery.as_ref())
-                        .is_some_and(|set| set.scratch);
-                    prompt_for_factor(pam, args, needs_code, scratch)
-                }
-            };
-        } else if split
-            .as_ref()
-            .is_some_and(|found| decide::needs_code(&policy, found.record.as_ref(), ctx.now) != needs_code)
-        {
-            return changed();
-        }
-        let req = Request {
-            webmail_tag: split.as_ref().and_then(|f| f.webmail_tag.as_deref()),
-            ..ctx.request()
-        };
-        let Some(mut locked) = locked else {
-            break decide::decide(&req, factor.as_ref(), &policy, None, &Default::default(), &ctx.cfg);
-        };
-        let d = decide::decide(
-            &req,
-            factor.as_ref(),
-            &policy,
-            locked.record(),
-            locked.state(),
-            &ctx.cfg,
-        );
-        // A used recovery code does not expire, so its use must survive a
-        // power cut even with `durable = false`.
-        let durability = match d.outcome {
-            Outcome::Accepted(Accept::RecoveryCode { .. }) => Durability::Synced,
-            _ => Durability::Configured,
-        };
-        // An acceptance that writes nothing (the password alone, for a
-        // mailbox with no record) must still rest on the mailbox as it is
-        // now: an optimistic lock checks it was not set up meanwhile.
-        let stored = match (&d.state, &d.outcome) {
-            (Some(new_state), _) => locked.write_state(new_state, durability),
-            (None, Outcome::Accepted(_)) => locked.confirm(),
-            (None, Outcome::Refused(_)) => Ok(()),
-        };
-        match stored {
-            Err(StoreError::Conflict { .. }) if first_round => {
-                first_round = false;
-                continue;
             }
-            // Without the new state the replay protection cannot be kept:
-            // a success becomes a refusal (fail closed).
-            Err(e) => return ctx.store_failed("verify", &e),
-            Ok(()) => break d,
+            Err(why) => {
+                note_not_sent(ctx);
+                decision.outcome = Outcome::Refused(Refusal::SmsNotSent { why });
+                log_verify(ctx, &decision.outcome, factor.as_ref());
+            }
         }
-    };
-    log_verify(ctx, &decision.outcome, factor.as_ref());
+    } else {
+        log_verify(ctx, &decision.outcome, factor.as_ref());
+    }
     match decision.outcome {
         Outcome::Accepted(_) => {
             // A success resets the failure counter: not blocked.
@@ -584,6 +547,177 @@ fn verify_role(pam: &mut dyn PamApi, args: &Args, ctx: &Ctx, memo: &mut Memo) ->
     }
 }
 
+/// The decision on the mailbox as it is now, under its lock, and its new
+/// state stored; with the code to text if it recorded one as sent, whether
+/// the mailbox holds imported scratch codes (for a second question), and
+/// the factor decided on (for the log line). `Err`: the PAM code of a
+/// refusal already logged.
+fn decide_locked(
+    pam: &mut dyn PamApi,
+    args: &Args,
+    ctx: &Ctx,
+    policy: &DomainPolicy,
+    from: FactorFrom<'_>,
+    opened: Option<std::sync::Arc<AnyOpened>>,
+) -> Result<(decide::Decision, Option<Text>, bool, Option<Factor>), Code> {
+    let split = match &from {
+        FactorFrom::Split(found) => Some(*found),
+        _ => None,
+    };
+    let again = matches!(from, FactorFrom::Given(_));
+    let mut given = match from {
+        FactorFrom::Given(f) => Some(f),
+        _ => None,
+    };
+    let changed = || {
+        ctx.store_failed(
+            "verify",
+            &StoreError::ChangedDuringLogin {
+                mailbox: ctx.mailbox.to_string(),
+            },
+        )
+    };
+    // The decision is taken on the mailbox as it is now, under its lock,
+    // whatever `split` saw: what `split` read, locked again (a file
+    // followed if it was replaced; a database row written only if it is
+    // still the version read), or a fresh look. A database's optimistic
+    // write that finds the row changed writes nothing: the second round
+    // decides again under a real lock.
+    let mut opened = opened;
+    let mut factor = None;
+    let mut first_round = true;
+    loop {
+        let locked = match opened.take() {
+            Some(o) => match ctx.store.relock(&o) {
+                Ok(Some(l)) => Some(l),
+                Ok(None) => return Err(changed()),
+                Err(e) => return Err(ctx.store_failed("verify", &e)),
+            },
+            None => match ctx.store.lock(&ctx.mailbox, OnMissing::Skip) {
+                Ok(l) => l,
+                Err(e) => return Err(ctx.store_failed("verify", &e)),
+            },
+        };
+        let record = locked.as_ref().and_then(|l| l.record());
+        let needs_code = decide::needs_code(policy, record, ctx.now);
+        let digits = record.map_or(ctx.cfg.totp.digits, MailboxRecord::code_digits);
+        let scratch = record.and_then(|r| r.recovery.as_ref()).is_some_and(|set| set.scratch);
+        if first_round {
+            factor = match (split, given.take()) {
+                // `split` cut a code off only if one was needed when it
+                // looked; if mfa-ctl set the mailbox up or switched it off
+                // since, the password module judged a string cut for the
+                // other case (fail closed; the user tries again).
+                (Some(found), _) if decide::needs_code(policy, found.record.as_ref(), ctx.now) != needs_code => {
+                    return Err(changed());
+                }
+                (Some(found), _) => found.factor.clone(),
+                (None, Some(f)) => f,
+                (None, None) if args.prompt && needs_code => {
+                    let texts = record.and_then(MailboxRecord::sms_number).is_some() && ctx.cfg.sms.is_some();
+                    prompt_for_factor(pam, if texts { PROMPT_SMS } else { PROMPT }, scratch)
+                }
+                (None, None) => None,
+            };
+        } else if split.is_some_and(|found| decide::needs_code(policy, found.record.as_ref(), ctx.now) != needs_code) {
+            return Err(changed());
+        }
+        // A code to text, should the decision send one: only a login that
+        // typed none, of a mailbox with a number, asking the first time.
+        let new_code = match (&factor, record.and_then(MailboxRecord::sms_number)) {
+            (None, Some(_)) if !again => match crate::sms::new_code(digits) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    ctx.log
+                        .err(&format!("verify: {} result=refused reason=\"{e}\"", ctx.who()));
+                    return Err(Code::PAM_AUTH_ERR);
+                }
+            },
+            _ => None,
+        };
+        let req = Request {
+            new_sms_code: new_code.as_deref().map(String::as_str),
+            webmail_tag: split.and_then(|f| f.webmail_tag.as_deref()),
+            ..ctx.request()
+        };
+        let Some(mut locked) = locked else {
+            let d = decide::decide(&req, factor.as_ref(), policy, None, &Default::default(), &ctx.cfg);
+            return Ok((d, None, scratch, factor));
+        };
+        let d = decide::decide(&req, factor.as_ref(), policy, locked.record(), locked.state(), &ctx.cfg);
+        // A used recovery code does not expire, so its use must survive a
+        // power cut even with `durable = false`; so must a text's send, which
+        // the limits count.
+        let durability = match d.outcome {
+            Outcome::Accepted(Accept::RecoveryCode { .. }) | Outcome::Refused(Refusal::CodeSent { .. }) => {
+                Durability::Synced
+            }
+            _ => Durability::Configured,
+        };
+        // An acceptance that writes nothing (the password alone, for a
+        // mailbox with no record) must still rest on the mailbox as it is
+        // now: an optimistic lock checks it was not set up meanwhile.
+        let stored = match (&d.state, &d.outcome) {
+            (Some(new_state), _) => locked.write_state(new_state, durability),
+            (None, Outcome::Accepted(_)) => locked.confirm(),
+            (None, Outcome::Refused(_)) => Ok(()),
+        };
+        match stored {
+            Err(StoreError::Conflict { .. }) if first_round => {
+                first_round = false;
+                continue;
+            }
+            // Without the new state the replay protection cannot be kept:
+            // a success becomes a refusal (fail closed).
+            Err(e) => return Err(ctx.store_failed("verify", &e)),
+            Ok(()) => {
+                let text = match (&d.outcome, new_code) {
+                    (Outcome::Refused(Refusal::CodeSent { to }), Some(code)) => Some(Text { to: to.clone(), code }),
+                    _ => None,
+                };
+                return Ok((d, text, scratch, factor));
+            }
+        }
+    }
+}
+
+/// Runs the delivery command for a code the decision recorded as sent.
+/// `Err`: why not, for the log (never the code).
+fn send_text(ctx: &Ctx, text: &Text) -> Result<(), String> {
+    let Some(sms_cfg) = ctx.cfg.sms.as_ref() else {
+        return Err("the configuration has no [sms] section".into());
+    };
+    let message = crate::sms::message(sms_cfg, &ctx.cfg.issuer, &text.code);
+    let delivery = crate::deliver::Delivery {
+        mailbox: ctx.mailbox.as_str(),
+        to: &text.to,
+        code: &text.code,
+        message: &message,
+        purpose: crate::sms::Purpose::Login,
+    };
+    crate::deliver::deliver(sms_cfg, &delivery, crate::ffi::sys::effective_uid()).map_err(|e| e.to_string())
+}
+
+/// The login history says "code sent by sms" for a text that then failed:
+/// corrected, so `mfa-ctl logins` does not tell the user a code is on its
+/// way. The send still counts toward the limits (a gateway may have
+/// charged for it).
+fn note_not_sent(ctx: &Ctx) {
+    use crate::store::records::LoginResult;
+    let Ok(Some(mut locked)) = ctx.store.lock(&ctx.mailbox, OnMissing::Skip) else {
+        return;
+    };
+    let mut state = locked.state().clone();
+    if state.amend_login(ctx.now, LoginResult::CodeSentBySms, LoginResult::SmsNotSent)
+        && let Err(e) = locked.write_state(&state, Durability::Configured)
+    {
+        ctx.log.err(&format!(
+            "verify: {} could not record that the text was not sent: {e}",
+            ctx.who()
+        ));
+    }
+}
+
 /// `factor`: what was typed, so that a refusal says what was tried (a
 /// wrong scratch code is `factor=scratch_code`); never the code itself.
 fn log_verify(ctx: &Ctx, outcome: &Outcome, factor: Option<&Factor>) {
@@ -592,6 +726,7 @@ fn log_verify(ctx: &Ctx, outcome: &Outcome, factor: Option<&Factor>) {
         Outcome::Accepted(a) => {
             let method = match a {
                 Accept::Code { .. } => "code".to_string(),
+                Accept::Sms => "sms".to_string(),
                 Accept::WebmailSession { started, ends } => {
                     format!("webmail_session session_started={started} session_ends={ends}")
                 }
@@ -620,9 +755,21 @@ fn log_verify(ctx: &Ctx, outcome: &Outcome, factor: Option<&Factor>) {
                 Refusal::Locked(Lock::Blocked) => format!(" fix=\"mfa-ctl unlock {}\"", ctx.mailbox),
                 Refusal::EnrolmentRequired => format!(" fix=\"mfa-ctl enroll {}\"", ctx.mailbox),
                 Refusal::BadSeed(e) => format!(": {e}"),
+                Refusal::CodeSent { to } => format!(" to=\"{}\"", crate::sms::mask(to)),
+                Refusal::SmsNotSent { why } => format!(": {why}"),
+                Refusal::SmsResendTooSoon { until } | Refusal::SmsHourlyCap { until } => {
+                    format!(" next_sms_after={until}")
+                }
+                Refusal::SmsNotConfigured => format!(
+                    " fix=\"add an [sms] section to the configuration (pam_mfa.toml(5)), or remove the number: mfa-ctl sms remove {}\"",
+                    ctx.mailbox
+                ),
                 _ => String::new(),
             };
-            let level = if matches!(r, Refusal::BadSeed(_)) {
+            let level = if matches!(
+                r,
+                Refusal::BadSeed(_) | Refusal::SmsNotSent { .. } | Refusal::SmsNotConfigured
+            ) {
                 Level::Err
             } else {
                 Level::Notice

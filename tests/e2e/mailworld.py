@@ -212,7 +212,7 @@ class MailWorld:
         copied from `key_from`)."""
         return Path(self.postgres["key_file"]) if self.postgres else None
 
-    def write_config(self):
+    def config_text(self):
         if self.postgres is None:
             head = f'store = "{self.store}"\nissuer = "{self.issuer}"\n'
         else:
@@ -221,11 +221,20 @@ class MailWorld:
                 f"{k} = {toml_value(v)}\n" for k, v in self.postgres.items()
             )
         lockout = self.lockout or 'after = 3\nbackoff = "1h"\nmax_backoff = "1h"\nblock_after = 3\n'
-        self._write(self.config, head + "[lockout]\n" + lockout + self.config_extra, 0o600)
+        return head + "[lockout]\n" + lockout + self.config_extra
+
+    def write_config(self):
+        self._write(self.config, self.config_text(), 0o600)
         self._write(self.passwd, "", 0o600)
         if self.key_from is not None:
             shutil.copyfile(self.key_from, self.key_file)
             os.chmod(self.key_file, 0o600)
+
+    def set_config_extra(self, extra):
+        """Replaces what follows the [lockout] table in the running world's
+        configuration (the module notices the changed file at its next login)."""
+        self.config_extra = extra
+        self._write(self.config, self.config_text(), 0o600)
 
     def add_user(self, mailbox, password):
         with open(self.passwd, "a") as f:

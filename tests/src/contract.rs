@@ -263,6 +263,117 @@ pub fn list_in_pages<B: Backend>(store: &B) {
     assert_eq!(seen, want);
 }
 
+/// A record with a number for codes by text message, one waiting for its
+/// code and the key; a state with a sent code and the send times.
+fn with_sms() -> (MailboxRecord, MailboxState) {
+    let mut record = enrolled();
+    record.sms = Some(pam_mfa::sms::SmsRecord {
+        number: Some("+4915112344567".into()),
+        pending: Some("+15551234567".into()),
+        ..pam_mfa::sms::SmsRecord::new().unwrap()
+    });
+    let mut state = state(3);
+    let rec = record.sms.as_ref().unwrap();
+    pam_mfa::sms::record_send(
+        &mut state,
+        rec,
+        "alice@example.org",
+        "+4915112344567",
+        pam_mfa::sms::Purpose::Login,
+        "123456",
+        1_700_000_000,
+    );
+    state.sms_code.as_mut().unwrap().tries = 2;
+    (record, state)
+}
+
+/// What codes by text message keep (number, pending number and key in the
+/// record; the sent code and send times in the state) is read back whole
+/// by every way in: a read, a lock, a login's first look.
+pub fn sms_fields_round_trip<B: Backend>(store: &B) {
+    let alice = mb("alice@example.org");
+    let (record, state) = with_sms();
+    let mut l = store.lock(&alice, OnMissing::Create).unwrap().unwrap();
+    l.write(&record, &state).unwrap();
+    drop(l);
+    let file = store.read_mailbox(&alice).unwrap().unwrap();
+    assert_eq!((&file.record, &file.state), (&record, &state));
+    let l = store.lock(&alice, OnMissing::Skip).unwrap().unwrap();
+    assert_eq!((l.record(), l.state()), (Some(&record), &state));
+    drop(l);
+    let (_, opened) = store.open_login(&alice, &Config::default()).unwrap();
+    let opened = opened.unwrap();
+    let content = pam_mfa::store::backend::OpenedMailbox::content(&opened);
+    assert_eq!((&content.record, &content.state), (&record, &state));
+    // A login's state write keeps the record's number and key.
+    let mut next = state.clone();
+    next.sms_code.as_mut().unwrap().used = true;
+    let mut l = store.relock(&opened).unwrap().unwrap();
+    l.write_state(&next, Durability::Configured).unwrap();
+    drop(l);
+    let file = store.read_mailbox(&alice).unwrap().unwrap();
+    assert_eq!((file.record, file.state), (record, next));
+}
+
+/// Logins racing to text the same mailbox, each as the module decides one
+/// (a first look, the decision, an optimistic or real locked write, a
+/// second round after a conflict): `resend_after` lets exactly one send.
+pub fn racing_texts_send_once<B: Backend>(store: &B) {
+    use pam_mfa::decide::{self, Outcome, Refusal, Request};
+    let alice = mb("alice@example.org");
+    let (mut record, _) = with_sms();
+    record.totp = None;
+    let mut l = store.lock(&alice, OnMissing::Create).unwrap().unwrap();
+    l.write(&record, &MailboxState::default()).unwrap();
+    drop(l);
+    let cfg = Config {
+        sms: Some(pam_mfa::config::SmsConfig {
+            command: "/bin/true".into(),
+            ..Default::default()
+        }),
+        ..Config::default()
+    };
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    let now = 1_700_000_000;
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (sent, cfg, alice) = (&sent, &cfg, &alice);
+            s.spawn(move || {
+                let code = format!("{:06}", 100_000 + i);
+                let req = Request {
+                    mailbox: alice.as_str(),
+                    service: "imap",
+                    rhost: None,
+                    now,
+                    new_sms_code: Some(&code),
+                    webmail_tag: None,
+                };
+                let (policy, opened) = store.open_login(alice, cfg).unwrap();
+                let mut lock = store.relock(&opened.unwrap()).unwrap().unwrap();
+                for round in 0..2 {
+                    let d = decide::decide(&req, None, &policy, lock.record(), lock.state(), cfg);
+                    match lock.write_state(d.state.as_ref().unwrap(), Durability::Configured) {
+                        Err(StoreError::Conflict { .. }) if round == 0 => {
+                            drop(lock);
+                            lock = store.lock(alice, OnMissing::Skip).unwrap().unwrap();
+                        }
+                        Err(e) => panic!("{e}"),
+                        Ok(()) => {
+                            if matches!(d.outcome, Outcome::Refused(Refusal::CodeSent { .. })) {
+                                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(sent.into_inner(), 1, "racing logins sent more than one text");
+    let file = store.read_mailbox(&alice).unwrap().unwrap();
+    assert_eq!(file.state.sms_sent, [now]);
+}
+
 /// One `#[test]` per check of [`crate::contract`], for a backend:
 /// `fresh()` returns `(keep_alive, store)` set up and empty, `missing()` the
 /// same for a store that is not there.
@@ -276,7 +387,8 @@ macro_rules! contract_tests {
         }
         $crate::contract_tests!(@each $fresh;
             unknown_mailbox_is_none, writes_round_trip, concurrent_writers_lose_nothing,
-            records_grow_and_go, oversized_mailboxes_are_refused, domain_policies, list_in_pages);
+            records_grow_and_go, oversized_mailboxes_are_refused, domain_policies, list_in_pages,
+            sms_fields_round_trip, racing_texts_send_once);
     };
     (@each $fresh:expr; $($check:ident),*) => {
         $(

@@ -7,6 +7,7 @@
 pub mod contract;
 pub mod pam;
 pub mod pg;
+pub mod sms;
 
 use pam_mfa::admin::Admin;
 use std::io::Write;

@@ -1,5 +1,6 @@
-//! The application side of libpam, as a mail server uses it. The only FFI of
-//! the test harness.
+//! The application side of libpam, as a mail server uses it, and as a
+//! conversation-speaking service does (each prompt answered on its own).
+//! The only FFI of the test harness.
 
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::path::Path;
@@ -48,10 +49,15 @@ unsafe extern "C" {
     fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
 }
 
-struct Answers {
+/// How hidden prompts are answered: with one string each time, or by a
+/// script that sees the prompt.
+type Script<'a> = std::cell::RefCell<&'a mut dyn FnMut(&str) -> String>;
+
+struct Answers<'a> {
     user: CString,
     typed: CString,
     prompts: std::cell::Cell<u32>,
+    script: Option<Script<'a>>,
 }
 
 /// Answers like Dovecot: every hidden prompt with the typed string, every
@@ -64,7 +70,7 @@ extern "C" fn conversation(
 ) -> c_int {
     let n = usize::try_from(n).unwrap_or(0);
     // SAFETY: appdata is the `Answers` that `login` keeps alive for the whole handle.
-    let answers = unsafe { &*(appdata as *const Answers) };
+    let answers = unsafe { &*(appdata as *const Answers<'_>) };
     // SAFETY: libpam frees this array and each `resp` with free(3), so they come from calloc/strdup.
     let out = unsafe { libc::calloc(n.max(1), std::mem::size_of::<PamResponse>()) } as *mut PamResponse;
     if out.is_null() {
@@ -73,8 +79,17 @@ extern "C" fn conversation(
     for i in 0..n {
         // SAFETY: libpam passes `n` valid message pointers (Linux-PAM layout: array of pointers).
         let style = unsafe { (**msgs.add(i)).msg_style };
+        let scripted = match (style, &answers.script) {
+            (PAM_PROMPT_ECHO_OFF, Some(script)) => {
+                // SAFETY: libpam passes a valid, NUL-terminated prompt with each message.
+                let prompt = unsafe { std::ffi::CStr::from_ptr((**msgs.add(i)).msg) };
+                let answer = (script.borrow_mut())(&prompt.to_string_lossy());
+                Some(CString::new(answer).unwrap())
+            }
+            _ => None,
+        };
         let text = match style {
-            PAM_PROMPT_ECHO_OFF => Some(&answers.typed),
+            PAM_PROMPT_ECHO_OFF => Some(scripted.as_ref().unwrap_or(&answers.typed)),
             PAM_PROMPT_ECHO_ON => Some(&answers.user),
             _ => None,
         };
@@ -106,6 +121,29 @@ impl LoginResult {
 }
 
 pub fn login(confdir: &Path, service: &str, user: &[u8], typed: &[u8], rhost: Option<&str>) -> LoginResult {
+    login_with(confdir, service, user, typed, None, rhost)
+}
+
+/// A login whose hidden prompts `script` answers, seeing each prompt (a
+/// service that asks for the password and then for a code).
+pub fn login_scripted(
+    confdir: &Path,
+    service: &str,
+    user: &str,
+    script: &mut dyn FnMut(&str) -> String,
+    rhost: Option<&str>,
+) -> LoginResult {
+    login_with(confdir, service, user.as_bytes(), b"", Some(script), rhost)
+}
+
+fn login_with(
+    confdir: &Path,
+    service: &str,
+    user: &[u8],
+    typed: &[u8],
+    script: Option<&mut dyn FnMut(&str) -> String>,
+    rhost: Option<&str>,
+) -> LoginResult {
     let service = CString::new(service).unwrap();
     // A user or password with a NUL cannot pass through C; cut it there like C would.
     let cut = |b: &[u8]| CString::new(b.split(|c| *c == 0).next().unwrap_or_default()).unwrap();
@@ -113,10 +151,11 @@ pub fn login(confdir: &Path, service: &str, user: &[u8], typed: &[u8], rhost: Op
         user: cut(user),
         typed: cut(typed),
         prompts: std::cell::Cell::new(0),
+        script: script.map(std::cell::RefCell::new),
     });
     let conv = PamConv {
         conv: conversation,
-        appdata: &*answers as *const Answers as *mut c_void,
+        appdata: &*answers as *const Answers<'_> as *mut c_void,
     };
     let confdir = CString::new(confdir.as_os_str().as_encoded_bytes()).unwrap();
     let mut pamh: *mut c_void = std::ptr::null_mut();
@@ -142,4 +181,19 @@ pub fn login(confdir: &Path, service: &str, user: &[u8], typed: &[u8], rhost: Op
         acct,
         prompts: answers.prompts.get(),
     }
+}
+
+/// A file opened WITHOUT close-on-exec (Rust opens every file with it): what
+/// a host process may have lying around, for tests that check a child of
+/// the module does not inherit it.
+pub fn inheritable_file(path: &Path) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::create(path).unwrap();
+    // SAFETY: fcntl on a descriptor this function owns; it only changes that descriptor's flags.
+    let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFD) };
+    assert!(flags >= 0);
+    // SAFETY: as above.
+    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFD, flags & !libc::FD_CLOEXEC) };
+    assert_eq!(rc, 0);
+    f
 }

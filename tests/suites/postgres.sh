@@ -12,6 +12,8 @@ export CARGO_TERM_COLOR=never
 cargo test -p pam_mfa_tests --test libpam -- --skip files_only
 # Webmail sessions: kept in the mailbox's state, so in its row.
 cargo test -p pam_mfa_tests --test webmail
+# Codes by text message: enrolment, texted codes, limits, parallel logins texting once.
+cargo test -p pam_mfa_tests --test sms
 # mfa-ctl import (google-authenticator, pam_oath) into the database, then logins.
 cargo test -p pam_mfa_tests --test import
 # list --weak, and domain set rewriting no mailbox row (the streaming tests are the file store's).

@@ -412,6 +412,7 @@ fn clock_extremes_on_the_pure_decision() {
             rhost: None,
             now,
             webmail_tag: None,
+            new_sms_code: None,
         };
         let policy = DomainPolicy::default_for(Policy::Required);
         let factor = Factor::Totp(code.clone());

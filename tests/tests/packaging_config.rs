@@ -40,6 +40,13 @@ fn shipped_config_mentions_every_key() {
         "[state]",
         "keep_logins = ",
         "durable = ",
+        "#[sms]",
+        "#command = ",
+        "#timeout = ",
+        "#code_lifetime = ",
+        "#resend_after = ",
+        "#max_per_hour = ",
+        "#message = ",
         "#[postgres]",
         "#url = ",
         "#password_file = ",
@@ -72,10 +79,8 @@ fn commented_examples_parse_when_uncommented() {
         .lines()
         .map(|l| {
             let bare = l.trim_start_matches('#');
-            if l.starts_with("#[postgres]")
-                || l.starts_with("#[webmail]")
-                || (l.starts_with('#') && bare.contains(" = ") && !l.starts_with("# "))
-            {
+            let header = l.starts_with("#[postgres]") || l.starts_with("#[sms]") || l.starts_with("#[webmail]");
+            if header || (l.starts_with('#') && bare.contains(" = ") && !l.starts_with("# ")) {
                 bare.to_string()
             } else {
                 l.to_string()
@@ -93,5 +98,15 @@ fn commented_examples_parse_when_uncommented() {
     assert_eq!(
         c.webmail.services.as_deref(),
         Some(&["imap".to_string(), "smtp".to_string()][..])
+    );
+    // The text-message section: its values are the defaults of a section
+    // that names a command.
+    let sms = c.sms.unwrap();
+    assert_eq!(
+        sms,
+        pam_mfa::config::SmsConfig {
+            command: "/usr/local/sbin/pam_mfa-send-sms".into(),
+            ..Default::default()
+        }
     );
 }

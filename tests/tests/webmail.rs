@@ -368,8 +368,9 @@ fn an_import_replacing_the_seed_ends_sessions_and_imported_mailboxes_get_them() 
     assert_eq!(from(&env, "mail", &typed, WEBMAIL).auth, PAM_AUTH_ERR);
     let logs = env.logs().join("\n");
     assert!(logs.contains("reason=\"webmail session ended"), "{logs}");
+    // The next step's code: the replay guard is kept across a new secret.
     let code = std::process::Command::new("oathtool")
-        .args(["--totp", hex, "-N", &format!("@{}", fresh_step(6))])
+        .args(["--totp", hex, "-N", &format!("@{}", fresh_step(6) + 30)])
         .output()
         .unwrap();
     let typed2 = format!("{PW}{}", String::from_utf8(code.stdout).unwrap().trim());

@@ -91,6 +91,85 @@ pub fn clock_synchronised() -> Option<bool> {
     Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
 }
 
+/// Makes the child `cmd` starts close every file descriptor it would
+/// inherit besides stdin, stdout and stderr, when it executes its program:
+/// whatever the host process (Dovecot's auth worker) left open without
+/// close-on-exec stays out of the delivery command. Marking them
+/// close-on-exec, rather than closing them, leaves std's own pipe that
+/// reports a failed exec working.
+pub fn close_inherited_fds_on_exec(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // The fallback's bound, read here: after fork only async-signal-safe
+    // calls may run.
+    // SAFETY: sysconf has no preconditions.
+    let open_max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+    let open_max = libc::c_int::try_from(open_max.clamp(3, 65_536)).unwrap_or(65_536);
+    let hook = move || {
+        // SAFETY: a raw close_range(2) system call on descriptor numbers only (async-signal-safe; no memory is touched).
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+        if rc != 0 {
+            // Kernels before 5.11: one fcntl per possible descriptor.
+            for fd in 3..open_max {
+                // SAFETY: fcntl on a descriptor number (async-signal-safe); an unused number answers EBADF.
+                let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+                if flags >= 0 {
+                    // SAFETY: as above, adding FD_CLOEXEC to the descriptor's flags.
+                    unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+                }
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the child between fork and exec and only makes the system calls above: no allocation, no lock, nothing that is not async-signal-safe.
+    unsafe { cmd.pre_exec(hook) };
+}
+
+/// Whether the child `pid` has ended, without reaping it (waitid with
+/// WNOWAIT): while it is not reaped its process id, and so its process
+/// group's, cannot be given to another process, which makes
+/// [`kill_process_group`] safe to call after this said yes.
+pub fn child_has_exited(pid: u32) -> std::io::Result<bool> {
+    let id = libc::id_t::from(pid);
+    loop {
+        // SAFETY: `siginfo_t` is plain old data; an all-zero value is valid (si_pid 0 means "no child changed state").
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a live local; waitid only writes into it and, with WNOWAIT, leaves the child waitable.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                id,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            // SAFETY: waitid filled `info` for a child state change (or left it zeroed); si_pid reads its pid field.
+            return Ok(unsafe { info.si_pid() } != 0);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// SIGKILL to every process of the process group `pgid` (a delivery
+/// command started as its own group's leader, and whatever it started).
+/// Refuses 0 and 1, which would mean this process's own group or init's.
+pub fn kill_process_group(pgid: u32) -> std::io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    if pgid <= 1 {
+        return Err(std::io::ErrorKind::InvalidInput.into());
+    }
+    // SAFETY: killpg only sends a signal; pgid > 1 names one process group, never every process or our own group.
+    let rc = unsafe { libc::killpg(pgid, libc::SIGKILL) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

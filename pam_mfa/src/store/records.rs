@@ -9,6 +9,7 @@
 
 use crate::app_password::AppPassword;
 use crate::recovery::RecoverySet;
+use crate::sms::{SentCode, SmsRecord};
 use crate::totp::TotpSeed;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -113,11 +114,34 @@ pub struct MailboxRecord {
     /// seed is put in force, kept when MFA is switched off or enrolled again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webmail_key: Option<crate::webmail::WebmailKey>,
+    /// Codes by text message: the confirmed number, a number waiting for
+    /// its confirmation, and the key sent codes are hashed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsRecord>,
 }
 
 impl MailboxRecord {
+    /// The authenticator app is set up (a confirmed seed).
     pub fn enrolled(&self) -> bool {
         self.totp.is_some()
+    }
+
+    /// The confirmed number for codes by text message, with its record.
+    pub fn sms_number(&self) -> Option<(&SmsRecord, &str)> {
+        self.sms.as_ref().and_then(|s| s.number.as_deref().map(|n| (s, n)))
+    }
+
+    /// MFA is on: the app, a confirmed number, or both. What the domain
+    /// policy counts as enrolled, and what makes a login need a code.
+    pub fn mfa_on(&self) -> bool {
+        self.enrolled() || self.sms_number().is_some()
+    }
+
+    /// Digits of the codes this mailbox types: its app's, and a mailbox
+    /// with only a number gets [`crate::sms::DIGITS`]. Codes sent by text
+    /// message have the same length, so `split` cuts either alike.
+    pub fn code_digits(&self) -> u8 {
+        self.totp.as_ref().map_or(crate::sms::DIGITS, |s| s.digits)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -155,6 +179,15 @@ pub struct MailboxState {
     /// Open webmail sessions (see `webmail`), oldest first.
     #[serde(default, rename = "webmail_session", skip_serializing_if = "Vec::is_empty")]
     pub webmail_sessions: Vec<WebmailSession>,
+    /// The last code sent by text message (hashed), until a newer one
+    /// replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_code: Option<SentCode>,
+    /// When texts were sent within the last hour, for `resend_after` and
+    /// `max_per_hour`. Kept when the number is removed, so removing and
+    /// adding it again does not reset the limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sms_sent: Vec<u64>,
 }
 
 impl MailboxState {
@@ -187,6 +220,19 @@ impl MailboxState {
         self.logins.push(login);
         let excess = self.logins.len().saturating_sub(keep);
         self.logins.drain(..excess);
+    }
+
+    /// Changes the result of the latest login at `at` that ended `from` to
+    /// `to` (a code recorded as sent whose delivery then failed). Whether
+    /// there was one.
+    pub fn amend_login(&mut self, at: u64, from: LoginResult, to: LoginResult) -> bool {
+        match self.logins.iter_mut().rev().find(|l| l.at == at && l.result == from) {
+            Some(l) => {
+                l.result = to;
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -226,6 +272,8 @@ pub enum Method {
     AppPassword,
     PasswordOnly,
     WebmailSession,
+    /// A code sent by text message (or asked for one).
+    Sms,
 }
 
 impl Method {
@@ -236,6 +284,7 @@ impl Method {
             Method::AppPassword => "app_password",
             Method::PasswordOnly => "password_only",
             Method::WebmailSession => "webmail_session",
+            Method::Sms => "sms",
         }
     }
 }
@@ -276,6 +325,18 @@ pub enum LoginResult {
     AppPasswordService,
     AppPasswordNetwork,
     WebmailSessionEnded,
+    /// No code typed: one was sent by text message.
+    CodeSentBySms,
+    /// No code typed, and the text with one could not be sent.
+    SmsNotSent,
+    /// No code typed; none sent, the last text being younger than `resend_after`.
+    SmsResendTooSoon,
+    /// No code typed; none sent, `max_per_hour` being reached.
+    SmsHourlyCap,
+    /// The code sent by text message, typed after `code_lifetime`.
+    SmsExpired,
+    /// The mailbox has a number but the configuration no `[sms]` section.
+    SmsNotConfigured,
     /// A name this build does not know (written by another build): shown,
     /// not a reason to refuse the mailbox as damaged.
     #[serde(other)]
@@ -298,6 +359,12 @@ impl LoginResult {
             LoginResult::AppPasswordService => "app password not allowed for this service",
             LoginResult::AppPasswordNetwork => "app password not allowed from this address",
             LoginResult::WebmailSessionEnded => "webmail session ended (log in again with a new code)",
+            LoginResult::CodeSentBySms => "code sent by sms",
+            LoginResult::SmsNotSent => "code could not be sent",
+            LoginResult::SmsResendTooSoon => "code missing, none sent (the last sms is younger than resend_after)",
+            LoginResult::SmsHourlyCap => "code missing, none sent (sms limit per hour reached)",
+            LoginResult::SmsExpired => "sms code expired",
+            LoginResult::SmsNotConfigured => "sms not configured",
             LoginResult::Other => "unknown result",
         }
     }
@@ -313,7 +380,7 @@ mod tests {
     fn login_results_are_stored_by_name() {
         let json = serde_json::to_string(&LoginResult::CodeMissing).unwrap();
         assert_eq!(json, "\"code_missing\"");
-        let later: LoginResult = serde_json::from_str("\"code_sent_by_sms\"").unwrap();
+        let later: LoginResult = serde_json::from_str("\"code_sent_by_carrier_pigeon\"").unwrap();
         assert_eq!(later, LoginResult::Other);
     }
 
@@ -362,6 +429,51 @@ mod tests {
         assert!(e.starts_with("unknown field `surprise`"), "{e}");
     }
 
+    /// A record and state written before codes by text message existed read
+    /// as before; a delivery that failed after its send was recorded
+    /// changes that login's result.
+    #[test]
+    fn sms_fields_default_and_a_failed_send_is_amended() {
+        let old = r#"{"record":{"totp":{"secret":"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"}},"state":{"last_step":5}}"#;
+        let f = MailboxFile::from_json(old).unwrap();
+        assert!(f.record.sms.is_none() && f.state.sms_code.is_none() && f.state.sms_sent.is_empty());
+        assert!(f.record.mfa_on() && f.record.enrolled());
+        assert_eq!(f.record.code_digits(), 6);
+        let mut s = MailboxState::default();
+        let l = |at, result| Login {
+            at,
+            service: "imap".into(),
+            rhost: String::new(),
+            method: Method::Sms,
+            result,
+            count: 0,
+        };
+        s.push_login(l(5, LoginResult::CodeSentBySms), 20);
+        s.push_login(l(5, LoginResult::WrongCode), 20);
+        assert!(s.amend_login(5, LoginResult::CodeSentBySms, LoginResult::SmsNotSent));
+        assert_eq!(s.logins[0].result, LoginResult::SmsNotSent);
+        assert_eq!(s.logins[1].result, LoginResult::WrongCode);
+        assert!(!s.amend_login(6, LoginResult::CodeSentBySms, LoginResult::SmsNotSent));
+        // Only a confirmed number turns MFA on.
+        let pending = MailboxRecord {
+            sms: Some(crate::sms::SmsRecord {
+                pending: Some("+4915112344567".into()),
+                ..crate::sms::SmsRecord::new().unwrap()
+            }),
+            ..Default::default()
+        };
+        assert!(!pending.mfa_on() && !pending.is_empty());
+        let on = MailboxRecord {
+            sms: pending.sms.clone().map(|s| crate::sms::SmsRecord {
+                number: s.pending.clone(),
+                ..s
+            }),
+            ..Default::default()
+        };
+        assert!(on.mfa_on() && !on.enrolled());
+        assert_eq!(on.code_digits(), crate::sms::DIGITS);
+    }
+
     fn login() -> impl proptest::strategy::Strategy<Value = Login> {
         use proptest::prelude::*;
         (
@@ -373,12 +485,15 @@ mod tests {
                 Just(Method::RecoveryCode),
                 Just(Method::AppPassword),
                 Just(Method::PasswordOnly),
-                Just(Method::WebmailSession)
+                Just(Method::WebmailSession),
+                Just(Method::Sms)
             ],
             prop_oneof![
                 Just(LoginResult::Ok),
                 Just(LoginResult::WrongCode),
                 Just(LoginResult::AppPasswordNetwork),
+                Just(LoginResult::CodeSentBySms),
+                Just(LoginResult::SmsNotSent),
                 Just(LoginResult::Other)
             ],
         )
@@ -439,6 +554,8 @@ mod tests {
             recovery_used in proptest::collection::vec(proptest::num::u16::ANY, 0..12),
             uses in proptest::collection::btree_map("[0-9a-f]{12}", (0..=crate::clock::MAX_SANE_TIME, "\\PC{0,40}"), 0..4),
             logins in proptest::collection::vec(login(), 0..25),
+            sms_at in proptest::option::of((0..=crate::clock::MAX_SANE_TIME, proptest::bool::ANY, proptest::num::u32::ANY)),
+            sms_sent in proptest::collection::vec(0..=crate::clock::MAX_SANE_TIME, 0..6),
         ) {
             let s = MailboxState {
                 last_step,
@@ -450,6 +567,14 @@ mod tests {
                 app_password_use: uses.into_iter().map(|(k, (at, rhost))| (k, LastUse { at, rhost })).collect(),
                 logins,
                 webmail_sessions: Vec::new(),
+                sms_code: sms_at.map(|(at, used, tries)| crate::sms::SentCode {
+                    hash: "ab".repeat(32),
+                    at,
+                    purpose: if used { crate::sms::Purpose::Login } else { crate::sms::Purpose::Confirm },
+                    used,
+                    tries,
+                }),
+                sms_sent,
             };
             let file = MailboxFile { state: s, ..Default::default() };
             proptest::prop_assert_eq!(MailboxFile::from_json(&file.to_json().unwrap()).unwrap(), file);
