@@ -311,12 +311,19 @@ impl Capture {
 fn first_line(bytes: &[u8], d: &Delivery<'_>) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let mut line = text.lines().map(str::trim).find(|l| !l.is_empty())?.to_string();
-    // Before the line is shortened, so no part of the code is left at its end.
+    // Before the line is shortened, so no part of either is left at its
+    // end. The number first, as given and as bare digits (gateways take
+    // both), then the code: a code that happens to be part of the number
+    // must not break the number up before it is masked.
+    if !d.to.is_empty() {
+        let masked = crate::sms::mask(d.to);
+        line = line.replace(d.to, &masked);
+        if let Some(bare) = d.to.strip_prefix('+').filter(|b| !b.is_empty()) {
+            line = line.replace(bare, &masked);
+        }
+    }
     if !d.code.is_empty() {
         line = line.replace(d.code, "[code]");
-    }
-    if !d.to.is_empty() {
-        line = line.replace(d.to, &crate::sms::mask(d.to));
     }
     Some(line.chars().take(LOG_LINE).collect())
 }
@@ -630,5 +637,22 @@ mod tests {
         let long = format!("{}{}", "x".repeat(LOG_LINE - 3), D.code);
         let line = first_line(long.as_bytes(), &D).unwrap();
         assert!(!line.contains("493") && line.len() <= LOG_LINE, "{line}");
+    }
+
+    /// The number is masked as given and as bare digits (what many gateway
+    /// APIs take), also when the code happens to be part of it.
+    #[test]
+    fn the_number_is_masked_in_every_form() {
+        for out in [
+            "ERR to=+4915112344567 rejected",
+            "ERR to=4915112344567 rejected",
+            "ERR to=004915112344567 rejected",
+        ] {
+            let line = first_line(out.as_bytes(), &D).unwrap();
+            assert!(!line.contains("4915112344567") && !line.contains("15112"), "{line}");
+        }
+        let inside = Delivery { code: "151123", ..D };
+        let line = first_line(b"ERR to=4915112344567 code=151123", &inside).unwrap();
+        assert!(!line.contains("15112") && !line.contains("491"), "{line}");
     }
 }
